@@ -1,0 +1,39 @@
+# Accord developer tasks. `make run` starts a demo server, `make test` lints and tests.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ACCORD_HOME ?= $(CURDIR)/.accord-demo
+PORT ?= 8640
+LINT_PATHS := $(wildcard src tests benchmarks)
+
+.PHONY: .venv run lint test bench clean
+
+# The virtualenv; (re)installed whenever pyproject.toml is newer than the stamp.
+.venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+run: .venv
+	$(BIN)/accord init --data $(ACCORD_HOME) --if-missing
+	$(BIN)/accord serve --data $(ACCORD_HOME) --host 127.0.0.1 --port $(PORT)
+
+lint: .venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy src
+
+test: .venv lint
+	$(BIN)/python -m pytest -n 2
+
+bench: .venv
+	$(BIN)/python benchmarks/run.py --quick
+
+# Leaves .accord-demo/ alone: it holds the demo's data.
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -not -path './.git/*' -exec rm -rf {} +
