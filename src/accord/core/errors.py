@@ -8,7 +8,8 @@
 ├── ``IntegrityError``      the hash or signature does not hold
 ├── ``WrongCaseError``      an event was offered to a case it does not belong to
 ├── ``MissingParentsError`` parents (or the author's previous event) are not held yet
-└── ``ChainError``          ``seq``/``prev``/``depth`` contradict the graph
+├── ``ChainError``          ``seq``/``prev``/``depth`` contradict the graph
+└── ``RuleError``           this node refuses to author an event that breaks a rule
 
 Breaking a *rule* (a non-party writing, accepting a stale proposal, …) is not an
 exception: such an event is signed evidence, kept and shown, never applied.
@@ -61,3 +62,11 @@ class MissingParentsError(AccordError):
 
 class ChainError(AccordError):
     """The event's ``seq``, ``prev`` or ``depth`` is inconsistent with the graph."""
+
+
+class RuleError(AccordError):
+    """Raised by code that refuses to author an event the rules would not apply."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -20,13 +20,13 @@ runs over memory (verification, tests) and over the database.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
-from accord.core.errors import ChainError, MissingParentsError, WrongCaseError
+from accord.core.errors import AccordError, ChainError, MissingParentsError, WrongCaseError
 from accord.core.events import Event
 from accord.core.rules import judge
 from accord.core.state import AUTH_TYPES, State, apply, empty_state
@@ -144,20 +144,18 @@ class CaseFold:
             bits |= p.auth
 
         party: str | None = None
-        rivals = [i for i in self.graph.at_position(author, event.seq) if i != event.id]
+        head = self.state["authors"].get(author)
+        rivals = (
+            [i for i in self.graph.at_position(author, event.seq) if i != event.id]
+            if head is not None and event.seq <= head["seq"]
+            else []  # nobody holds a position beyond the author's highest folded seq
+        )
         if rivals:
             verdict: str | None = (
                 f"equivocation: the author also signed {rivals[0]} at seq {event.seq}"
             )
             self._flag_equivocation(author, event.seq, [*rivals, event.id])
-        elif (
-            event.prev
-            and not known[event.prev].applied
-            and known[event.prev].verdict
-            and (known[event.prev].verdict or "").startswith(
-                ("equivocation", "continues an equivocation")
-            )
-        ):
+        elif event.prev and (known[event.prev].verdict or "").startswith(_FORKED):
             verdict = "continues an equivocation by the same author"
         else:
             auth_state = self.auth_state(bits)
@@ -240,11 +238,25 @@ def _copy(state: State) -> State:
     return copied
 
 
-def fold_events(case_id: str, events: Iterable[Event]) -> tuple[CaseFold, MemoryGraph]:
-    """Fold a whole set of events from scratch, in (depth, id) order; duplicates ignored."""
+def fold_events(
+    case_id: str,
+    events: Iterable[Event],
+    *,
+    on_error: Callable[[Event, AccordError], None] | None = None,
+) -> tuple[CaseFold, MemoryGraph]:
+    """Fold a whole set of events from scratch, in (depth, id) order; duplicates ignored.
+
+    A structural fault raises, unless ``on_error`` is given: then the event is
+    reported to it and left out (its descendants then fail for a missing parent).
+    """
     unique = {e.id: e for e in events}
     graph = MemoryGraph()
     folder = CaseFold(case_id, graph)
     for event in sorted(unique.values(), key=lambda e: e.key):
-        folder.add(event)
+        try:
+            folder.add(event)
+        except AccordError as exc:
+            if on_error is None:
+                raise
+            on_error(event, exc)
     return folder, graph

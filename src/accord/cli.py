@@ -1,0 +1,453 @@
+"""The ``accord`` command: set up a node, serve it, look at cases, export and verify.
+
+Every command takes ``--data DIR`` (default ``$ACCORD_HOME`` or ``~/.accord``), so
+several nodes can live on one machine, and ``--database URL`` (default
+``$ACCORD_DATABASE_URL`` or SQLite in the data directory).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from accord.core.bundle import verify_bundle, write_bundle
+from accord.core.crypto import fingerprint
+from accord.core.errors import AccordError
+from accord.core.events import parse_wire
+from accord.core.state import state_hash
+from accord.node import Node, NodeError, default_data_dir
+from accord.store import migrate
+from accord.store.database import Database, redact, resolve_url
+
+app = typer.Typer(
+    help="Accord: customer cases as negotiated agreements, with a signed copy for every party.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+case_app = typer.Typer(help="Open and inspect cases on this node.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+app.add_typer(db_app, name="db")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data", help="Node data directory [default: $ACCORD_HOME or ~/.accord]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Database URL [default: $ACCORD_DATABASE_URL or SQLite in the data directory].",
+    ),
+]
+CaseArg = Annotated[str, typer.Argument(help="Case id, or an unambiguous prefix of it.")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _open(data: Path | None, database: str | None) -> Node:
+    try:
+        return Node.open(data or default_data_dir(), database=database)
+    except NodeError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _case_id(node: Node, ref: str) -> str:
+    case_id = node.cases.find_case(ref)
+    if case_id is None:
+        raise _fail(f"no case matches {ref!r} on this node (see `accord case list`)")
+    return case_id
+
+
+@app.command()
+def init(
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    name: Annotated[str, typer.Option(help="Display name of this node's party.")] = "Accord node",
+    personal: Annotated[bool, typer.Option(help="A single person's own node.")] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Public URL other nodes reach this one at.")
+    ] = None,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing if the node already exists.")
+    ] = False,
+) -> None:
+    """Create a node: data directory, Ed25519 key and database. Never overwrites a key."""
+    directory = data or default_data_dir()
+    if if_missing and (directory / "node.key").exists():
+        out.print(f"node already set up in {directory}")
+        return
+    try:
+        node = Node.init(directory, name=name, database=database, personal=personal, url=url)
+    except NodeError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(f"created node [bold]{name}[/bold] in {directory}")
+    out.print(f"  key          {node.key.public}")
+    out.print(f"  fingerprint  {node.fingerprint}")
+    out.print(f"  database     {redact(node.db.url)}")
+    node.close()
+
+
+@app.command()
+def serve(
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8640,
+) -> None:
+    """Start the HTTP server (``/health`` answers once it is up)."""
+    import uvicorn
+
+    from accord.api.app import create_app
+
+    node = _open(data, database)
+    out.print(f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}")
+    uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+
+
+@case_app.command("new")
+def case_new(
+    title: Annotated[str, typer.Argument(help="What the case is about.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    topic: Annotated[
+        list[str] | None, typer.Option(help="A topic to open, as 'id=Title' (repeatable).")
+    ] = None,
+    customer: Annotated[
+        str | None, typer.Option(help="Name of a customer this node hosts as a party.")
+    ] = None,
+    member: Annotated[str, typer.Option(help="Who is acting on this node.")] = "cli",
+) -> None:
+    """Open a case with this node as a party (and optionally a hosted customer)."""
+    import secrets
+
+    node = _open(data, database)
+    parties: list[dict[str, Any]] = [
+        {"id": "supplier", "name": node.name, "kind": "organisation", "node": node.key.public}
+    ]
+    if customer:
+        parties.append(
+            {"id": "customer", "name": customer, "kind": "person", "hosted_by": node.key.public}
+        )
+    topics = []
+    for spec in topic or []:
+        slug, sep, label = spec.partition("=")
+        if not sep or not label.strip():
+            raise _fail(f"--topic takes 'id=Title', got {spec!r}")
+        topics.append({"topic": slug.strip(), "title": label.strip()})
+    body: dict[str, Any] = {"title": title, "nonce": secrets.token_hex(8), "parties": parties}
+    if topics:
+        body["topics"] = topics
+    try:
+        event = node.cases.create(node.key, None, "case.opened", body, member=member, via="cli")
+    except AccordError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(event.case)
+
+
+@case_app.command("post")
+def case_post(
+    case: CaseArg,
+    text: Annotated[str, typer.Argument(help="The message.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    member: Annotated[str, typer.Option(help="Who is writing.")] = "cli",
+) -> None:
+    """Post a message to a case as this node."""
+    node = _open(data, database)
+    try:
+        event = node.cases.create(
+            node.key,
+            _case_id(node, case),
+            "message.posted",
+            {"text": text},
+            member=member,
+            via="cli",
+        )
+    except AccordError as exc:
+        raise _fail(str(exc)) from exc
+    out.print(event.id)
+
+
+@case_app.command("list")
+def case_list(
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many cases.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="How many to skip.")] = 0,
+) -> None:
+    """List the cases this node holds, most recently changed first."""
+    node = _open(data, database)
+    table = Table("case", "title", "events", "resolved", "opened")
+    for row in node.cases.list_cases(limit=limit, offset=offset):
+        table.add_row(
+            row.case_id[:19],
+            row.title,
+            str(row.event_count),
+            "yes" if row.resolved else "no",
+            row.opened_at,
+        )
+    out.print(table)
+
+
+@case_app.command("show")
+def case_show(
+    case: CaseArg,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+) -> None:
+    """Show a case: parties, topics, agreed terms, proposals, satisfaction, evidence."""
+    node = _open(data, database)
+    state = node.cases.state(_case_id(node, case))
+    assert state is not None
+    if as_json:
+        sys.stdout.write(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    _render_state(state)
+
+
+def _render_state(s: dict[str, Any]) -> None:
+    out.print(f"[bold]{s['title']}[/bold]  {s['case']}")
+    status = "resolved" if s["resolved"] else "open"
+    out.print(
+        f"{status}; agreement v{s['terms']['version']}; {s['events']} events, "
+        f"{s['messages']} messages; reopened {s['reopened']} times"
+    )
+    parties = Table("party", "name", "kind", "speaks through", "satisfied", title="Parties")
+    for pid, p in s["parties"].items():
+        voice = fingerprint(p["node"]) if p["node"] else f"hosted by {fingerprint(p['hosted_by'])}"
+        parties.add_row(pid, p["name"], p["kind"], voice, "yes" if pid in s["satisfied"] else "")
+    out.print(parties)
+    if s["topics"]:
+        topics = Table("topic", "title", "state", title="Topics")
+        for tid, t in s["topics"].items():
+            topics.add_row(tid, t["title"], t["state"])
+        out.print(topics)
+    terms = s["terms"]
+    if terms["data"] or s["info"]:
+        data = Table("item", "value", "", title="Data items")
+        for key, item in terms["data"].items():
+            data.add_row(key, _value(item["value"]), "agreed")
+        for key, item in s["info"].items():
+            data.add_row(key, _value(item["value"]), f"from {item['by']}")
+        out.print(data)
+    if terms["activities"] or s["progress"]:
+        acts = Table("activity", "owner", "due", "state", title="Activities")
+        for aid, progress in s["progress"].items():
+            a = terms["activities"].get(aid, progress)
+            acts.add_row(f"{a['title']} ({aid})", a["owner"], a.get("due") or "", progress["state"])
+        out.print(acts)
+    if s["proposals"]:
+        props = Table(
+            "proposal", "by", "base", "changes", "state", "accepted by", title="Proposals"
+        )
+        for pid, p in s["proposals"].items():
+            props.add_row(
+                pid[:19],
+                p["by"],
+                f"v{p['base']}",
+                str(len(p["changes"])),
+                p["state"],
+                ", ".join(sorted(p["accepted_by"])),
+            )
+        out.print(props)
+    for item in s["evidence"]:
+        out.print(
+            f"[yellow]evidence[/yellow] {item['event'][:19]} {item['type']}: {item['reason']}"
+        )
+    for item in s["equivocations"]:
+        out.print(
+            f"[red]equivocation[/red] by {fingerprint(item['author'])} at seq "
+            f"{item['seq']}: {', '.join(e[:19] for e in item['events'])}"
+        )
+
+
+def _value(value: dict[str, Any]) -> str:
+    if value["type"] == "money":
+        return f"{value['amount']} {value['currency']}" + (
+            f"/{value['per']}" if "per" in value else ""
+        )
+    if value["type"] == "file":
+        return f"{value['name']} ({value['size']} bytes)"
+    return str(value["value"])
+
+
+@case_app.command("log")
+def case_log(
+    case: CaseArg,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One wire-form event per line.")] = False,
+) -> None:
+    """Print a case's events in the deterministic (depth, id) order."""
+    node = _open(data, database)
+    case_id = _case_id(node, case)
+    events = node.cases.events(case_id)
+    if as_json:
+        for event in events:
+            sys.stdout.buffer.write(event.wire() + b"\n")
+        return
+    evidence = {e["event"]: e["reason"] for e in (node.cases.state(case_id) or {})["evidence"]}
+    table = Table("depth", "event", "time", "type", "author", "note")
+    for e in events:
+        who = e.author.member + (f" via {e.author.via}" if e.author.via else "")
+        table.add_row(str(e.depth), e.id[:19], e.time, e.type, who, evidence.get(e.id, ""))
+    out.print(table)
+
+
+@case_app.command("hash")
+def case_hash(case: CaseArg, data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Print the case's state hash: identical on every node holding the same events."""
+    node = _open(data, database)
+    out.print(node.cases.state_hash(_case_id(node, case)))
+
+
+@app.command()
+def export(
+    case: CaseArg,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Write a case's signed bundle, which `accord verify` checks offline."""
+    node = _open(data, database)
+    case_id = _case_id(node, case)
+    state = node.cases.state(case_id)
+    assert state is not None
+    bundle = write_bundle(case_id, node.cases.events(case_id), state, exported_by=node.key.public)
+    output.write_bytes(bundle)
+    out.print(f"wrote {state['events']} events of {case_id} to {output}")
+    out.print(f"state {state_hash(state)}")
+
+
+@app.command("import")
+def import_bundle(
+    file: Annotated[Path, typer.Argument(help="A bundle written by `accord export`.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    batch: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 1000,
+) -> None:
+    """Verify every event of a bundle and store the case on this node."""
+    node = _open(data, database)
+    lines = file.read_bytes().splitlines()[1:]
+    stored = duplicates = rejected = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("verifying and storing", total=len(lines))
+        for start in range(0, len(lines), batch):
+            chunk = []
+            for line in lines[start : start + batch]:
+                try:
+                    chunk.append(parse_wire(line))
+                except AccordError as exc:
+                    rejected += 1
+                    err.print(f"[red]rejected[/red] line: {exc}")
+            result = node.cases.append(chunk, strict=False)
+            stored += len(result.stored)
+            duplicates += len(result.duplicates)
+            rejected += len(result.rejected)
+            for item in result.rejected:
+                err.print(f"[red]rejected[/red] {item.event_id[:19]}: {item.message}")
+            progress.advance(task, len(lines[start : start + batch]))
+    out.print(f"stored {stored}, already held {duplicates}, rejected {rejected}")
+    if rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="A case bundle (from `accord export`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a case bundle offline: every hash, signature, chain and rule.
+
+    Exits 0 only if everything holds; 1 if anything failed, with a report of what.
+    Needs no node, no database and no network.
+    """
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}", 2) from exc
+    report = verify_bundle(data)
+    if as_json:
+        sys.stdout.write(
+            orjson.dumps(
+                {
+                    "ok": report.ok,
+                    "case": report.case,
+                    "events": report.events,
+                    "state_hash": report.state_hash,
+                    "problems": [p.__dict__ for p in report.problems],
+                    "evidence": report.evidence,
+                    "equivocations": report.equivocations,
+                }
+            ).decode()
+            + "\n"
+        )
+    else:
+        out.print(f"case   {report.case}")
+        out.print(f"events {report.events} verified")
+        if report.state_hash:
+            out.print(f"state  {report.state_hash}")
+        for p in report.problems:
+            where = f"line {p.line}" + (f" ({p.event[:19]})" if p.event else "")
+            out.print(f"[red]FAIL[/red] {where}: {p.message}")
+        for e in report.evidence:
+            out.print(f"[red]RULE[/red] {e['event'][:19]} {e['type']}: {e['reason']}")
+        for q in report.equivocations:
+            out.print(
+                f"[red]FORK[/red] author {fingerprint(q['author'])} signed "
+                f"{len(q['events'])} events at seq {q['seq']}"
+            )
+        out.print(
+            "[green]OK[/green]: every hash, signature and rule holds"
+            if report.ok
+            else "[red]NOT OK[/red]"
+        )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Apply pending schema migrations (safe to run repeatedly)."""
+    db = Database(resolve_url(data or default_data_dir(), database))
+    before = migrate.current(db)
+    migrate.upgrade(db)
+    after = migrate.current(db)
+    out.print(
+        f"{redact(db.url)}: {before or 'empty'} → {after}"
+        if before != after
+        else f"{redact(db.url)}: already at {after}"
+    )
+
+
+@db_app.command("current")
+def db_current(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Print the schema revision of the database and the one this Accord needs."""
+    db = Database(resolve_url(data or default_data_dir(), database))
+    out.print(f"database at {migrate.current(db) or 'nothing'}; this Accord needs {migrate.head()}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""A node on disk: its data directory, Ed25519 key file and database.
+
+``DIR/node.key`` holds the key (mode 0600, never printed or logged);
+``DIR/accord.db`` is the SQLite default unless a PostgreSQL URL is given. Several
+nodes live side by side on one machine simply by using different directories.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import sqlalchemy as sa
+
+from accord.core.crypto import NodeKey, b64u, fingerprint, unb64u
+from accord.store import migrate
+from accord.store.cases import CaseStore
+from accord.store.database import Database, redact, resolve_url
+from accord.store.tables import node_info
+
+KEY_FILE = "node.key"
+ENV_HOME = "ACCORD_HOME"
+
+
+class NodeError(Exception):
+    """A node cannot be created or opened; the message says what to do."""
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get(ENV_HOME) or Path.home() / ".accord")
+
+
+@dataclass
+class Node:
+    data_dir: Path
+    key: NodeKey
+    db: Database
+    cases: CaseStore
+    name: str
+    personal: bool
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key.public)
+
+    @classmethod
+    def init(
+        cls,
+        data_dir: Path,
+        *,
+        name: str,
+        database: str | None = None,
+        personal: bool = False,
+        url: str | None = None,
+    ) -> Node:
+        """Create the directory, key and schema. Refuses to replace an existing key."""
+        key_path = data_dir / KEY_FILE
+        if key_path.exists():
+            raise NodeError(
+                f"{key_path} already exists; a node key is never overwritten "
+                "(use another --data directory for another node)"
+            )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = NodeKey.generate()
+        db = Database(resolve_url(data_dir, database))
+        migrate.upgrade(db)
+        with db.write() as conn:
+            if conn.execute(sa.select(node_info.c.public_key)).first() is not None:
+                raise NodeError(
+                    f"database {redact(db.url)} already belongs to a node; "
+                    "give this node its own database"
+                )
+            conn.execute(
+                node_info.insert().values(
+                    id=1,
+                    public_key=key.public,
+                    name=name,
+                    url=url,
+                    personal=personal,
+                    created_at=datetime.now(UTC),
+                )
+            )
+        _write_key(key_path, key)
+        return cls(data_dir, key, db, CaseStore(db), name, personal)
+
+    @classmethod
+    def open(cls, data_dir: Path, *, database: str | None = None, upgrade: bool = False) -> Node:
+        """Open an initialised node; checks that key and database belong together."""
+        key = read_key(data_dir / KEY_FILE)
+        db = Database(resolve_url(data_dir, database))
+        if upgrade:
+            migrate.upgrade(db)
+        elif migrate.current(db) != migrate.head():
+            raise NodeError(
+                f"the database schema is at {migrate.current(db) or 'nothing'}, this Accord "
+                f"needs {migrate.head()}: run `accord db upgrade --data {data_dir}`"
+            )
+        with db.read() as conn:
+            row = conn.execute(sa.select(node_info)).mappings().first()
+        if row is None or row["public_key"] != key.public:
+            raise NodeError(
+                f"database {redact(db.url)} does not belong to the node in {data_dir} "
+                "(its key differs); check --data and --database"
+            )
+        return cls(data_dir, key, db, CaseStore(db), row["name"], row["personal"])
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _write_key(path: Path, key: NodeKey) -> None:
+    payload = orjson.dumps({"public": key.public, "seed": b64u(key.seed)})
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(payload)
+
+
+def read_key(path: Path) -> NodeKey:
+    if not path.exists():
+        raise NodeError(f"no node in {path.parent}: run `accord init --data {path.parent}` first")
+    try:
+        data = orjson.loads(path.read_bytes())
+        key = NodeKey(unb64u(data["seed"]))
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+        raise NodeError(f"{path} is not a valid node key file") from exc
+    if key.public != data.get("public"):
+        raise NodeError(f"{path} is damaged: its public key does not match its seed")
+    return key

@@ -1,0 +1,401 @@
+"""The case repository: append signed events atomically, author new ones, read cases.
+
+Appending is idempotent (events are content-addressed and ``UNIQUE(case_id,
+event_id)``) and atomic: the events, what the fold derived about each, and the
+case's materialised state are written in one transaction. The materialised state
+is what a full re-fold would give, byte for byte — incrementally when the new
+events sort after everything held, by a re-fold when a concurrent branch sorts
+earlier. Reading a case reads one row, whatever the length of its history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.core.crypto import NodeKey
+from accord.core.errors import AccordError, RuleError
+from accord.core.events import Event, create_event, parse_event
+from accord.core.fold import CaseFold, Meta, fold_events
+from accord.core.state import State, state_hash
+from accord.core.timefmt import format_time
+from accord.store.database import Database
+from accord.store.graph import DbGraph, meta_columns
+from accord.store.tables import cases, events
+
+
+@dataclass
+class Rejected:
+    event_id: str
+    error: str
+    message: str
+
+
+@dataclass
+class AppendResult:
+    stored: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    refolded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CaseRow:
+    case_id: str
+    title: str
+    state_hash: str
+    event_count: int
+    resolved: bool
+    opened_at: str
+    updated_at: datetime
+
+
+class CaseStore:
+    """Signed events and materialised case state in one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- writing -----------------------------------------------------------------
+
+    def append(self, batch: Iterable[Event], *, strict: bool = True) -> AppendResult:
+        """Store verified events (any order, any cases) in one transaction.
+
+        With ``strict`` the first structural fault (missing parent, broken chain)
+        raises and nothing is stored; otherwise faulty events are skipped and listed
+        in ``rejected``. Rule-breaking events are stored as evidence either way.
+        """
+        by_case: dict[str, list[Event]] = defaultdict(list)
+        for event in batch:
+            by_case[event.case].append(event)
+        result = AppendResult()
+        with self.db.write() as conn:
+            for case_id in sorted(by_case):  # one lock order: no deadlocks between writers
+                self._append_case(conn, case_id, by_case[case_id], strict, result)
+        return result
+
+    def create(
+        self,
+        key: NodeKey,
+        case_id: str | None,
+        type: str,
+        body: dict[str, Any],
+        *,
+        member: str,
+        time: datetime | None = None,
+        via: str | None = None,
+        for_party: str | None = None,
+        session: str | None = None,
+    ) -> Event:
+        """Author one event as this node and append it; ``case_id=None`` opens a case."""
+        return self.create_many(
+            key,
+            case_id,
+            [(type, body)],
+            member=member,
+            time=time,
+            via=via,
+            for_party=for_party,
+            session=session,
+        )[0]
+
+    def create_many(
+        self,
+        key: NodeKey,
+        case_id: str | None,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        *,
+        member: str,
+        time: datetime | None = None,
+        via: str | None = None,
+        for_party: str | None = None,
+        session: str | None = None,
+    ) -> list[Event]:
+        """Author a chain of events in one transaction (one group commit).
+
+        Raises ``RuleError`` — and stores nothing — if any of them would break a rule.
+        """
+        stamp = format_time(time or datetime.now(UTC))
+        made: list[Event] = []
+        with self.db.write() as conn:
+            folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
+            for type_, body in items:
+                if folder is None:
+                    event = create_event(
+                        key,
+                        case=None,
+                        type=type_,
+                        member=member,
+                        seq=1,
+                        prev=None,
+                        parents=[],
+                        depth=1,
+                        time=stamp,
+                        body=body,
+                        via=via,
+                        for_party=for_party,
+                        session=session,
+                    )
+                    case_id = event.case
+                    folder, graph = self._open_fold(conn, case_id, new=True)
+                else:
+                    s = folder.state
+                    mine = s["authors"].get(key.public)
+                    event = create_event(
+                        key,
+                        case=folder.case_id,
+                        type=type_,
+                        member=member,
+                        seq=mine["seq"] + 1 if mine else 1,
+                        prev=mine["id"] if mine else None,
+                        parents=s["heads"],
+                        depth=s["last"][0] + 1,
+                        time=stamp,
+                        body=body,
+                        via=via,
+                        for_party=for_party,
+                        session=session,
+                    )
+                meta = folder.add(event)
+                if meta.verdict is not None:
+                    raise RuleError(meta.verdict)
+                made.append(event)
+            if folder is not None and graph is not None:
+                self._insert(conn, graph.pending.values())
+                self._save_state(conn, folder, exists=bool(items) and made[0].type != "case.opened")
+        return made
+
+    def _open_fold(
+        self, conn: Connection, case_id: str, *, new: bool = False
+    ) -> tuple[CaseFold, DbGraph]:
+        graph = DbGraph(conn, case_id)
+        row = None if new else self.db.lock_case(conn, cases, case_id)
+        if row is None:
+            if not new:
+                raise AccordError(f"no case {case_id} on this node")
+            return CaseFold(case_id, graph), graph
+        folder = CaseFold(case_id, graph, orjson.loads(row["state"]), orjson.loads(row["auth_ids"]))
+        return folder, graph
+
+    def _append_case(
+        self, conn: Connection, case_id: str, batch: list[Event], strict: bool, result: AppendResult
+    ) -> None:
+        row = self.db.lock_case(conn, cases, case_id)
+        unique = {e.id: e for e in batch}
+        held = set(
+            conn.execute(
+                sa.select(events.c.event_id).where(
+                    events.c.case_id == case_id, events.c.event_id.in_(list(unique))
+                )
+            ).scalars()
+        )
+        result.duplicates.extend(sorted(held))
+        new = sorted((e for i, e in unique.items() if i not in held), key=lambda e: e.key)
+        if not new:
+            return
+        graph = DbGraph(conn, case_id)
+        if row is None:
+            folder = CaseFold(case_id, graph)
+        else:
+            folder = CaseFold(
+                case_id, graph, orjson.loads(row["state"]), orjson.loads(row["auth_ids"])
+            )
+        if not folder.fits(new[0]):
+            self._refold(conn, case_id, new, strict, result)
+            return
+        for event in new:
+            try:
+                meta = folder.add(event)
+            except AccordError as exc:
+                if strict:
+                    raise
+                result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
+                continue
+            result.stored.append(event.id)
+            if meta.verdict is not None:
+                result.evidence.append(event.id)
+        if graph.pending:
+            self._insert(conn, graph.pending.values())
+            self._save_state(conn, folder, exists=row is not None)
+
+    def _refold(
+        self, conn: Connection, case_id: str, new: list[Event], strict: bool, result: AppendResult
+    ) -> None:
+        """A concurrent branch sorts before what is held: fold the whole case again."""
+        stored = self._load_all(conn, case_id)
+        held = {e.id for e in stored}
+        failures: list[tuple[Event, AccordError]] = []
+        folder, graph = fold_events(
+            case_id, [*stored, *new], on_error=lambda e, exc: failures.append((e, exc))
+        )
+        for event, exc in failures:
+            if event.id in held:  # cannot happen unless the database was edited by hand
+                raise AccordError(f"stored event {event.id} no longer folds: {exc}") from exc
+            if strict:
+                raise exc
+            result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
+        accepted = [e for e in new if e.id in graph.meta]
+        if not accepted:
+            return
+        new_ids = {e.id for e in accepted}
+        updates = [
+            {"b_case": case_id, "b_event": eid, **meta_columns(graph.meta[eid])}
+            for eid in graph.meta
+            if eid not in new_ids
+        ]
+        if updates:
+            conn.execute(
+                events.update()
+                .where(
+                    events.c.case_id == sa.bindparam("b_case"),
+                    events.c.event_id == sa.bindparam("b_event"),
+                )
+                .values(
+                    clock=sa.bindparam("clock"),
+                    auth=sa.bindparam("auth"),
+                    party=sa.bindparam("party"),
+                    verdict=sa.bindparam("verdict"),
+                ),
+                updates,
+            )
+        self._insert(conn, [(graph.by_id[i], graph.meta[i]) for i in sorted(new_ids)])
+        self._save_state(conn, folder, exists=bool(stored))
+        result.refolded.append(case_id)
+        for event in accepted:
+            result.stored.append(event.id)
+            if graph.meta[event.id].verdict is not None:
+                result.evidence.append(event.id)
+
+    def _insert(self, conn: Connection, rows: Iterable[tuple[Event, Meta]]) -> None:
+        now = datetime.now(UTC)
+        values = [
+            {
+                "case_id": e.case,
+                "event_id": e.id,
+                "author": e.author.node,
+                "seq": e.seq,
+                "depth": e.depth,
+                "type": e.type,
+                "raw": e.raw,
+                "sig": e.sig,
+                "received_at": now,
+                **meta_columns(m),
+            }
+            for e, m in rows
+        ]
+        if values:
+            conn.execute(events.insert(), values)
+
+    def _save_state(self, conn: Connection, folder: CaseFold, *, exists: bool) -> None:
+        s = folder.state
+        values = {
+            "title": s["title"],
+            "state": orjson.dumps(s),
+            "state_hash": state_hash(s),
+            "auth_ids": orjson.dumps(folder.auth_ids),
+            "event_count": s["events"],
+            "last_depth": s["last"][0],
+            "resolved": s["resolved"],
+            "updated_at": datetime.now(UTC),
+        }
+        if exists:
+            conn.execute(cases.update().where(cases.c.case_id == folder.case_id).values(values))
+        else:
+            opened = s["opened"]["time"] if s["opened"] else ""
+            conn.execute(cases.insert().values(case_id=folder.case_id, opened_at=opened, **values))
+
+    # -- reading -----------------------------------------------------------------
+
+    def state(self, case_id: str) -> State | None:
+        """The materialised state of a case (one row read), or None if not held."""
+        with self.db.read() as conn:
+            raw = conn.execute(
+                sa.select(cases.c.state).where(cases.c.case_id == case_id)
+            ).scalar_one_or_none()
+        return None if raw is None else orjson.loads(raw)
+
+    def state_hash(self, case_id: str) -> str | None:
+        with self.db.read() as conn:
+            return conn.execute(
+                sa.select(cases.c.state_hash).where(cases.c.case_id == case_id)
+            ).scalar_one_or_none()
+
+    def list_cases(
+        self, *, limit: int = 50, offset: int = 0, resolved: bool | None = None
+    ) -> list[CaseRow]:
+        query = sa.select(
+            cases.c.case_id,
+            cases.c.title,
+            cases.c.state_hash,
+            cases.c.event_count,
+            cases.c.resolved,
+            cases.c.opened_at,
+            cases.c.updated_at,
+        ).order_by(cases.c.updated_at.desc(), cases.c.case_id)
+        if resolved is not None:
+            query = query.where(cases.c.resolved == resolved)
+        with self.db.read() as conn:
+            rows = conn.execute(query.limit(limit).offset(offset)).all()
+        return [CaseRow(*row) for row in rows]
+
+    def find_case(self, prefix: str) -> str | None:
+        """Resolve a case id or an unambiguous prefix of it (``sha256:`` optional)."""
+        if not prefix.startswith("sha256:"):
+            prefix = "sha256:" + prefix
+        with self.db.read() as conn:
+            ids = (
+                conn.execute(
+                    sa.select(cases.c.case_id).where(cases.c.case_id.startswith(prefix)).limit(2)
+                )
+                .scalars()
+                .all()
+            )
+        return ids[0] if len(ids) == 1 else None
+
+    def events(self, case_id: str, *, verify: bool = False) -> list[Event]:
+        """Every event of a case in (depth, id) order."""
+        with self.db.read() as conn:
+            return self._load_all(conn, case_id, verify=verify)
+
+    def timeline(self, case_id: str, *, limit: int = 50) -> list[Event]:
+        """The latest ``limit`` events, newest first (index range scan)."""
+        query = (
+            sa.select(events.c.raw, events.c.sig)
+            .where(events.c.case_id == case_id)
+            .order_by(events.c.depth.desc(), events.c.event_id.desc())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [parse_event(raw, sig, verify=False) for raw, sig in conn.execute(query)]
+
+    def events_after(self, case_id: str, author: str, seq: int, limit: int = 1000) -> list[Event]:
+        """An author's events after ``seq`` — what a peer that holds ``seq`` is missing."""
+        query = (
+            sa.select(events.c.raw, events.c.sig)
+            .where(events.c.case_id == case_id, events.c.author == author, events.c.seq > seq)
+            .order_by(events.c.seq, events.c.event_id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [parse_event(raw, sig, verify=False) for raw, sig in conn.execute(query)]
+
+    def refold(self, case_id: str) -> State:
+        """Fold the stored events from scratch (to check the materialised state)."""
+        folder, _ = fold_events(case_id, self.events(case_id))
+        return folder.state
+
+    def _load_all(self, conn: Connection, case_id: str, *, verify: bool = False) -> list[Event]:
+        query = (
+            sa.select(events.c.raw, events.c.sig)
+            .where(events.c.case_id == case_id)
+            .order_by(events.c.depth, events.c.event_id)
+        )
+        return [parse_event(raw, sig, verify=verify) for raw, sig in conn.execute(query)]

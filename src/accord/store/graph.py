@@ -1,0 +1,97 @@
+"""The fold's view of a case held in the database, inside one write transaction.
+
+Events folded earlier in the same transaction are kept in memory (``record``) and
+written by the caller in one batch; everything older is read by id on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.core.events import Event, parse_event
+from accord.core.fold import Meta
+from accord.store.tables import events as events_table
+
+
+class DbGraph:
+    """A ``accord.core.fold.Graph`` over the ``events`` table plus pending rows."""
+
+    def __init__(self, conn: Connection, case_id: str) -> None:
+        self.conn = conn
+        self.case_id = case_id
+        self.pending: dict[str, tuple[Event, Meta]] = {}
+        self._metas: dict[str, Meta] = {}
+
+    def metas(self, ids: Sequence[str]) -> Mapping[str, Meta]:
+        found: dict[str, Meta] = {}
+        wanted = []
+        for i in ids:
+            if i in self.pending:
+                found[i] = self.pending[i][1]
+            elif i in self._metas:
+                found[i] = self._metas[i]
+            else:
+                wanted.append(i)
+        if wanted:
+            t = events_table
+            rows = self.conn.execute(
+                sa.select(
+                    t.c.event_id, t.c.depth, t.c.clock, t.c.auth, t.c.party, t.c.verdict
+                ).where(t.c.case_id == self.case_id, t.c.event_id.in_(wanted))
+            )
+            for row in rows:
+                meta = meta_from_row(row._mapping)
+                self._metas[row.event_id] = found[row.event_id] = meta
+        return found
+
+    def events(self, ids: Sequence[str]) -> Mapping[str, Event]:
+        found = {i: self.pending[i][0] for i in ids if i in self.pending}
+        wanted = [i for i in ids if i not in found]
+        if wanted:
+            t = events_table
+            rows = self.conn.execute(
+                sa.select(t.c.raw, t.c.sig).where(
+                    t.c.case_id == self.case_id, t.c.event_id.in_(wanted)
+                )
+            )
+            for raw, sig in rows:
+                event = parse_event(raw, sig, verify=False)
+                found[event.id] = event
+        return found
+
+    def at_position(self, author: str, seq: int) -> Sequence[str]:
+        ids = [e.id for e, _ in self.pending.values() if e.author.node == author and e.seq == seq]
+        t = events_table
+        ids += self.conn.execute(
+            sa.select(t.c.event_id).where(
+                t.c.case_id == self.case_id, t.c.author == author, t.c.seq == seq
+            )
+        ).scalars()
+        return ids
+
+    def record(self, event: Event, meta: Meta) -> None:
+        self.pending[event.id] = (event, meta)
+
+
+def meta_from_row(row: Mapping[Any, Any]) -> Meta:
+    return Meta(
+        depth=row["depth"],
+        clock=orjson.loads(row["clock"]),
+        auth=int(row["auth"], 16),
+        party=row["party"],
+        verdict=row["verdict"],
+    )
+
+
+def meta_columns(meta: Meta) -> dict[str, Any]:
+    return {
+        "clock": orjson.dumps(meta.clock),
+        "auth": format(meta.auth, "x"),
+        "party": meta.party,
+        "verdict": meta.verdict,
+    }

@@ -1,0 +1,82 @@
+"""The schema, as SQLAlchemy Core tables (migrations in ``migrations/versions``).
+
+Shared log: ``cases`` (one row per case with its materialised state) and ``events``
+(the signed events, unique per case, with what the fold derived about each).
+Node-private: ``node_info`` (this node's identity), ``known_nodes`` (keys of other
+nodes) and ``notes`` (internal notes on cases). Node-private tables are never read
+by anything that exports or replicates.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+cases = sa.Table(
+    "cases",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("state", sa.LargeBinary, nullable=False),
+    sa.Column("state_hash", sa.String(71), nullable=False),
+    sa.Column("auth_ids", sa.LargeBinary, nullable=False),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("last_depth", sa.Integer, nullable=False),
+    sa.Column("resolved", sa.Boolean, nullable=False),
+    sa.Column("opened_at", sa.String(32), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("pos", BigId, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(71), nullable=False),
+    sa.Column("event_id", sa.String(71), nullable=False),
+    sa.Column("author", sa.String(51), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("sig", sa.String(86), nullable=False),
+    sa.Column("clock", sa.LargeBinary, nullable=False),
+    sa.Column("auth", sa.Text, nullable=False),
+    sa.Column("party", sa.String(64)),
+    sa.Column("verdict", sa.Text),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("case_id", "event_id", name="uq_events_case_event"),
+    sa.Index("ix_events_case_author_seq", "case_id", "author", "seq"),
+    sa.Index("ix_events_case_order", "case_id", "depth", "event_id"),
+)
+
+node_info = sa.Table(
+    "node_info",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("public_key", sa.String(51), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("personal", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+known_nodes = sa.Table(
+    "known_nodes",
+    metadata,
+    sa.Column("public_key", sa.String(51), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("url", sa.Text),
+    sa.Column("first_seen", sa.DateTime(timezone=True), nullable=False),
+)
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(71), nullable=False, index=True),
+    sa.Column("member", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
