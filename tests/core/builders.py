@@ -85,8 +85,9 @@ def data_put(key: str, value: dict[str, Any], label: str | None = None) -> dict[
 def activity_put(
     activity: str, title: str, owner: str, *, kind: str = "task", **extra: str
 ) -> dict[str, Any]:
-    return {"op": "activity.put", "activity": activity, "title": title, "owner": owner,
-            "kind": kind, **extra}  # fmt: skip
+    change: dict[str, Any] = {"op": "activity.put", "activity": activity, "title": title}
+    change.update(owner=owner, kind=kind, **extra)
+    return change
 
 
 class CaseBuilder:
@@ -259,3 +260,139 @@ class CaseBuilder:
 
     def state(self) -> State:
         return self.fold().state
+
+
+# -- scenario 1: the broadband contract ---------------------------------------------------------
+
+TERM_12 = {"type": "number", "value": 12, "unit": "months"}
+TERM_1 = {"type": "number", "value": 1, "unit": "months"}
+
+
+class Broadband:
+    """Scenario 1 step by step; ``ev`` names every event built so far.
+
+    Northwind (own node) and Priya (hosted by Northwind, acting through the portal)
+    negotiate; Fibrefix (own node) joins later by an accepted ``party.add`` proposal.
+    """
+
+    def __init__(self) -> None:
+        self.b = CaseBuilder()
+        self.ev: dict[str, Event] = {}
+        self.ev["opened"] = self.b.open(
+            NORTHWIND,
+            member=TOM,
+            title="Business broadband: new price and contract term",
+            parties=[NORTHWIND_PARTY, PRIYA_HOSTED],
+            topics=[("new-price", "New price"), ("contract-term", "Contract term")],
+        )
+        self.ev["hello"] = self.b.message(
+            NORTHWIND,
+            "Hello Priya, I'm Tom Baker and I own your case. Reply here any time.",
+            member=TOM,
+            via="email",
+        )
+
+    @property
+    def case(self) -> str:
+        return self.b.case
+
+    def plan(self, term: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            data_put("new-price", money("20.00", per="month"), "New price"),
+            data_put("term", term, "Contract term"),
+            activity_put(
+                "switch-tariff",
+                "Switch tariff",
+                "northwind",
+                member=TOM,
+                due="2026-12-01T00:00:00Z",
+            ),
+            activity_put("confirm-address", "Confirm the installation address", "priya"),
+            activity_put(
+                "callback",
+                "Call Priya to confirm the switch",
+                "northwind",
+                kind="callback",
+                member=TOM,
+                due="2026-11-24T15:00:00Z",
+                channel="phone",
+            ),
+        ]
+
+    def agree_v1(self) -> Broadband:
+        """Tom proposes; Priya counters from the portal (1-month term); Tom accepts: v1."""
+        b = self.b
+        self.ev["plan"] = b.propose(NORTHWIND, 0, self.plan(TERM_12), member=TOM)
+        self.ev["counter"] = b.propose(
+            NORTHWIND,
+            0,
+            self.plan(TERM_1),
+            member=PRIYA,
+            counter_of=self.ev["plan"].id,
+            note="I want a 1-month rolling term",
+            **portal(),
+        )
+        self.ev["accept_counter"] = b.accept(NORTHWIND, self.ev["counter"], member=TOM)
+        return self
+
+    def agree_v2(self) -> Broadband:
+        """Sara proposes a £10 credit and a new switch date; Priya accepts: v2."""
+        b = self.b
+        self.ev["credit"] = b.propose(
+            NORTHWIND,
+            1,
+            [
+                data_put("credit", money("10.00", per="once"), "Goodwill credit"),
+                activity_put(
+                    "switch-tariff",
+                    "Switch tariff",
+                    "northwind",
+                    member=SARA,
+                    due="2026-12-03T00:00:00Z",
+                ),
+            ],
+            member=SARA,
+        )
+        self.ev["accept_credit"] = b.accept(NORTHWIND, self.ev["credit"], member=PRIYA, **portal())
+        return self
+
+    def resolve(self, version: int = 2) -> Broadband:
+        self.ev["satisfied_northwind"] = self.b.satisfied(NORTHWIND, version, member=SARA)
+        self.ev["satisfied_priya"] = self.b.satisfied(NORTHWIND, version, member=PRIYA, **portal())
+        return self
+
+    def reopen(self) -> Broadband:
+        self.ev["reopened"] = self.b.add(
+            NORTHWIND,
+            "case.reopened",
+            {"reason": "The engineer didn't come"},
+            member=PRIYA,
+            **portal(),
+        )
+        return self
+
+    def add_fibrefix(self, base: int = 2) -> Broadband:
+        """Sara proposes Fibrefix as a party with its own activity; Priya accepts."""
+        b = self.b
+        self.ev["invite_fibrefix"] = b.propose(
+            NORTHWIND,
+            base,
+            [
+                {"op": "party.add", "party": FIBREFIX_PARTY},
+                activity_put(
+                    "visit-cabinet",
+                    "Visit the cabinet",
+                    "fibrefix",
+                    member=ENGINEER,
+                    due="2026-12-03T10:00:00Z",
+                ),
+            ],
+            member=SARA,
+        )
+        self.ev["accept_fibrefix"] = b.accept(
+            NORTHWIND, self.ev["invite_fibrefix"], member=PRIYA, **portal()
+        )
+        return self
+
+    def full(self) -> Broadband:
+        return self.agree_v1().agree_v2().resolve().reopen().add_fibrefix()
