@@ -41,13 +41,13 @@ err = Console(stderr=True, highlight=False)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data", help="Node data directory [default: $ACCORD_HOME or ~/.accord]."),
+    typer.Option("--data", help="Node data directory (default: $ACCORD_HOME or ~/.accord)."),
 ]
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database",
-        help="Database URL [default: $ACCORD_DATABASE_URL or SQLite in the data directory].",
+        help="Database URL (default: $ACCORD_DATABASE_URL or SQLite in the data directory).",
     ),
 ]
 CaseArg = Annotated[str, typer.Argument(help="Case id, or an unambiguous prefix of it.")]
@@ -58,11 +58,27 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+_opened: list[Node] = []
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Accord: customer cases as negotiated agreements, with a signed copy for every party."""
+    ctx.call_on_close(_close_nodes)
+
+
+def _close_nodes() -> None:
+    while _opened:
+        _opened.pop().close()
+
+
 def _open(data: Path | None, database: str | None) -> Node:
     try:
-        return Node.open(data or default_data_dir(), database=database)
+        node = Node.open(data or default_data_dir(), database=database)
     except NodeError as exc:
         raise _fail(str(exc)) from exc
+    _opened.append(node)
+    return node
 
 
 def _case_id(node: Node, ref: str) -> str:
@@ -94,11 +110,11 @@ def init(
         node = Node.init(directory, name=name, database=database, personal=personal, url=url)
     except NodeError as exc:
         raise _fail(str(exc)) from exc
+    _opened.append(node)
     out.print(f"created node [bold]{name}[/bold] in {directory}")
     out.print(f"  key          {node.key.public}")
     out.print(f"  fingerprint  {node.fingerprint}")
     out.print(f"  database     {redact(node.db.url)}")
-    node.close()
 
 
 @app.command()
@@ -432,9 +448,12 @@ def verify(
 def db_upgrade(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Apply pending schema migrations (safe to run repeatedly)."""
     db = Database(resolve_url(data or default_data_dir(), database))
-    before = migrate.current(db)
-    migrate.upgrade(db)
-    after = migrate.current(db)
+    try:
+        before = migrate.current(db)
+        migrate.upgrade(db)
+        after = migrate.current(db)
+    finally:
+        db.dispose()
     out.print(
         f"{redact(db.url)}: {before or 'empty'} → {after}"
         if before != after
@@ -446,7 +465,11 @@ def db_upgrade(data: DataDir = None, database: DatabaseUrl = None) -> None:
 def db_current(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Print the schema revision of the database and the one this Accord needs."""
     db = Database(resolve_url(data or default_data_dir(), database))
-    out.print(f"database at {migrate.current(db) or 'nothing'}; this Accord needs {migrate.head()}")
+    try:
+        current = migrate.current(db)
+    finally:
+        db.dispose()
+    out.print(f"database at {current or 'nothing'}; this Accord needs {migrate.head()}")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -66,23 +67,27 @@ class Node:
         data_dir.mkdir(parents=True, exist_ok=True)
         key = NodeKey.generate()
         db = Database(resolve_url(data_dir, database))
-        migrate.upgrade(db)
-        with db.write() as conn:
-            if conn.execute(sa.select(node_info.c.public_key)).first() is not None:
-                raise NodeError(
-                    f"database {redact(db.url)} already belongs to a node; "
-                    "give this node its own database"
+        try:
+            migrate.upgrade(db)
+            with db.write() as conn:
+                if conn.execute(sa.select(node_info.c.public_key)).first() is not None:
+                    raise NodeError(
+                        f"database {redact(db.url)} already belongs to a node; "
+                        "give this node its own database"
+                    )
+                conn.execute(
+                    node_info.insert().values(
+                        id=1,
+                        public_key=key.public,
+                        name=name,
+                        url=url,
+                        personal=personal,
+                        created_at=datetime.now(UTC),
+                    )
                 )
-            conn.execute(
-                node_info.insert().values(
-                    id=1,
-                    public_key=key.public,
-                    name=name,
-                    url=url,
-                    personal=personal,
-                    created_at=datetime.now(UTC),
-                )
-            )
+        except BaseException:
+            db.dispose()
+            raise
         _write_key(key_path, key)
         return cls(data_dir, key, db, CaseStore(db), name, personal)
 
@@ -91,24 +96,33 @@ class Node:
         """Open an initialised node; checks that key and database belong together."""
         key = read_key(data_dir / KEY_FILE)
         db = Database(resolve_url(data_dir, database))
-        if upgrade:
-            migrate.upgrade(db)
-        elif migrate.current(db) != migrate.head():
-            raise NodeError(
-                f"the database schema is at {migrate.current(db) or 'nothing'}, this Accord "
-                f"needs {migrate.head()}: run `accord db upgrade --data {data_dir}`"
-            )
-        with db.read() as conn:
-            row = conn.execute(sa.select(node_info)).mappings().first()
-        if row is None or row["public_key"] != key.public:
-            raise NodeError(
-                f"database {redact(db.url)} does not belong to the node in {data_dir} "
-                "(its key differs); check --data and --database"
-            )
+        try:
+            row = _check_database(db, key, data_dir, upgrade)
+        except BaseException:
+            db.dispose()
+            raise
         return cls(data_dir, key, db, CaseStore(db), row["name"], row["personal"])
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def _check_database(db: Database, key: NodeKey, data_dir: Path, upgrade: bool) -> Any:
+    if upgrade:
+        migrate.upgrade(db)
+    elif migrate.current(db) != migrate.head():
+        raise NodeError(
+            f"the database schema is at {migrate.current(db) or 'nothing'}, this Accord "
+            f"needs {migrate.head()}: run `accord db upgrade --data {data_dir}`"
+        )
+    with db.read() as conn:
+        row = conn.execute(sa.select(node_info)).mappings().first()
+    if row is None or row["public_key"] != key.public:
+        raise NodeError(
+            f"database {redact(db.url)} does not belong to the node in {data_dir} "
+            "(its key differs); check --data and --database"
+        )
+    return row
 
 
 def _write_key(path: Path, key: NodeKey) -> None:

@@ -44,7 +44,7 @@ def _text(value: Any, where: str, limit: int = 300, empty: bool = False) -> None
 
 
 def _slug(value: Any, where: str) -> None:
-    if not isinstance(value, str) or not SLUG.match(value):
+    if not isinstance(value, str) or not SLUG.fullmatch(value):
         raise EventFormatError(f"{where} must be a short id of a-z, 0-9, '.', '_' or '-'")
 
 

@@ -151,7 +151,7 @@ def parse_event(raw: bytes, sig: str, *, case: str | None = None, verify: bool =
     _check_envelope(obj)
     eid = event_id(raw)
     if verify:
-        if not isinstance(sig, str) or not _SIG.match(sig.encode("ascii", "replace")):
+        if not isinstance(sig, str) or not _SIG.fullmatch(sig.encode("ascii", "replace")):
             raise IntegrityError(f"event {eid}: signature is not 64 bytes of base64url")
         try:
             verify_event_signature(obj["author"]["node"], eid, sig)
@@ -172,7 +172,7 @@ def parse_wire(line: bytes, *, case: str | None = None, verify: bool = True) -> 
     if cut < 0:
         raise CanonicalError('a wire event is {"event":<event>,"sig":"<signature>"}')
     sig = line[cut + len(_WIRE_SIG) : -2]
-    if not _SIG.match(sig):
+    if not _SIG.fullmatch(sig):
         raise IntegrityError("signature is not 64 bytes of base64url")
     return parse_event(line[len(_WIRE_HEAD) : cut], sig.decode("ascii"), case=case, verify=verify)
 
@@ -255,7 +255,7 @@ def _check_author(author: Any) -> None:
     if via is not None and via not in CHANNELS:
         raise EventFormatError(f"author.via {via!r} is not a known channel")
     party = author.get("for")
-    if party is not None and (not isinstance(party, str) or not SLUG.match(party)):
+    if party is not None and (not isinstance(party, str) or not SLUG.fullmatch(party)):
         raise EventFormatError("author.for must be a party id")
     session = author.get("session")
     if (party is None) != (session is None):

@@ -10,7 +10,7 @@ _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 
 def parse_time(text: str) -> datetime:
     """Parse the log's timestamp form; ``ValueError`` for anything else."""
-    if not isinstance(text, str) or not _RFC3339_UTC.match(text):
+    if not isinstance(text, str) or not _RFC3339_UTC.fullmatch(text):
         raise ValueError(f"not an RFC 3339 UTC time like 2026-11-23T15:00:00Z: {text!r}")
     return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
 

@@ -59,7 +59,7 @@ def _text(value: Any, field: str, limit: int = MAX_TEXT) -> None:
 def _decimal(value: Any, field: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueFormatError(field, "must be an integer or a decimal string like '20.00'")
-    if isinstance(value, str) and not _DECIMAL.match(value):
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
         raise ValueFormatError(field, f"{value!r} is not a decimal like '20.00'")
 
 
@@ -77,7 +77,7 @@ def _check_money(v: dict[str, Any], f: str) -> None:
     if not isinstance(v["amount"], str):
         raise ValueFormatError(f"{f}.amount", "money is a decimal string like '20.00'")
     _decimal(v["amount"], f"{f}.amount")
-    if not isinstance(v["currency"], str) or not _CURRENCY.match(v["currency"]):
+    if not isinstance(v["currency"], str) or not _CURRENCY.fullmatch(v["currency"]):
         raise ValueFormatError(f"{f}.currency", "must be an ISO 4217 code like 'GBP'")
     if "per" in v and v["per"] not in ("day", "week", "month", "year", "once"):
         raise ValueFormatError(f"{f}.per", "must be one of day, week, month, year, once")
@@ -117,7 +117,7 @@ def _check_boolean(v: dict[str, Any], f: str) -> None:
 
 
 def _check_file(v: dict[str, Any], f: str) -> None:
-    if not isinstance(v["sha256"], str) or not _SHA256.match(v["sha256"]):
+    if not isinstance(v["sha256"], str) or not _SHA256.fullmatch(v["sha256"]):
         raise ValueFormatError(f"{f}.sha256", "must be 64 lowercase hex digits")
     _text(v["name"], f"{f}.name", 255)
     size = v["size"]

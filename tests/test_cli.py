@@ -1,0 +1,157 @@
+"""The ``accord`` command, through its real entry points."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from accord.cli import app
+
+runner = CliRunner()
+
+
+def accord(*args: str | Path, code: int = 0) -> str:
+    result = runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+@pytest.fixture
+def node(tmp_path: Path, database_url: str) -> list[str]:
+    """CLI arguments naming a fresh node on each backend."""
+    args = ["--data", str(tmp_path / "node"), "--database", database_url]
+    accord("init", "--name", "Northwind Broadband", *args)
+    return args
+
+
+def test_init_refuses_to_overwrite_a_key(node: list[str], tmp_path: Path) -> None:
+    key_file = tmp_path / "node" / "node.key"
+    before = key_file.read_bytes()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    output = accord("init", *node, code=1)
+    assert "never overwritten" in output
+    assert key_file.read_bytes() == before
+    assert "already set up" in accord("init", "--if-missing", *node)
+
+
+def test_a_database_belongs_to_one_node(node: list[str], tmp_path: Path) -> None:
+    other = ["--data", str(tmp_path / "other"), "--database", node[3]]
+    assert "already belongs to a node" in accord("init", *other, code=1)
+    assert not (tmp_path / "other" / "node.key").exists()
+
+
+def test_commands_without_a_node_say_how_to_make_one(tmp_path: Path) -> None:
+    output = accord("case", "list", "--data", tmp_path / "none", code=1)
+    assert "accord init" in output
+
+
+def test_case_round_trip_export_verify_import(node: list[str], tmp_path: Path) -> None:
+    case_id = accord(
+        "case",
+        "new",
+        "Broadband contract",
+        "--topic",
+        "price=New price",
+        "--customer",
+        "Priya Shah",
+        *node,
+    ).strip()
+    assert case_id.startswith("sha256:")
+    accord("case", "post", case_id[7:20], "Your case is owned by Tom Baker.", *node)
+    shown = accord("case", "show", case_id, *node)
+    assert "Priya Shah" in shown and "New price" in shown
+    state = orjson.loads(accord("case", "show", case_id, "--json", *node))
+    assert state["messages"] == 1 and state["events"] == 2
+    digest = accord("case", "hash", case_id, *node).strip()
+    assert "message.posted" in accord("case", "log", case_id, *node)
+
+    bundle = tmp_path / "case.jsonl"
+    accord("export", case_id, "-o", bundle, *node)
+    report = orjson.loads(accord("verify", bundle, "--json"))
+    assert report["ok"] and report["state_hash"] == digest and report["events"] == 2
+
+    other = ["--data", str(tmp_path / "laptop")]
+    accord("init", "--personal", "--name", "Priya", *other)
+    assert "stored 2" in accord("import", bundle, *other)
+    assert accord("case", "hash", case_id, *other).strip() == digest
+    assert "already held 2" in accord("import", bundle, *other)
+
+
+def test_verify_reports_tampering_and_exits_nonzero(node: list[str], tmp_path: Path) -> None:
+    case_id = accord("case", "new", "Refund", *node).strip()
+    accord("case", "post", case_id, "The refund is 40.00 GBP", *node)
+    bundle = tmp_path / "case.jsonl"
+    accord("export", case_id, "-o", bundle, *node)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(bundle.read_bytes().replace(b"40.00 GBP", b"4.00 GBP"))
+    output = accord("verify", tampered, code=1)
+    assert "FAIL" in output and "NOT OK" in output
+    assert "does not verify" in output or "refers to events not held" in output
+    assert "cannot read" in accord("verify", tmp_path / "missing.jsonl", code=2)
+
+
+def test_unknown_case_is_a_clear_error(node: list[str]) -> None:
+    assert "no case matches" in accord("case", "show", "deadbeef", *node, code=1)
+
+
+def test_db_upgrade_and_current(tmp_path: Path) -> None:
+    args = ["--data", str(tmp_path / "fresh")]
+    assert "→ 0001" in accord("db", "upgrade", *args)
+    assert "already at 0001" in accord("db", "upgrade", *args)
+    assert "database at 0001" in accord("db", "current", *args)
+
+
+def test_every_command_has_help() -> None:
+    for command in (["init"], ["serve"], ["case", "new"], ["verify"], ["db", "upgrade"]):
+        assert "Usage" in accord(*command, "--help")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_health(tmp_path: Path) -> None:
+    data = tmp_path / "served"
+    accord("init", "--data", data)
+    port = _free_port()
+    env = {**os.environ, "ACCORD_HOME": str(data)}
+    with subprocess.Popen(
+        [sys.executable, "-m", "accord", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as server:
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                response = None
+                for _ in range(200):  # until the server listens (it prints first)
+                    try:
+                        response = client.get("/health", timeout=0.5)
+                        break
+                    except httpx.TransportError:
+                        if server.poll() is not None:
+                            break
+                        server_wait(server)
+                assert response is not None, server.stdout.read() if server.stdout else ""
+                assert response.json()["status"] == "ok"
+                assert client.get("/ready").json() == {"status": "ready"}
+        finally:
+            server.terminate()
+            server.communicate(timeout=10)
+
+
+def server_wait(server: subprocess.Popen[bytes]) -> None:
+    """Wait briefly for the server process (returns early if it exits)."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=0.05)

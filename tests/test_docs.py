@@ -1,0 +1,31 @@
+"""Docs that are checked against the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_cli_reference_is_current() -> None:
+    spec = importlib.util.spec_from_file_location("cli_reference", ROOT / "tools/cli_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (ROOT / "docs/cli.md").read_text() == module.render(), (
+        "docs/cli.md is stale: run `make docs`"
+    )
+
+
+def test_readme_names_the_two_commands_and_documented_commands_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make run" in readme and "make test" in readme
+    reference = (ROOT / "docs/cli.md").read_text()
+    for command in set(re.findall(r"`(accord [a-z]+(?: [a-z]+)?)", readme)):
+        assert f"## `{command}" in reference, f"README mentions {command!r}, which does not exist"
+
+
+def test_changelog_has_an_unreleased_section() -> None:
+    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
