@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ACCORD_HOME ?= $(CURDIR)/.accord-demo
 PORT ?= 8640
-LINT_PATHS := $(wildcard src tests benchmarks)
+LINT_PATHS := $(wildcard src tests benchmarks tools)
 
-.PHONY: .venv run lint test bench clean
+.PHONY: .venv run lint test bench docs clean
 
 # The virtualenv; (re)installed whenever pyproject.toml is newer than the stamp.
 .venv: $(STAMP)
@@ -28,6 +28,9 @@ lint: .venv
 
 test: .venv lint
 	$(BIN)/python -m pytest -n 2
+
+docs: .venv
+	$(BIN)/python tools/cli_reference.py
 
 bench: .venv
 	$(BIN)/python benchmarks/run.py --quick
