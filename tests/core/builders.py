@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from accord.core.crypto import NodeKey
 from accord.core.events import Event, create_event
-from accord.core.fold import CaseFold, fold_events
+from accord.core.fold import CaseFold, MemoryGraph, fold_events
 from accord.core.state import State
 
 
@@ -63,7 +63,13 @@ PRIYA_HOSTED = hosted("priya", PRIYA, NORTHWIND)
 PRIYA_OWN_NODE = person("priya", PRIYA, PRIYA_NODE)
 
 
-def portal(party: str = "priya", session: str = PORTAL_SESSION) -> dict[str, str]:
+class PortalAuthor(TypedDict):
+    via: str
+    for_party: str
+    session: str
+
+
+def portal(party: str = "priya", session: str = PORTAL_SESSION) -> PortalAuthor:
     """Author keywords for a hosted party acting through its host's portal."""
     return {"via": "portal", "for_party": party, "session": session}
 
@@ -275,7 +281,7 @@ class Broadband:
     negotiate; Fibrefix (own node) joins later by an accepted ``party.add`` proposal.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, nonce: str = "nw-0001") -> None:
         self.b = CaseBuilder()
         self.ev: dict[str, Event] = {}
         self.ev["opened"] = self.b.open(
@@ -284,6 +290,7 @@ class Broadband:
             title="Business broadband: new price and contract term",
             parties=[NORTHWIND_PARTY, PRIYA_HOSTED],
             topics=[("new-price", "New price"), ("contract-term", "Contract term")],
+            nonce=nonce,
         )
         self.ev["hello"] = self.b.message(
             NORTHWIND,
@@ -396,3 +403,38 @@ class Broadband:
 
     def full(self) -> Broadband:
         return self.agree_v1().agree_v2().resolve().reopen().add_fibrefix()
+
+
+# -- delivery as a node sees it -------------------------------------------------------------------
+
+
+def deliver(case_id: str, arrivals: Iterable[Event]) -> CaseFold:
+    """Fold events the way a node receiving them in ``arrivals`` order would.
+
+    An event waits until its parents and its author's previous event are held (sync
+    fetches them); it is then folded incrementally when it sorts after everything folded
+    so far, and otherwise the case is re-folded from scratch. Duplicates are ignored, as
+    a content-addressed store ignores them.
+    """
+    folder = CaseFold(case_id, MemoryGraph())
+    held: dict[str, Event] = {}
+    waiting: dict[str, Event] = {}
+    for arrival in arrivals:
+        if arrival.id in held:
+            continue
+        waiting[arrival.id] = arrival
+        ready = True
+        while ready:
+            ready = False
+            for event in sorted(waiting.values(), key=lambda e: e.key):
+                needs = [*event.parents, *([event.prev] if event.prev else [])]
+                if all(n in held for n in needs):
+                    del waiting[event.id]
+                    held[event.id] = event
+                    if folder.fits(event):
+                        folder.add(event)
+                    else:
+                        folder, _graph = fold_events(case_id, held.values())
+                    ready = True
+                    break
+    return folder

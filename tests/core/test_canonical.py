@@ -188,24 +188,11 @@ def test_parse_rejects(data: bytes, match: str) -> None:
 
 
 @pytest.mark.parametrize("depth", [300, 600])
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason=(
-        "src bug: parse_canonical lets orjson.JSONEncodeError (a TypeError) escape for "
-        "nesting deeper than orjson.dumps's 254 levels; should be CanonicalError"
-    ),
-)
 def test_parse_rejects_deep_nesting_with_canonical_error(depth: int) -> None:
     with pytest.raises(AccordError):
         parse_canonical(b"[" * depth + b"]" * depth)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="src bug: canonical() lets orjson's recursion-limit TypeError escape",
-)
 def test_canonical_rejects_deep_nesting_with_canonical_error() -> None:
     value: list[Any] = []
     for _ in range(300):
@@ -214,6 +201,11 @@ def test_canonical_rejects_deep_nesting_with_canonical_error() -> None:
         canonical(value)
 
 
-def test_moderate_nesting_is_fine() -> None:
-    data = b"[" * 200 + b"]" * 200
+def test_nesting_is_allowed_up_to_the_limit_and_refused_beyond() -> None:
+    from accord.core.canonical import MAX_NESTING
+
+    data = b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1)
     assert canonical(parse_canonical(data)) == data
+    deeper = b"[" + data + b"]"
+    with pytest.raises(CanonicalError, match="nested more than"):
+        parse_canonical(deeper)

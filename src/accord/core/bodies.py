@@ -102,7 +102,10 @@ def _case_opened(b: Any) -> None:
     nodes = [p["node"] for p in parties if p.get("node")]
     if len(set(nodes)) != len(nodes):
         raise EventFormatError("body.parties: a node key speaks for one party only")
-    for i, topic in enumerate(b.get("topics", [])):
+    topics = b.get("topics", [])
+    if not isinstance(topics, list) or len(topics) > 50:
+        raise EventFormatError("body.topics must list at most 50 topics")
+    for i, topic in enumerate(topics):
         _topic(topic, f"body.topics[{i}]")
     if "template" in b:
         _text(b["template"], "body.template", 100)

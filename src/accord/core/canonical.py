@@ -18,11 +18,14 @@ import orjson
 from accord.core.errors import CanonicalError
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_NESTING = 32  # no event needs more; deeper input is hostile
 _SORT = orjson.OPT_SORT_KEYS
 
 
-def check_profile(value: Any, path: str = "$") -> None:
+def check_profile(value: Any, path: str = "$", depth: int = 0) -> None:
     """Raise ``CanonicalError`` naming the first place ``value`` leaves the profile."""
+    if depth > MAX_NESTING:
+        raise CanonicalError(f"{path}: nested more than {MAX_NESTING} levels deep")
     if isinstance(value, str):
         _check_text(value, path)
     elif isinstance(value, bool) or value is None:
@@ -36,10 +39,10 @@ def check_profile(value: Any, path: str = "$") -> None:
                 raise CanonicalError(f"{path}: object key {key!r} is not a string")
             if not key.isascii():
                 raise CanonicalError(f"{path}: object key {key!r} is not ASCII")
-            check_profile(item, f"{path}.{key}")
+            check_profile(item, f"{path}.{key}", depth + 1)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            check_profile(item, f"{path}[{index}]")
+            check_profile(item, f"{path}[{index}]", depth + 1)
     elif isinstance(value, float):
         raise CanonicalError(
             f"{path}: floats are not allowed (use integer minor units or a decimal string)"
@@ -69,7 +72,7 @@ def parse_canonical(data: bytes) -> Any:
     """Parse bytes that must already be canonical; anything else is rejected."""
     try:
         value = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
+    except (orjson.JSONDecodeError, TypeError) as exc:
         raise CanonicalError(f"malformed JSON: {exc}") from exc
     check_profile(value)
     if orjson.dumps(value, option=_SORT) != data:

@@ -27,10 +27,18 @@ def b64u(data: bytes) -> str:
 
 
 def unb64u(text: str) -> bytes:
+    """Decode unpadded base64url, accepting only the one canonical spelling.
+
+    Python's decoder ignores unused low bits in the last character and skips foreign
+    characters, which would give one key or signature several spellings.
+    """
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as exc:
         raise IntegrityError(f"not base64url: {text[:20]!r}") from exc
+    if b64u(raw) != text:
+        raise IntegrityError(f"not canonical unpadded base64url: {text[:20]!r}")
+    return raw
 
 
 def event_id(canonical_bytes: bytes) -> str:

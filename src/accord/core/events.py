@@ -203,7 +203,7 @@ def _check_envelope(obj: Any) -> None:
         raise EventFormatError(f"event lacks field {missing[0]!r}")
     if extra := sorted(set(obj) - ENVELOPE):
         raise EventFormatError(f"event has unknown field {extra[0]!r}")
-    if obj["v"] != VERSION:
+    if type(obj["v"]) is not int or obj["v"] != VERSION:
         raise EventFormatError(f"event format version {obj['v']!r} is not supported")
     if not isinstance(obj["type"], str):
         raise EventFormatError("type must be a string")
@@ -252,7 +252,7 @@ def _check_author(author: Any) -> None:
     if not isinstance(member, str) or not member.strip() or len(member) > 200:
         raise EventFormatError("author.member must be non-empty text of at most 200 characters")
     via = author.get("via")
-    if via is not None and via not in CHANNELS:
+    if via is not None and (not isinstance(via, str) or via not in CHANNELS):
         raise EventFormatError(f"author.via {via!r} is not a known channel")
     party = author.get("for")
     if party is not None and (not isinstance(party, str) or not SLUG.fullmatch(party)):

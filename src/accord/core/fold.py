@@ -121,7 +121,9 @@ class CaseFold:
         if not self.fits(event):
             raise OutOfOrder(event.id)
         author = event.author.node
-        wanted = [*event.parents, event.prev] if event.prev else list(event.parents)
+        wanted = list(event.parents)
+        if event.prev and event.prev not in wanted:
+            wanted.append(event.prev)
         known = self.graph.metas(wanted)
         if missing := [i for i in wanted if i not in known]:
             raise MissingParentsError(event.id, missing)

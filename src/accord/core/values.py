@@ -18,6 +18,7 @@ VALUE_TYPES = ("text", "number", "money", "date", "datetime", "choice", "boolean
 _DECIMAL = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d{1,6})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 MAX_TEXT = 10_000
 
 _FIELDS: dict[str, tuple[set[str], set[str]]] = {
@@ -38,7 +39,7 @@ def check_value(value: Any, field: str = "value") -> None:
     if not isinstance(value, dict):
         raise ValueFormatError(field, "a data item value is an object with a 'type'")
     kind = value.get("type")
-    if kind not in _FIELDS:
+    if not isinstance(kind, str) or kind not in _FIELDS:
         raise ValueFormatError(f"{field}.type", f"must be one of {', '.join(VALUE_TYPES)}")
     required, optional = _FIELDS[kind]
     keys = set(value) - {"type"}
@@ -85,7 +86,7 @@ def _check_money(v: dict[str, Any], f: str) -> None:
 
 def _check_date(v: dict[str, Any], f: str) -> None:
     try:
-        if not isinstance(v["value"], str) or len(v["value"]) != 10:
+        if not isinstance(v["value"], str) or not _DATE.fullmatch(v["value"]):
             raise ValueError
         date.fromisoformat(v["value"])
     except ValueError as exc:
