@@ -54,7 +54,7 @@ CaseArg = Annotated[str, typer.Argument(help="Case id, or an unambiguous prefix 
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -64,6 +64,9 @@ _opened: list[Node] = []
 @app.callback()
 def _root(ctx: typer.Context) -> None:
     """Accord: customer cases as negotiated agreements, with a signed copy for every party."""
+    global out, err
+    out = Console(highlight=False)  # made per invocation: the width follows $COLUMNS now
+    err = Console(stderr=True, highlight=False)
     ctx.call_on_close(_close_nodes)
 
 
