@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: .venv
-	$(BIN)/accord init --data $(ACCORD_HOME) --if-missing
+	$(BIN)/accord init --data $(ACCORD_HOME) --if-missing --name "Northwind Broadband (demo)"
 	$(BIN)/accord serve --data $(ACCORD_HOME) --host 127.0.0.1 --port $(PORT)
 
 lint: .venv

@@ -99,6 +99,28 @@ def test_verify_reports_tampering_and_exits_nonzero(node: list[str], tmp_path: P
     assert "cannot read" in accord("verify", tmp_path / "missing.jsonl", code=2)
 
 
+def test_import_of_a_tampered_bundle_stores_only_what_verifies(
+    node: list[str], tmp_path: Path
+) -> None:
+    case_id = accord("case", "new", "Refund", *node).strip()
+    for text in ("first", "second 40.00 GBP", "third"):
+        accord("case", "post", case_id, text, *node)
+    bundle = tmp_path / "case.jsonl"
+    accord("export", case_id, "-o", bundle, *node)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(bundle.read_bytes().replace(b"40.00 GBP", b"4.00 GBP"))
+    other = ["--data", str(tmp_path / "receiver")]
+    accord("init", *other)
+    output = accord("import", tampered, *other, code=1)
+    # the opening and first message verify; the forged one and its descendant do not
+    assert "stored 2" in output and "rejected 2" in output
+    assert "signature does not verify" in output and "refers to events not held" in output
+    state = orjson.loads(accord("case", "show", case_id, "--json", *other))
+    assert state["events"] == 2 and state["messages"] == 1
+    assert "stored 2, already held 2, rejected 0" in accord("import", bundle, *other)
+    assert accord("case", "hash", case_id, *other) == accord("case", "hash", case_id, *node)
+
+
 def test_unknown_case_is_a_clear_error(node: list[str]) -> None:
     assert "no case matches" in accord("case", "show", "deadbeef", *node, code=1)
 
