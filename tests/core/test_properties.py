@@ -3,6 +3,7 @@ folding, idempotence, bundles that verify, and tampering that never goes unnotic
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,8 @@ from tests.core.builders import (
     portal,
 )
 
-SETTINGS = settings(max_examples=100, deadline=None)
+# ACCORD_SOAK_EXAMPLES=3000 runs a longer soak of every property.
+SETTINGS = settings(max_examples=int(os.environ.get("ACCORD_SOAK_EXAMPLES", "100")), deadline=None)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from functools import lru_cache
 
 from nacl.exceptions import BadSignatureError
@@ -46,13 +47,11 @@ def event_id(canonical_bytes: bytes) -> str:
     return ID_PREFIX + hashlib.sha256(canonical_bytes).hexdigest()
 
 
+_EVENT_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 def is_event_id(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 71
-        and value.startswith(ID_PREFIX)
-        and all(c in "0123456789abcdef" for c in value[7:])
-    )
+    return isinstance(value, str) and _EVENT_ID.fullmatch(value) is not None
 
 
 def is_public_key(value: object) -> bool:

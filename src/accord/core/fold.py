@@ -160,18 +160,18 @@ class CaseFold:
         elif event.prev and (known[event.prev].verdict or "").startswith(_FORKED):
             verdict = "continues an equivocation by the same author"
         else:
-            auth_state = self.auth_state(bits)
-            party, verdict = judge(auth_state, event)
+            party, verdict = judge(self._authority(bits), event)
         meta = Meta(event.depth, clock, bits, party, verdict)
         if verdict is None:
             assert party is not None
             if event.type in AUTH_TYPES:
                 new_bits = bits | (1 << len(self.auth_ids))
-                derived = _copy(self.auth_state(bits))
-                apply(derived, event, party)
+                if not self._knows_all(bits):  # a concurrent past: keep its own fold
+                    derived = _copy(self.auth_state(bits))
+                    apply(derived, event, party)
+                    self._remember(new_bits, derived)
                 self.auth_ids.append(event.id)
                 meta.auth = new_bits
-                self._remember(new_bits, derived)
             apply(self.state, event, party)
         else:
             self.state["evidence"].append(
@@ -180,6 +180,16 @@ class CaseFold:
         self._track_graph(event)
         self.graph.record(event, meta)
         return meta
+
+    def _knows_all(self, bits: int) -> bool:
+        return bits == (1 << len(self.auth_ids)) - 1
+
+    def _authority(self, bits: int) -> State:
+        """What the rules judge against. When the event's past holds every authority
+        event folded so far (the common, non-concurrent case) that is the live state:
+        only authority events write the parts the rules read (parties, terms,
+        proposals), so no separate fold is needed."""
+        return self.state if self._knows_all(bits) else self.auth_state(bits)
 
     def auth_state(self, bits: int) -> State:
         """The fold of the rule-abiding authority events in ``bits`` (cached)."""

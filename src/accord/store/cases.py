@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError, RuleError
-from accord.core.events import Event, create_event, parse_event
+from accord.core.events import Event, create_event, load_trusted, parse_event
 from accord.core.fold import CaseFold, Meta, fold_events
 from accord.core.state import State, state_hash
 from accord.core.timefmt import format_time
@@ -368,24 +368,24 @@ class CaseStore:
     def timeline(self, case_id: str, *, limit: int = 50) -> list[Event]:
         """The latest ``limit`` events, newest first (index range scan)."""
         query = (
-            sa.select(events.c.raw, events.c.sig)
+            sa.select(events.c.raw, events.c.sig, events.c.event_id)
             .where(events.c.case_id == case_id)
             .order_by(events.c.depth.desc(), events.c.event_id.desc())
             .limit(limit)
         )
         with self.db.read() as conn:
-            return [parse_event(raw, sig, verify=False) for raw, sig in conn.execute(query)]
+            return [load_trusted(*row) for row in conn.execute(query)]
 
     def events_after(self, case_id: str, author: str, seq: int, limit: int = 1000) -> list[Event]:
         """An author's events after ``seq`` — what a peer that holds ``seq`` is missing."""
         query = (
-            sa.select(events.c.raw, events.c.sig)
+            sa.select(events.c.raw, events.c.sig, events.c.event_id)
             .where(events.c.case_id == case_id, events.c.author == author, events.c.seq > seq)
             .order_by(events.c.seq, events.c.event_id)
             .limit(limit)
         )
         with self.db.read() as conn:
-            return [parse_event(raw, sig, verify=False) for raw, sig in conn.execute(query)]
+            return [load_trusted(*row) for row in conn.execute(query)]
 
     def refold(self, case_id: str) -> State:
         """Fold the stored events from scratch (to check the materialised state)."""
@@ -394,8 +394,10 @@ class CaseStore:
 
     def _load_all(self, conn: Connection, case_id: str, *, verify: bool = False) -> list[Event]:
         query = (
-            sa.select(events.c.raw, events.c.sig)
+            sa.select(events.c.raw, events.c.sig, events.c.event_id)
             .where(events.c.case_id == case_id)
             .order_by(events.c.depth, events.c.event_id)
         )
-        return [parse_event(raw, sig, verify=verify) for raw, sig in conn.execute(query)]
+        if verify:  # re-check everything, signatures included (audits, tests)
+            return [parse_event(raw, sig) for raw, sig, _ in conn.execute(query)]
+        return [load_trusted(*row) for row in conn.execute(query)]

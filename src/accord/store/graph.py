@@ -13,7 +13,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.core.events import Event, parse_event
+from accord.core.events import Event, load_trusted
 from accord.core.fold import Meta
 from accord.store.tables import events as events_table
 
@@ -55,13 +55,12 @@ class DbGraph:
         if wanted:
             t = events_table
             rows = self.conn.execute(
-                sa.select(t.c.raw, t.c.sig).where(
+                sa.select(t.c.raw, t.c.sig, t.c.event_id).where(
                     t.c.case_id == self.case_id, t.c.event_id.in_(wanted)
                 )
             )
-            for raw, sig in rows:
-                event = parse_event(raw, sig, verify=False)
-                found[event.id] = event
+            for raw, sig, eid in rows:
+                found[eid] = load_trusted(raw, sig, eid)
         return found
 
     def at_position(self, author: str, seq: int) -> Sequence[str]:
