@@ -475,5 +475,13 @@ def db_current(data: DataDir = None, database: DatabaseUrl = None) -> None:
     out.print(f"database at {current or 'nothing'}; this Accord needs {migrate.head()}")
 
 
+# Members, tokens and portal links live in accord.cli_auth, which imports the helpers above.
+from accord.cli_auth import member_app, portal_app, token_app  # noqa: E402
+
+app.add_typer(member_app, name="member")
+app.add_typer(token_app, name="token")
+app.add_typer(portal_app, name="portal")
+
+
 def main() -> None:
     app()

@@ -1,18 +1,89 @@
-"""The ASGI application. For now: health and readiness; the REST API grows here."""
+"""The ASGI application: the REST API under ``/api/v1`` and operations endpoints.
+
+Members authenticate with an API token (``Authorization: Bearer``) or a session
+cookie from ``POST /api/v1/session``; customers with the token of their case link
+(``Authorization: Portal``). Every refusal is JSON: ``{"error", "message", "field"?}``
+from the services, ``{"detail"}`` from authentication and request validation.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import sqlalchemy as sa
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from accord import __version__
+from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
+from accord.api.models import CaseIn, LoginIn, NoteIn, PortalLinkIn
+from accord.api.negotiation import Context, add_negotiation_routes, changed
+from accord.auth.members import MemberStore
+from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
+from accord.auth.sessions import SessionStore
+from accord.auth.tokens import TokenStore
 from accord.node import Node
+from accord.service.errors import Forbidden, NotFound, ServiceError
+from accord.service.negotiation import Actor, Negotiation
+from accord.service.notes import Notes
+
+Clock = Callable[[], datetime]
+SESSION_TTL = timedelta(hours=12)
 
 
-def create_app(node: Node) -> FastAPI:
-    app = FastAPI(title="Accord", version=__version__)
-    app.state.node = node
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """Everything a request may use, built once per process."""
+
+    node: Node
+    negotiation: Negotiation
+    notes: Notes
+    members: MemberStore
+    tokens: TokenStore
+    sessions: SessionStore
+    links: PortalLinks
+    party_id: str
+
+    @classmethod
+    def build(cls, node: Node, now: Clock) -> Services:
+        return cls(
+            node=node,
+            negotiation=Negotiation(node.cases, node.key, now=now),
+            notes=Notes(node.cases, now=now),
+            members=MemberStore(node.db),
+            tokens=TokenStore(node.db, now=now),
+            sessions=SessionStore(node.db, now=now),
+            links=PortalLinks(load_or_create_secret(node.db), now=now),
+            party_id=party_slug(node.name),
+        )
+
+
+def party_slug(name: str) -> str:
+    """This node's party id in the cases it opens, from its name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
+    return slug or "supplier"
+
+
+def create_app(node: Node, *, now: Clock = _utc_now) -> FastAPI:
+    app = FastAPI(
+        title="Accord",
+        version=__version__,
+        description="Customer cases as negotiated agreements between parties.",
+    )
+    services = Services.build(node, now)
+    app.state.services = services
+
+    @app.exception_handler(ServiceError)
+    def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -29,4 +100,170 @@ def create_app(node: Node) -> FastAPI:
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ready"})
 
+    app.include_router(_session_routes(services), prefix="/api/v1", tags=["session"])
+    app.include_router(_case_routes(services), prefix="/api/v1/cases", tags=["cases"])
+    app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
     return app
+
+
+def _member_actor(who: Principal) -> Actor:
+    return Actor(member=who.member.display_name, via=who.via)
+
+
+def _session_routes(services: Services) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/session", summary="Log in: sets the session cookie, returns the CSRF token")
+    def login(body: LoginIn, request: Request, response: Response) -> Any:
+        member = services.members.authenticate(body.username, body.password)
+        if member is None:
+            return JSONResponse({"detail": "wrong username or password"}, status_code=401)
+        token, csrf = services.sessions.create(member.id, SESSION_TTL)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(SESSION_TTL.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return {"member": _member_json(member), "csrf": csrf}
+
+    @router.delete("/session", summary="Log out", status_code=204)
+    def logout(request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            services.sessions.delete(token)
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    @router.get("/me", summary="The authenticated member and their scopes")
+    def me(who: Principal = Depends(require("cases:read"))) -> Any:
+        return {**_member_json(who.member), "scopes": sorted(who.scopes), "via": who.via}
+
+    return router
+
+
+def _member_json(member: Any) -> dict[str, Any]:
+    return {
+        "id": member.id,
+        "username": member.username,
+        "display_name": member.display_name,
+        "role": member.role,
+    }
+
+
+def _case_routes(services: Services) -> APIRouter:
+    router = APIRouter()
+    reader, writer = require("cases:read"), require("cases:write")
+
+    @router.get("", summary="List cases, most recently changed first")
+    def list_cases(
+        _who: Principal = Depends(reader),
+        limit: int = Query(50, ge=1, le=500),
+        offset: int = Query(0, ge=0),
+        resolved: bool | None = Query(None, description="Only resolved (or open) cases."),
+    ) -> Any:
+        rows = services.node.cases.list_cases(limit=limit, offset=offset, resolved=resolved)
+        return {
+            "cases": [
+                {
+                    "case": r.case_id,
+                    "title": r.title,
+                    "events": r.event_count,
+                    "resolved": r.resolved,
+                    "opened": r.opened_at,
+                    "updated": r.updated_at.isoformat(),
+                }
+                for r in rows
+            ],
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @router.post(
+        "",
+        status_code=201,
+        summary="Open a case",
+        responses={201: {"description": "The new case and its opening event."}},
+    )
+    def open_case(body: CaseIn, who: Principal = Depends(writer)) -> Any:
+        outcome = services.negotiation.open_case(
+            _member_actor(who),
+            title=body.title,
+            party_id=services.party_id,
+            party_name=services.node.name,
+            customer=body.customer.model_dump() if body.customer else None,
+            topics=[t.model_dump() for t in body.topics],
+            template=body.template,
+        )
+        return changed(outcome)
+
+    def member_context(scope: str) -> Callable[..., Context]:
+        def context(case_id: str, who: Principal = Depends(require(scope))) -> Context:
+            return Context(_member_actor(who), case_id, services.negotiation)
+
+        return context
+
+    case = APIRouter()
+    add_negotiation_routes(case, member_context("cases:read"), member_context("cases:write"))
+
+    @case.get("/notes", summary="Internal notes (node-private, never shared)")
+    def list_notes(case_id: str, _who: Principal = Depends(require("notes:read"))) -> Any:
+        services.negotiation.state(case_id)  # 404 for an unknown case
+        return [
+            {"id": n.id, "member": n.member, "text": n.text, "created": n.created_at.isoformat()}
+            for n in services.notes.list(case_id)
+        ]
+
+    @case.post("/notes", status_code=201, summary="Add an internal note")
+    def add_note(
+        case_id: str, body: NoteIn, who: Principal = Depends(require("notes:write"))
+    ) -> Any:
+        services.negotiation.state(case_id)
+        note = services.notes.add(case_id, who.member.display_name, body.text)
+        return {
+            "id": note.id,
+            "member": note.member,
+            "text": note.text,
+            "created": note.created_at.isoformat(),
+        }
+
+    @case.post(
+        "/portal-links", status_code=201, summary="Make a case link for a customer this node hosts"
+    )
+    def portal_link(case_id: str, body: PortalLinkIn, _who: Principal = Depends(writer)) -> Any:
+        state = services.negotiation.state(case_id)
+        party = state["parties"].get(body.party)
+        if party is None:
+            raise NotFound(f"{body.party!r} is not a party of this case", field="party")
+        if party["hosted_by"] != services.node.key.public:
+            raise Forbidden(f"this node does not host {body.party!r}", field="party")
+        ttl = timedelta(hours=body.hours)
+        token = services.links.issue(case_id, body.party, body.identity, ttl)
+        expires = services.links.verify(token).expires_at
+        return {"token": token, "path": f"/portal/{token}", "expires": expires.isoformat()}
+
+    router.include_router(case, prefix="/{case_id}")
+    return router
+
+
+def _portal_routes(services: Services) -> APIRouter:
+    router = APIRouter()
+
+    def context(grant: PortalGrant = Depends(portal_grant)) -> Context:
+        # The shared log names the party and references the verified session; the
+        # customer's email or phone stays on this node (DESIGN: hosted parties).
+        state = services.negotiation.state(grant.case_id)
+        party = state["parties"].get(grant.party_id)
+        if party is None:
+            raise Forbidden("this case link names a party that is not in the case")
+        actor = Actor(
+            member=party["name"], via="portal", party=grant.party_id, session=grant.session_ref
+        )
+        return Context(actor, grant.case_id, services.negotiation)
+
+    add_negotiation_routes(router, context, context)
+    return router

@@ -3,8 +3,9 @@
 Shared log: ``cases`` (one row per case with its materialised state) and ``events``
 (the signed events, unique per case, with what the fold derived about each).
 Node-private: ``node_info`` (this node's identity), ``known_nodes`` (keys of other
-nodes) and ``notes`` (internal notes on cases). Node-private tables are never read
-by anything that exports or replicates.
+nodes), ``notes`` (internal notes on cases), and the members and credentials of
+``accord.auth``: ``members``, ``web_sessions``, ``api_tokens`` and ``node_secrets``.
+Node-private tables are never read by anything that exports or replicates.
 """
 
 from __future__ import annotations
@@ -79,4 +80,64 @@ notes = sa.Table(
     sa.Column("member", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# -- members and credentials (node-private, migration 0002) ----------------------------
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("username", name="uq_members_username"),
+)
+
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_web_sessions_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_api_tokens_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("last_used_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+)
+
+node_secrets = sa.Table(
+    "node_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
 )

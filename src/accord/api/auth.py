@@ -1,0 +1,89 @@
+"""Who is calling: a member (API token or web session) or a customer (portal link).
+
+Access checks live here and nowhere else. Every endpoint but ``/health`` and
+``/ready`` depends on one of these: ``require(scope)`` for members,
+``portal_grant`` for customers, who see and act on exactly one case as their party.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, HTTPException, Request
+
+from accord.auth.errors import LinkExpired, LinkInvalid
+from accord.auth.members import Member
+from accord.auth.portal import PortalGrant
+from accord.auth.sessions import csrf_matches
+
+SESSION_COOKIE = "accord_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated member and what they may do on this request."""
+
+    member: Member
+    scopes: frozenset[str]
+    via: str  # "api" for a token, "web" for a browser session
+
+
+def _unauthorised(message: str, scheme: str = "Bearer") -> HTTPException:
+    return HTTPException(401, detail=message, headers={"WWW-Authenticate": scheme})
+
+
+def principal(request: Request) -> Principal:
+    """The calling member, from ``Authorization: Bearer`` or the session cookie."""
+    services: Any = request.app.state.services
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            raise _unauthorised("use 'Authorization: Bearer <API token>'")
+        grant = services.tokens.authenticate(credential.strip())
+        if grant is None:
+            raise _unauthorised("the API token is unknown, expired or revoked")
+        return Principal(grant.member, frozenset(grant.scopes), "api")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        found = services.sessions.lookup(cookie)
+        if found is None:
+            raise _unauthorised("the session has expired; log in again", "Session")
+        member, csrf = found
+        if request.method not in SAFE_METHODS and not csrf_matches(
+            csrf, request.headers.get(CSRF_HEADER, "")
+        ):
+            raise HTTPException(403, detail=f"missing or wrong {CSRF_HEADER} header")
+        return Principal(member, member.scopes, "web")
+    raise _unauthorised("authentication required: an API token or a session")
+
+
+def require(scope: str) -> Callable[..., Principal]:
+    """A dependency admitting members whose token or role grants ``scope``."""
+
+    def check(who: Principal = Depends(principal)) -> Principal:
+        if scope not in who.scopes:
+            raise HTTPException(403, detail=f"this credential lacks the scope {scope!r}")
+        return who
+
+    check.__name__ = f"require_{scope.replace(':', '_')}"
+    return check
+
+
+def portal_grant(request: Request) -> PortalGrant:
+    """The customer's grant from ``Authorization: Portal <link token>``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "portal" or not token.strip():
+        raise _unauthorised("use 'Authorization: Portal <token from your case link>'", "Portal")
+    try:
+        grant: PortalGrant = request.app.state.services.links.verify(token.strip())
+    except LinkExpired as exc:
+        raise _unauthorised("this case link has expired; ask for a new one", "Portal") from exc
+    except LinkInvalid as exc:
+        raise _unauthorised("this case link is not valid", "Portal") from exc
+    return grant

@@ -1,0 +1,187 @@
+"""The negotiation endpoints, written once and mounted twice.
+
+Members reach them at ``/api/v1/cases/{case_id}/…`` (token or session, with scopes);
+a customer with a magic link reaches the same ones at ``/api/v1/portal/…``, acting as
+their hosted party. Only the ``Context`` dependency differs: who acts, on which case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from accord.api.models import (
+    CounterIn,
+    InfoIn,
+    MessageIn,
+    ProgressIn,
+    ProposalIn,
+    RejectIn,
+    ReopenIn,
+    SatisfiedIn,
+    StatusIn,
+    TopicIn,
+)
+from accord.core.bundle import write_bundle
+from accord.service.negotiation import Actor, Negotiation, Outcome
+from accord.service.views import case_view, event_summary
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who acts, on which case, through which service."""
+
+    actor: Actor
+    case_id: str
+    negotiation: Negotiation
+
+
+def changed(outcome: Outcome) -> dict[str, Any]:
+    return {"case": outcome.case_id, "events": outcome.event_ids}
+
+
+CHANGED = {"description": "The case and the ids of the events this change signed."}
+
+
+def add_negotiation_routes(
+    router: APIRouter, read: Callable[..., Context], write: Callable[..., Context]
+) -> None:
+    """Register every negotiation endpoint on ``router`` with the given contexts."""
+
+    @router.get("", summary="The case: agreement, open proposals, activities, timeline")
+    def show(
+        ctx: Context = Depends(read),
+        limit: int = Query(50, ge=1, le=500, description="Timeline length."),
+    ) -> Any:
+        n = ctx.negotiation
+        return case_view(n.state(ctx.case_id), n.cases.timeline(ctx.case_id, limit=limit))
+
+    @router.get("/events", summary="The latest events, newest first")
+    def events(ctx: Context = Depends(read), limit: int = Query(100, ge=1, le=1000)) -> Any:
+        n = ctx.negotiation
+        state = n.state(ctx.case_id)
+        return [event_summary(state, e) for e in n.cases.timeline(ctx.case_id, limit=limit)]
+
+    @router.get(
+        "/bundle",
+        summary="The signed case bundle (verify offline with accord verify)",
+        response_class=Response,
+        responses={200: {"content": {"application/jsonl": {}}}},
+    )
+    def bundle(ctx: Context = Depends(read)) -> Response:
+        n = ctx.negotiation
+        state = n.state(ctx.case_id)
+        data = write_bundle(
+            ctx.case_id, n.cases.events(ctx.case_id), state, exported_by=n.key.public
+        )
+        name = f"accord-case-{ctx.case_id[7:19]}.jsonl"
+        return Response(
+            data,
+            media_type="application/jsonl",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @router.post(
+        "/messages",
+        status_code=201,
+        summary="Post a message to the other parties",
+        responses={201: CHANGED},
+    )
+    def post_message(body: MessageIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.post_message(ctx.actor, ctx.case_id, body.text, topic=body.topic)
+        )
+
+    @router.post("/topics", status_code=201, summary="Open a topic", responses={201: CHANGED})
+    def open_topic(body: TopicIn, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.open_topic(ctx.actor, ctx.case_id, body.topic, body.title))
+
+    @router.post("/topics/{topic}/close", summary="Close a topic", responses={200: CHANGED})
+    def close_topic(topic: str, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.close_topic(ctx.actor, ctx.case_id, topic))
+
+    @router.put(
+        "/info/{key}",
+        summary="Share a data item that is not an agreed term",
+        responses={200: CHANGED},
+    )
+    def set_info(key: str, body: InfoIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.set_info(ctx.actor, ctx.case_id, key, body.value, label=body.label)
+        )
+
+    @router.post(
+        "/proposals",
+        status_code=201,
+        summary="Propose changes to the terms",
+        responses={201: CHANGED},
+    )
+    def propose(body: ProposalIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.propose(
+                ctx.actor, ctx.case_id, body.changes, base=body.base, note=body.note
+            )
+        )
+
+    @router.post(
+        "/proposals/{proposal_id}/accept",
+        summary="Accept a proposal for your party",
+        responses={200: CHANGED},
+    )
+    def accept(proposal_id: str, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.accept(ctx.actor, ctx.case_id, proposal_id))
+
+    @router.post(
+        "/proposals/{proposal_id}/reject", summary="Reject a proposal", responses={200: CHANGED}
+    )
+    def reject(proposal_id: str, body: RejectIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.reject(ctx.actor, ctx.case_id, proposal_id, reason=body.reason)
+        )
+
+    @router.post(
+        "/proposals/{proposal_id}/counter",
+        status_code=201,
+        summary="Counter a proposal with one of your own",
+        responses={201: CHANGED},
+    )
+    def counter(proposal_id: str, body: CounterIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.counter(
+                ctx.actor, ctx.case_id, proposal_id, body.changes, note=body.note
+            )
+        )
+
+    @router.post(
+        "/activities/{activity}/progress",
+        summary="Report progress on your activity",
+        responses={200: CHANGED},
+    )
+    def progress(activity: str, body: ProgressIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.report_progress(
+                ctx.actor, ctx.case_id, activity, body.state, note=body.note
+            )
+        )
+
+    @router.post(
+        "/satisfied",
+        summary="Say your party is satisfied with the agreement",
+        responses={200: CHANGED},
+    )
+    def satisfied(body: SatisfiedIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.satisfied(ctx.actor, ctx.case_id, rating=body.rating, note=body.note)
+        )
+
+    @router.post("/reopen", summary="Reopen a resolved case", responses={200: CHANGED})
+    def reopen(body: ReopenIn, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.reopen(ctx.actor, ctx.case_id, body.reason))
+
+    @router.put("/status", summary="Set the case's status label", responses={200: CHANGED})
+    def status(body: StatusIn, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.set_status(ctx.actor, ctx.case_id, body.label))
