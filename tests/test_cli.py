@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,6 +11,8 @@ from typer.testing import CliRunner
 
 from accord.cli import app
 from accord.store import migrate
+
+from .servers import running_node
 
 runner = CliRunner()
 
@@ -139,43 +136,10 @@ def test_every_command_has_help() -> None:
         assert "Usage" in accord(*command, "--help")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_health(tmp_path: Path) -> None:
     data = tmp_path / "served"
     accord("init", "--data", data)
-    port = _free_port()
-    env = {**os.environ, "ACCORD_HOME": str(data)}
-    with subprocess.Popen(
-        [sys.executable, "-m", "accord", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    ) as server:
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                response = None
-                for _ in range(200):  # until the server listens (it prints first)
-                    try:
-                        response = client.get("/health", timeout=0.5)
-                        break
-                    except httpx.TransportError:
-                        if server.poll() is not None:
-                            break
-                        server_wait(server)
-                assert response is not None, server.stdout.read() if server.stdout else ""
-                assert response.json()["status"] == "ok"
-                assert client.get("/ready").json() == {"status": "ready"}
-        finally:
-            server.terminate()
-            server.communicate(timeout=10)
-
-
-def server_wait(server: subprocess.Popen[bytes]) -> None:
-    """Wait briefly for the server process (returns early if it exits)."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        server.wait(timeout=0.05)
+    with running_node(data) as base, httpx.Client(base_url=base) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/ready").json() == {"status": "ready"}
+        assert client.get("/api/v1/cases").status_code == 401

@@ -29,3 +29,22 @@ def test_readme_names_the_two_commands_and_documented_commands_exist() -> None:
 
 def test_changelog_has_an_unreleased_section() -> None:
     assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_api_reference_names_every_endpoint(tmp_path: Path) -> None:
+    from accord.api.app import create_app
+    from accord.node import Node
+
+    node = Node.init(tmp_path / "node", name="Docs")
+    try:
+        spec = create_app(node).openapi()
+    finally:
+        node.close()
+    reference = (ROOT / "docs/api.md").read_text()
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if f"{method.upper()} {path}`" not in reference
+    ]
+    assert not missing, f"docs/api.md does not describe: {missing}"

@@ -163,7 +163,7 @@ def _case_routes(services: Services) -> APIRouter:
     def list_cases(
         _who: Principal = Depends(reader),
         limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=10_000_000),
         resolved: bool | None = Query(None, description="Only resolved (or open) cases."),
     ) -> Any:
         rows = services.node.cases.list_cases(limit=limit, offset=offset, resolved=resolved)
