@@ -30,4 +30,3 @@ def test_downgrade_to_0001_removes_only_the_auth_tables(db: Database) -> None:
     assert not names & AUTH_TABLES and {"cases", "events", "notes"} <= names
     migrate.upgrade(db)
     assert migrate.current(db) == migrate.head()
-

@@ -28,7 +28,10 @@ from accord.core.state import State, state_hash
 from accord.core.timefmt import format_time
 from accord.store.database import Database
 from accord.store.graph import DbGraph, meta_columns
-from accord.store.tables import cases, events
+from accord.store.tables import case_snapshots, cases, events
+
+SNAPSHOT_EVERY = 256
+"""Events between fold snapshots: bounds the re-fold a late concurrent event costs."""
 
 
 @dataclass
@@ -127,6 +130,7 @@ class CaseStore:
         made: list[Event] = []
         with self.db.write() as conn:
             folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
+            counted = folder.state["events"] if folder is not None else 0
             for type_, body in items:
                 if folder is None:
                     event = create_event(
@@ -170,7 +174,7 @@ class CaseStore:
                 made.append(event)
             if folder is not None and graph is not None:
                 self._insert(conn, graph.pending.values())
-                self._save_state(conn, folder, exists=bool(items) and made[0].type != "case.opened")
+                self._save_state(conn, folder, exists=made[0].type != "case.opened", before=counted)
         return made
 
     def _open_fold(
@@ -224,32 +228,46 @@ class CaseStore:
                 result.evidence.append(event.id)
         if graph.pending:
             self._insert(conn, graph.pending.values())
-            self._save_state(conn, folder, exists=row is not None)
+            self._save_state(
+                conn, folder, exists=row is not None, before=row["event_count"] if row else 0
+            )
 
     def _refold(
         self, conn: Connection, case_id: str, new: list[Event], strict: bool, result: AppendResult
     ) -> None:
-        """A concurrent branch sorts before what is held: fold the whole case again."""
-        stored = self._load_all(conn, case_id)
-        held = {e.id for e in stored}
-        failures: list[tuple[Event, AccordError]] = []
-        folder, graph = fold_events(
-            case_id, [*stored, *new], on_error=lambda e, exc: failures.append((e, exc))
-        )
-        for event, exc in failures:
-            if event.id in held:  # cannot happen unless the database was edited by hand
-                raise AccordError(f"stored event {event.id} no longer folds: {exc}") from exc
-            if strict:
-                raise exc
-            result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
-        accepted = [e for e in new if e.id in graph.meta]
+        """A concurrent branch sorts before what is held: fold again from the nearest
+        snapshot before it. Events up to the snapshot keep their derived metadata, since
+        nothing before them in (depth, id) order changed; only the tail is re-folded."""
+        row = self.db.lock_case(conn, cases, case_id)
+        snapshot = self._snapshot_before(conn, case_id, new[0].key)
+        if snapshot is None:
+            upto: tuple[int, str] = (0, "")  # nothing stored counts: fold from the start
+            state, auth_ids, counted = None, list[str](), 0
+        else:
+            upto = (snapshot["depth"], snapshot["event_id"])
+            state = orjson.loads(snapshot["state"])
+            counted = state["events"]
+            auth_ids = orjson.loads(row["auth_ids"])[: snapshot["auth_len"]] if row else []
+        tail = self._load_after(conn, case_id, upto)
+        graph = DbGraph(conn, case_id, upto=upto)
+        folder = CaseFold(case_id, graph, state, auth_ids)
+        held = {e.id for e in tail}
+        for event in sorted([*tail, *new], key=lambda e: e.key):
+            try:
+                folder.add(event)
+            except AccordError as exc:
+                if event.id in held:  # cannot happen unless the database was edited by hand
+                    raise AccordError(f"stored event {event.id} no longer folds: {exc}") from exc
+                if strict:
+                    raise
+                result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
+        accepted = [e for e in new if e.id in graph.pending]
         if not accepted:
             return
-        new_ids = {e.id for e in accepted}
         updates = [
-            {"b_case": case_id, "b_event": eid, **meta_columns(graph.meta[eid])}
-            for eid in graph.meta
-            if eid not in new_ids
+            {"b_case": case_id, "b_event": eid, **meta_columns(meta)}
+            for eid, (_, meta) in graph.pending.items()
+            if eid in held
         ]
         if updates:
             conn.execute(
@@ -266,13 +284,43 @@ class CaseStore:
                 ),
                 updates,
             )
-        self._insert(conn, [(graph.by_id[i], graph.meta[i]) for i in sorted(new_ids)])
-        self._save_state(conn, folder, exists=bool(stored))
+        conn.execute(  # snapshots inside the re-folded tail no longer hold
+            case_snapshots.delete().where(
+                case_snapshots.c.case_id == case_id,
+                sa.tuple_(case_snapshots.c.depth, case_snapshots.c.event_id) > sa.tuple_(*upto),
+            )
+        )
+        self._insert(conn, [graph.pending[e.id] for e in accepted])
+        self._save_state(conn, folder, exists=row is not None, before=counted)
         result.refolded.append(case_id)
         for event in accepted:
             result.stored.append(event.id)
-            if graph.meta[event.id].verdict is not None:
+            if graph.pending[event.id][1].verdict is not None:
                 result.evidence.append(event.id)
+
+    def _snapshot_before(self, conn: Connection, case_id: str, key: tuple[int, str]) -> Any:
+        t = case_snapshots
+        return (
+            conn.execute(
+                sa.select(t.c.depth, t.c.event_id, t.c.state, t.c.auth_len)
+                .where(t.c.case_id == case_id, sa.tuple_(t.c.depth, t.c.event_id) < sa.tuple_(*key))
+                .order_by(t.c.depth.desc(), t.c.event_id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+
+    def _load_after(self, conn: Connection, case_id: str, upto: tuple[int, str]) -> list[Event]:
+        query = (
+            sa.select(events.c.raw, events.c.sig, events.c.event_id)
+            .where(
+                events.c.case_id == case_id,
+                sa.tuple_(events.c.depth, events.c.event_id) > sa.tuple_(*upto),
+            )
+            .order_by(events.c.depth, events.c.event_id)
+        )
+        return [load_trusted(*r) for r in conn.execute(query)]
 
     def _insert(self, conn: Connection, rows: Iterable[tuple[Event, Meta]]) -> None:
         now = datetime.now(UTC)
@@ -294,7 +342,11 @@ class CaseStore:
         if values:
             conn.execute(events.insert(), values)
 
-    def _save_state(self, conn: Connection, folder: CaseFold, *, exists: bool) -> None:
+    def _save_state(
+        self, conn: Connection, folder: CaseFold, *, exists: bool, before: int | None = None
+    ) -> None:
+        """Write the materialised state; keep a snapshot each time the case passes
+        another ``SNAPSHOT_EVERY`` events (``before``: its event count before this write)."""
         s = folder.state
         values = {
             "title": s["title"],
@@ -311,6 +363,17 @@ class CaseStore:
         else:
             opened = s["opened"]["time"] if s["opened"] else ""
             conn.execute(cases.insert().values(case_id=folder.case_id, opened_at=opened, **values))
+        if before is not None and s["events"] // SNAPSHOT_EVERY > before // SNAPSHOT_EVERY:
+            depth, last = s["last"]
+            conn.execute(
+                case_snapshots.insert().values(
+                    case_id=folder.case_id,
+                    depth=depth,
+                    event_id=last,
+                    state=values["state"],
+                    auth_len=len(folder.auth_ids),
+                )
+            )
 
     # -- reading -----------------------------------------------------------------
 

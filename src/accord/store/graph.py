@@ -21,11 +21,17 @@ from accord.store.tables import events as events_table
 class DbGraph:
     """A ``accord.core.fold.Graph`` over the ``events`` table plus pending rows."""
 
-    def __init__(self, conn: Connection, case_id: str) -> None:
+    def __init__(self, conn: Connection, case_id: str, upto: tuple[int, str] | None = None) -> None:
+        """``upto``: read only stored events at or before this (depth, id) position —
+        when re-folding a tail, the stored rows after it are stale until re-folded."""
         self.conn = conn
         self.case_id = case_id
         self.pending: dict[str, tuple[Event, Meta]] = {}
         self._metas: dict[str, Meta] = {}
+        t = events_table
+        self._where = [t.c.case_id == case_id]
+        if upto is not None:
+            self._where.append(sa.tuple_(t.c.depth, t.c.event_id) <= sa.tuple_(*upto))
 
     def metas(self, ids: Sequence[str]) -> Mapping[str, Meta]:
         found: dict[str, Meta] = {}
@@ -42,7 +48,7 @@ class DbGraph:
             rows = self.conn.execute(
                 sa.select(
                     t.c.event_id, t.c.depth, t.c.clock, t.c.auth, t.c.party, t.c.verdict
-                ).where(t.c.case_id == self.case_id, t.c.event_id.in_(wanted))
+                ).where(*self._where, t.c.event_id.in_(wanted))
             )
             for row in rows:
                 meta = meta_from_row(row._mapping)
@@ -56,7 +62,7 @@ class DbGraph:
             t = events_table
             rows = self.conn.execute(
                 sa.select(t.c.raw, t.c.sig, t.c.event_id).where(
-                    t.c.case_id == self.case_id, t.c.event_id.in_(wanted)
+                    *self._where, t.c.event_id.in_(wanted)
                 )
             )
             for raw, sig, eid in rows:
@@ -67,9 +73,7 @@ class DbGraph:
         ids = [e.id for e, _ in self.pending.values() if e.author.node == author and e.seq == seq]
         t = events_table
         ids += self.conn.execute(
-            sa.select(t.c.event_id).where(
-                t.c.case_id == self.case_id, t.c.author == author, t.c.seq == seq
-            )
+            sa.select(t.c.event_id).where(*self._where, t.c.author == author, t.c.seq == seq)
         ).scalars()
         return ids
 

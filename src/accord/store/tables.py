@@ -141,3 +141,15 @@ node_secrets = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.LargeBinary, nullable=False),
 )
+
+case_snapshots = sa.Table(
+    "case_snapshots",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("depth", sa.Integer, primary_key=True),
+    sa.Column("event_id", sa.String(71), primary_key=True),
+    sa.Column("state", sa.LargeBinary, nullable=False),
+    sa.Column("auth_len", sa.Integer, nullable=False),
+)
+"""The fold's state after event ``(depth, event_id)``, kept every few hundred events so a
+concurrent event that sorts early re-folds only the tail after the nearest snapshot."""
