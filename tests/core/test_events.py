@@ -661,3 +661,32 @@ def test_time_format() -> None:
             parse_time(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="naive"):
         format_time(datetime(2026, 11, 23, 15))
+
+
+def test_a_party_with_its_own_node_may_name_its_url() -> None:
+    from accord.core.bodies import check_party
+
+    party = {
+        "id": "contoso",
+        "name": "Contoso",
+        "kind": "organisation",
+        "node": NORTHWIND.public,
+        "url": "https://accord.contoso.example:8443",
+    }
+    check_party(party, "party")
+    for bad, words in (
+        ({**party, "url": "ftp://contoso.example"}, "http(s) URL"),
+        ({**party, "url": "https://contoso.example/\n"}, "http(s) URL"),
+        (
+            {
+                "id": "p",
+                "name": "P",
+                "kind": "person",
+                "hosted_by": NORTHWIND.public,
+                "url": "https://x.example",
+            },
+            "only a party with its own node",
+        ),
+    ):
+        with pytest.raises(EventFormatError, match=re.escape(words)):
+            check_party(bad, "party")

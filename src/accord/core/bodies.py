@@ -17,6 +17,7 @@ from accord.core.timefmt import parse_time
 from accord.core.values import check_value
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,300}(/[\x21-\x7e]{0,1700})?")
 PARTY_KINDS = ("organisation", "person")
 PROGRESS_STATES = ("in_progress", "done")
 ACTIVITY_KINDS = ("task", "callback")
@@ -75,7 +76,7 @@ def _value(value: Any, where: str) -> None:
 
 
 def check_party(party: Any, where: str) -> None:
-    _fields(party, where, {"id", "name", "kind"}, {"node", "hosted_by"})
+    _fields(party, where, {"id", "name", "kind"}, {"node", "hosted_by", "url"})
     _slug(party["id"], f"{where}.id")
     _text(party["name"], f"{where}.name", 200)
     if party["kind"] not in PARTY_KINDS:
@@ -85,6 +86,12 @@ def check_party(party: Any, where: str) -> None:
         raise EventFormatError(f"{where} needs exactly one of node (own key) or hosted_by")
     if not is_public_key(node if node is not None else host):
         raise EventFormatError(f"{where}.{'node' if node else 'hosted_by'} is not a public key")
+    if "url" in party:
+        url = party["url"]
+        if node is None:
+            raise EventFormatError(f"{where}.url: only a party with its own node has a URL")
+        if not isinstance(url, str) or not URL.fullmatch(url):
+            raise EventFormatError(f"{where}.url must be an http(s) URL of at most 2000 characters")
 
 
 def _case_opened(b: Any) -> None:

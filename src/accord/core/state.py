@@ -78,6 +78,7 @@ def _party(p: dict[str, Any], since: int) -> dict[str, Any]:
         "kind": p["kind"],
         "node": p.get("node"),
         "hosted_by": p.get("hosted_by"),
+        "url": p.get("url"),
         "since": since,
     }
 
