@@ -482,6 +482,15 @@ app.add_typer(member_app, name="member")
 app.add_typer(token_app, name="token")
 app.add_typer(portal_app, name="portal")
 
+# Node identity, invitations and sync live in accord.cli_federation.
+from accord.cli_federation import invite, join, node_app, peers, sync  # noqa: E402
+
+app.add_typer(node_app, name="node")
+app.command()(invite)
+app.command()(join)
+app.command()(sync)
+app.command()(peers)
+
 
 def main() -> None:
     app()

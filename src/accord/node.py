@@ -42,6 +42,7 @@ class Node:
     cases: CaseStore
     name: str
     personal: bool
+    url: str | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -89,7 +90,7 @@ class Node:
             db.dispose()
             raise
         _write_key(key_path, key)
-        return cls(data_dir, key, db, CaseStore(db), name, personal)
+        return cls(data_dir, key, db, CaseStore(db), name, personal, url)
 
     @classmethod
     def open(cls, data_dir: Path, *, database: str | None = None, upgrade: bool = False) -> Node:
@@ -101,7 +102,13 @@ class Node:
         except BaseException:
             db.dispose()
             raise
-        return cls(data_dir, key, db, CaseStore(db), row["name"], row["personal"])
+        return cls(data_dir, key, db, CaseStore(db), row["name"], row["personal"], row["url"])
+
+    def set_url(self, url: str | None) -> None:
+        """Record the public URL other nodes reach this one at (used in invitations)."""
+        with self.db.write() as conn:
+            conn.execute(node_info.update().where(node_info.c.id == 1).values(url=url))
+        self.url = url
 
     def close(self) -> None:
         self.db.dispose()

@@ -10,22 +10,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
-from accord.api.models import CaseIn, LoginIn, NoteIn, PortalLinkIn
+from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
+from accord.federation.server import RateLimit, federation_router
+from accord.federation.sync import Federation, party_nodes
 from accord.node import Node
 from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.negotiation import Actor, Negotiation
@@ -50,20 +54,44 @@ class Services:
     tokens: TokenStore
     sessions: SessionStore
     links: PortalLinks
+    federation: Federation
+    background: ThreadPoolExecutor
     party_id: str
 
     @classmethod
-    def build(cls, node: Node, now: Clock) -> Services:
-        return cls(
+    def build(
+        cls, node: Node, now: Clock, transport: httpx.BaseTransport | None = None
+    ) -> Services:
+        negotiation = Negotiation(node.cases, node.key, now=now)
+        federation = Federation(node, negotiation, now=now, transport=transport)
+        services = cls(
             node=node,
-            negotiation=Negotiation(node.cases, node.key, now=now),
+            negotiation=negotiation,
             notes=Notes(node.cases, now=now),
             members=MemberStore(node.db),
             tokens=TokenStore(node.db, now=now),
             sessions=SessionStore(node.db, now=now),
             links=PortalLinks(load_or_create_secret(node.db), now=now),
+            federation=federation,
+            background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
+        negotiation.listeners.append(services.push_later)
+        return services
+
+    def push_later(self, case_id: str, event_ids: list[str]) -> None:
+        """Best effort, off the request: peers that miss a push catch up by pulling."""
+        self.background.submit(self.federation.push, case_id, event_ids)
+
+    def pull_later(self, case_id: str, sender: str) -> None:
+        state = self.node.cases.state(case_id)
+        party = party_nodes(state).get(sender) if state else None
+        if party and party.get("url"):
+            self.background.submit(self.federation.pull, case_id, sender, party["url"])
+
+    def close(self) -> None:
+        self.background.shutdown(wait=True)
+        self.federation.close()
 
 
 def party_slug(name: str) -> str:
@@ -72,14 +100,23 @@ def party_slug(name: str) -> str:
     return slug or "supplier"
 
 
-def create_app(node: Node, *, now: Clock = _utc_now) -> FastAPI:
+def create_app(
+    node: Node,
+    *,
+    now: Clock = _utc_now,
+    transport: httpx.BaseTransport | None = None,
+    push_rate: int = 20_000,
+) -> FastAPI:
+    """The application for ``node``; ``transport`` carries its requests to other nodes,
+    ``push_rate`` caps the events each peer may push per minute."""
     app = FastAPI(
         title="Accord",
         version=__version__,
         description="Customer cases as negotiated agreements between parties.",
     )
-    services = Services.build(node, now)
+    services = Services.build(node, now, transport)
     app.state.services = services
+    app.router.on_shutdown.append(services.close)
 
     @app.exception_handler(ServiceError)
     def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
@@ -103,6 +140,14 @@ def create_app(node: Node, *, now: Clock = _utc_now) -> FastAPI:
     app.include_router(_session_routes(services), prefix="/api/v1", tags=["session"])
     app.include_router(_case_routes(services), prefix="/api/v1/cases", tags=["cases"])
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
+    app.include_router(
+        federation_router(
+            services.federation,
+            now=now,
+            on_missing=services.pull_later,
+            rate_limit=RateLimit(per_minute=push_rate),
+        )
+    )
     return app
 
 
@@ -195,6 +240,7 @@ def _case_routes(services: Services) -> APIRouter:
             title=body.title,
             party_id=services.party_id,
             party_name=services.node.name,
+            party_url=services.node.url,
             customer=body.customer.model_dump() if body.customer else None,
             topics=[t.model_dump() for t in body.topics],
             template=body.template,
@@ -245,6 +291,15 @@ def _case_routes(services: Services) -> APIRouter:
         token = services.links.issue(case_id, body.party, body.identity, ttl)
         expires = services.links.verify(token).expires_at
         return {"token": token, "path": f"/portal/{token}", "expires": expires.isoformat()}
+
+    @case.post(
+        "/invites", status_code=201, summary="Invite another node into the case (a one-time link)"
+    )
+    def invite(case_id: str, body: InviteIn, who: Principal = Depends(writer)) -> Any:
+        link = services.federation.invite(
+            case_id, who.member.display_name, timedelta(hours=body.hours)
+        )
+        return {"link": str(link), "expires": link.expires.isoformat()}
 
     router.include_router(case, prefix="/{case_id}")
     return router

@@ -90,6 +90,10 @@ class PortalLinkIn(Body):
     hours: int = Field(72, ge=1, le=24 * 90)
 
 
+class InviteIn(Body):
+    hours: int = Field(72, ge=1, le=24 * 30, description="How long the link stays valid.")
+
+
 class LoginIn(Body):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)

@@ -60,6 +60,8 @@ class Negotiation:
         self.cases = cases
         self.key = key
         self.now = now
+        self.listeners: list[Callable[[str, list[str]], None]] = []
+        """Called with (case id, event ids) after every change, e.g. to push to peers."""
 
     # -- opening ---------------------------------------------------------------
 
@@ -71,6 +73,7 @@ class Negotiation:
         party_id: str,
         party_name: str,
         customer: dict[str, Any] | None = None,
+        party_url: str | None = None,
         topics: Sequence[dict[str, str]] = (),
         template: str | None = None,
     ) -> Outcome:
@@ -79,6 +82,8 @@ class Negotiation:
         parties: list[dict[str, Any]] = [
             {"id": party_id, "name": party_name, "kind": "organisation", "node": self.key.public}
         ]
+        if party_url:
+            parties[0]["url"] = party_url
         if customer is not None:
             cid = customer.get("id", "customer")
             _slug(cid, "customer.id")
@@ -406,9 +411,13 @@ class Negotiation:
         event = self._write(actor, case_id, type_, body)
         return Outcome(case_id, [event.id])
 
+    def _changed(self, case_id: str, event_ids: list[str]) -> None:
+        for listener in self.listeners:
+            listener(case_id, event_ids)
+
     def _write(self, actor: Actor, case_id: str | None, type_: str, body: dict[str, Any]) -> Any:
         try:
-            return self.cases.create(
+            event = self.cases.create(
                 self.key,
                 case_id,
                 type_,
@@ -427,6 +436,8 @@ class Negotiation:
             raise Conflict(exc.reason) from exc
         except AccordError as exc:
             raise Invalid(str(exc)) from exc
+        self._changed(event.case, [event.id])
+        return event
 
 
 def _slug(value: Any, name: str) -> None:

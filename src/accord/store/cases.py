@@ -439,6 +439,16 @@ class CaseStore:
         with self.db.read() as conn:
             return [load_trusted(*row) for row in conn.execute(query)]
 
+    def get(self, case_id: str, ids: Sequence[str]) -> list[Event]:
+        """The events of a case with these ids that this node holds, in (depth, id) order."""
+        query = (
+            sa.select(events.c.raw, events.c.sig, events.c.event_id)
+            .where(events.c.case_id == case_id, events.c.event_id.in_(list(ids)))
+            .order_by(events.c.depth, events.c.event_id)
+        )
+        with self.db.read() as conn:
+            return [load_trusted(*row) for row in conn.execute(query)]
+
     def events_after(self, case_id: str, author: str, seq: int, limit: int = 1000) -> list[Event]:
         """An author's events after ``seq`` — what a peer that holds ``seq`` is missing."""
         query = (

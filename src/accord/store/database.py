@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.expression import Insert
 
 ENV_URL = "ACCORD_DATABASE_URL"
 
@@ -73,6 +75,18 @@ class Database:
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
             query = query.with_for_update()
         return conn.execute(query).mappings().first()
+
+    def insert_or_ignore(self, table: sa.Table) -> Insert:
+        """An INSERT that skips rows whose key is already there.
+
+        ``ON CONFLICT DO NOTHING`` on both backends: atomic against concurrent writers,
+        and unlike SQLite's ``INSERT OR IGNORE`` it ignores only key conflicts. Add
+        ``.returning(…)`` to learn whether the row went in: no row back means it was
+        there (psycopg reports no usable rowcount for this statement).
+        """
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
 
     def dispose(self) -> None:
         self.reader.dispose()

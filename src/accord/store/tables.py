@@ -4,7 +4,8 @@ Shared log: ``cases`` (one row per case with its materialised state) and ``event
 (the signed events, unique per case, with what the fold derived about each).
 Node-private: ``node_info`` (this node's identity), ``known_nodes`` (keys of other
 nodes), ``notes`` (internal notes on cases), and the members and credentials of
-``accord.auth``: ``members``, ``web_sessions``, ``api_tokens`` and ``node_secrets``.
+``accord.auth``: ``members``, ``web_sessions``, ``api_tokens`` and ``node_secrets``,
+and ``request_nonces`` (nonces of signed requests from other nodes, for replay protection).
 Node-private tables are never read by anything that exports or replicates.
 """
 
@@ -153,3 +154,44 @@ case_snapshots = sa.Table(
 )
 """The fold's state after event ``(depth, event_id)``, kept every few hundred events so a
 concurrent event that sorts early re-folds only the tail after the nearest snapshot."""
+
+# -- federation (node-private, migration 0004) -----------------------------------------
+
+request_nonces = sa.Table(
+    "request_nonces",
+    metadata,
+    sa.Column("node", sa.String(51), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+"""Nonces of signed requests from other nodes, kept until they expire so a captured
+request is accepted once (``accord.federation.signing.DbNonceStore``)."""
+
+invites = sa.Table(
+    "invites",
+    metadata,
+    sa.Column("secret_hash", sa.String(64), primary_key=True),
+    sa.Column("case_id", sa.String(71), nullable=False, index=True),
+    sa.Column("created_by", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True)),
+    sa.Column("used_by", sa.String(51)),
+)
+"""One-time invitations into a case (node-private; only the secret's SHA-256 is kept)."""
+
+peer_sync = sa.Table(
+    "peer_sync",
+    metadata,
+    sa.Column("peer", sa.String(51), primary_key=True),
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("last_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("last_sync_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("events_received", sa.Integer, nullable=False),
+    sa.Column("bytes_received", sa.BigInteger, nullable=False),
+)
+"""How syncing each case with each peer went: for `accord peers` and backoff."""

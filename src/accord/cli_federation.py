@@ -1,0 +1,193 @@
+"""``accord node``, ``invite``, ``join``, ``sync`` and ``peers``: federation commands.
+
+Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.core.bodies import SLUG, URL
+from accord.core.crypto import fingerprint
+from accord.federation.client import PeerError
+from accord.federation.invites import InviteError
+from accord.federation.sync import Federation, SyncError
+from accord.node import Node
+from accord.service.errors import ServiceError
+from accord.service.negotiation import Negotiation
+
+node_app = typer.Typer(
+    help="This node's identity: key, fingerprint, public URL.", no_args_is_help=True
+)
+
+
+def _federation(node: Node) -> Federation:
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    return Federation(node, Negotiation(node.cases, node.key, now=now), now=now)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "never"
+
+
+def node_show(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Show this node's name, key, fingerprint and public URL."""
+    node = _open(data, database)
+    cli.out.print(f"name         {escape(node.name)}{' (personal node)' if node.personal else ''}")
+    cli.out.print(f"key          {node.key.public}")
+    cli.out.print(f"fingerprint  {node.fingerprint}")
+    cli.out.print(f"url          {node.url or '(none: other nodes cannot reach this one)'}")
+
+
+def node_set_url(
+    url: Annotated[str, typer.Argument(help="e.g. https://accord.example.com")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Set the public URL other nodes reach this one at (used in invitations)."""
+    if not URL.fullmatch(url):
+        raise _fail(f"{url!r} is not an http(s) URL")
+    node = _open(data, database)
+    node.set_url(url.rstrip("/"))
+    cli.out.print(f"public URL set to {node.url}")
+
+
+def invite(
+    case: CaseArg,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    hours: Annotated[int, typer.Option(min=1, max=720, help="How long the link works.")] = 72,
+    member: Annotated[str, typer.Option(help="Who is inviting.")] = "cli",
+) -> None:
+    """Print a one-time invitation link for another node to join CASE."""
+    node = _open(data, database)
+    federation = _federation(node)
+    try:
+        link = federation.invite(_case_id(node, case), member, timedelta(hours=hours))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    finally:
+        federation.close()
+    cli.err.print(
+        f"valid once, until {_when(link.expires)} UTC; the joining node's key "
+        f"will be proposed as a party",
+        soft_wrap=True,
+    )
+    typer.echo(str(link))
+
+
+def join(
+    link: Annotated[str, typer.Argument(help="The invitation link from `accord invite`.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    party_id: Annotated[
+        str | None,
+        typer.Option(
+            "--party-id", help="Your party's id in the case (default: from your node's name)."
+        ),
+    ] = None,
+    kind: Annotated[str, typer.Option(help="organisation or person.")] = "organisation",
+) -> None:
+    """Join a case: present the invitation, fetch the case and verify every event."""
+    node = _open(data, database)
+    slug = party_id or _slug(node.name)
+    if not SLUG.fullmatch(slug):
+        raise _fail(f"--party-id {slug!r} must be a short id of a-z, 0-9, '.', '_' or '-'")
+    if kind not in ("organisation", "person"):
+        raise _fail("--kind is organisation or person")
+    federation = _federation(node)
+    try:
+        result = federation.join(link, {"id": slug, "name": node.name, "kind": kind})
+    except (InviteError, PeerError, SyncError) as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        federation.close()
+    cli.out.print(f"fetched and verified {result.pull.stored} events of {result.case_id}")
+    if result.member:
+        cli.out.print(f"you are now the party {escape(result.party)!r} of this case")
+    else:
+        cli.out.print(
+            f"proposed as the party {escape(result.party)!r}; you become a party "
+            "once the other parties accept (then `accord sync`)"
+        )
+
+
+def sync(
+    case: Annotated[str | None, typer.Argument(help="Only this case (default: all).")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Pull now from every other party's node, ignoring backoff."""
+    node = _open(data, database)
+    federation = _federation(node)
+    try:
+        results = federation.sync(_case_id(node, case) if case else None, force=True)
+    finally:
+        federation.close()
+    table = Table("case", "peer", "new events", "round trips", "bytes", "result")
+    for r in results:
+        table.add_row(
+            r.case_id[:19],
+            fingerprint(r.peer)[:19],
+            str(r.stored),
+            str(r.round_trips),
+            str(r.bytes_received),
+            r.error or "ok",
+        )
+    cli.out.print(table)
+    if any(r.error for r in results):
+        raise typer.Exit(1)
+
+
+def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """List peers per case: last sync, lag, failures and the last error."""
+    node = _open(data, database)
+    federation = _federation(node)
+    try:
+        rows = federation.peers()
+    finally:
+        federation.close()
+    now = datetime.now(UTC)
+    table = Table("peer", "case", "url", "last sync", "lag", "failures", "events in", "last error")
+    for p in rows:
+        lag = "-" if p.last_sync_at is None else _ago(now - _aware(p.last_sync_at))
+        table.add_row(
+            fingerprint(p.peer)[:19],
+            p.case_id[:19],
+            p.url,
+            _when(p.last_sync_at),
+            lag,
+            str(p.failures),
+            str(p.events_received),
+            escape(p.last_error or ""),
+        )
+    cli.out.print(table)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    return f"{seconds // 60} min" if seconds < 7200 else f"{seconds // 3600} h"
+
+
+def _slug(name: str) -> str:
+    from accord.api.app import party_slug
+
+    return party_slug(name)
+
+
+node_app.command("show")(node_show)
+node_app.command("set-url")(node_set_url)
+
+from accord import cli  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

@@ -1,0 +1,1 @@
+"""Federation: node identity, invitations, signed requests and case sync between nodes."""

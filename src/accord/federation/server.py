@@ -1,0 +1,166 @@
+"""The endpoints other nodes call, under ``/federation/v1``.
+
+Every request but ``GET /federation/v1/node`` (public identity) is signed by the
+sending node (see ``signing``); the verified key decides what it may read or push.
+Bodies are capped, pushes rate-limited per node, and everything a peer sends is
+verified event by event before it is stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from accord.core.crypto import fingerprint
+from accord.federation.signing import (
+    DbNonceStore,
+    SignatureExpired,
+    SignatureInvalid,
+    SignatureMissing,
+    SignatureReplayed,
+    verify_request,
+)
+from accord.federation.sync import Federation, sync_header
+
+MAX_BODY = 8 * 1024 * 1024
+MAX_EVENTS_PER_PUSH = 2000
+
+
+class RateLimit:
+    """A token bucket per node: ``per_minute`` events, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, node: str, count: int) -> float:
+        """Take ``count`` tokens; 0 if allowed, else seconds to wait before retrying."""
+        with self._lock:
+            now = self.clock()
+            tokens, since = self._buckets.get(node, (float(self.per_minute), now))
+            tokens = min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60)
+            if count <= tokens:
+                self._buckets[node] = (tokens - count, now)
+                return 0.0
+            self._buckets[node] = (tokens, now)
+            return (count - tokens) * 60 / self.per_minute
+
+
+def addressed_url(public_url: str | None, request: Request) -> str:
+    """The URL the sender signed: this node's public URL with the raw path and query —
+    behind a reverse proxy, the URL the application sees is not the one addressed."""
+    if not public_url:
+        return str(request.url)
+    target = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    base = public_url.rstrip("/")
+    return f"{base}{target}" + (f"?{query}" if query else "")
+
+
+def federation_router(
+    federation: Federation,
+    *,
+    now: Callable[[], Any],
+    on_missing: Callable[[str, str], None],
+    rate_limit: RateLimit | None = None,
+) -> APIRouter:
+    """``on_missing(case_id, sender)``: a push lacked parents; pull from the sender."""
+    router = APIRouter(prefix="/federation/v1", tags=["federation"])
+    nonces = DbNonceStore(federation.node.db)
+    limiter = rate_limit or RateLimit(per_minute=20_000)
+    node = federation.node
+
+    def addressed(request: Request) -> str:
+        return addressed_url(node.url, request)
+
+    async def signed(request: Request) -> tuple[str, bytes]:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            raise HTTPException(413, detail=f"a request body is at most {MAX_BODY} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise HTTPException(413, detail=f"a request body is at most {MAX_BODY} bytes")
+        try:
+            sender = verify_request(
+                request.method, addressed(request), request.headers, body, now=now(), nonces=nonces
+            )
+        except (SignatureMissing, SignatureInvalid, SignatureExpired, SignatureReplayed) as exc:
+            raise HTTPException(401, detail=f"{type(exc).__name__}: {exc}") from exc
+        return sender, body
+
+    @router.get("/node", summary="This node's public identity")
+    def identity() -> dict[str, Any]:
+        return {
+            "key": node.key.public,
+            "fingerprint": fingerprint(node.key.public),
+            "name": node.name,
+            "url": node.url,
+        }
+
+    @router.get(
+        "/invites", response_class=PlainTextResponse, summary="What to do with an invitation link"
+    )
+    def invite_page() -> str:
+        return (
+            "This is an invitation into a case on an Accord node.\n"
+            "Join it from your own node with:  accord join '<this whole link>'\n"
+        )
+
+    @router.post("/join", summary="Present an invitation: become a proposed party")
+    async def join(request: Request) -> Any:
+        sender, body = await signed(request)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, detail="the body is not JSON") from exc
+        if not isinstance(payload, dict):
+            raise HTTPException(400, detail="the body is a JSON object")
+        return federation.accept_join(sender, payload)
+
+    @router.post(
+        "/cases/{case_id}/sync",
+        summary="The events a peer lacks, given its heads",
+        response_class=Response,
+    )
+    async def sync(case_id: str, request: Request) -> Response:
+        sender, body = await signed(request)
+        try:
+            payload = orjson.loads(body)
+            have, limit = payload["have"], int(payload.get("limit", 1000))
+            if not isinstance(have, dict):
+                raise TypeError("have")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise HTTPException(400, detail='the body is {"have": {…}, "limit": n}') from exc
+        events, more, state = federation.missing_for(case_id, sender, have, limit)
+        lines = [sync_header(more, state), *(e.wire() for e in events)]
+        return Response(b"\n".join(lines) + b"\n", media_type="application/jsonl")
+
+    @router.post("/cases/{case_id}/events", summary="Receive events pushed by a party node")
+    async def push(case_id: str, request: Request) -> Any:
+        sender, body = await signed(request)
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if len(lines) > MAX_EVENTS_PER_PUSH:
+            raise HTTPException(413, detail=f"at most {MAX_EVENTS_PER_PUSH} events per push")
+        wait = limiter.take(sender, len(lines))
+        if wait:
+            return JSONResponse(
+                {"detail": "too many events from your node; slow down"},
+                status_code=429,
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        outcome = federation.receive(sender, case_id, lines)
+        if outcome["missing_parents"]:
+            on_missing(case_id, sender)
+        return outcome
+
+    return router
