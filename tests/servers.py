@@ -20,9 +20,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_node(data: Path, *extra: str) -> Iterator[str]:
+def running_node(data: Path, *extra: str, port: int | None = None) -> Iterator[str]:
     """Run ``accord serve`` for the node in ``data``; yield its base URL once it answers."""
-    port = free_port()
+    port = port or free_port()
     env = {**os.environ, "ACCORD_HOME": str(data)}
     with subprocess.Popen(
         [sys.executable, "-m", "accord", "serve", "--port", str(port), *extra],
