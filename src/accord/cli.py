@@ -126,15 +126,26 @@ def serve(
     database: DatabaseUrl = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8640,
+    sync_interval: Annotated[
+        int,
+        typer.Option(min=0, help="Seconds between pulls from peer nodes (0: only on demand)."),
+    ] = 60,
 ) -> None:
-    """Start the HTTP server (``/health`` answers once it is up)."""
+    """Start the HTTP server (``/health`` answers once it is up) and the periodic pulls."""
     import uvicorn
 
     from accord.api.app import create_app
+    from accord.federation.schedule import PeriodicSync
 
     node = _open(data, database)
+    app = create_app(node)
     out.print(f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}")
-    uvicorn.run(create_app(node), host=host, port=port, log_level="info")
+    pulls = PeriodicSync(app.state.services.federation, sync_interval)
+    pulls.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        pulls.stop()
 
 
 @case_app.command("new")
