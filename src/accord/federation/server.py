@@ -137,11 +137,14 @@ def federation_router(
         try:
             payload = orjson.loads(body)
             have, limit = payload["have"], int(payload.get("limit", 1000))
-            if not isinstance(have, dict):
+            want = payload.get("want", [])
+            if not isinstance(have, dict) or not isinstance(want, list):
                 raise TypeError("have")
+            if not all(isinstance(w, str) for w in want):
+                raise TypeError("want")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise HTTPException(400, detail='the body is {"have": {…}, "limit": n}') from exc
-        events, more, state = federation.missing_for(case_id, sender, have, limit)
+        events, more, state = federation.missing_for(case_id, sender, have, limit, want)
         lines = [sync_header(more, state), *(e.wire() for e in events)]
         return Response(b"\n".join(lines) + b"\n", media_type="application/jsonl")
 
@@ -151,6 +154,12 @@ def federation_router(
         lines = [line for line in body.split(b"\n") if line.strip()]
         if len(lines) > MAX_EVENTS_PER_PUSH:
             raise HTTPException(413, detail=f"at most {MAX_EVENTS_PER_PUSH} events per push")
+        if len(lines) > limiter.per_minute:
+            raise HTTPException(
+                413,
+                detail=f"this node accepts at most {limiter.per_minute} events a minute "
+                "from a peer; push fewer at a time",
+            )
         wait = limiter.take(sender, len(lines))
         if wait:
             return JSONResponse(

@@ -19,9 +19,10 @@ import httpx
 import orjson
 import sqlalchemy as sa
 
+from accord.core.bodies import check_change
 from accord.core.canonical import canonical
 from accord.core.crypto import fingerprint
-from accord.core.errors import AccordError, MissingParentsError
+from accord.core.errors import AccordError, EventFormatError, MissingParentsError
 from accord.core.events import Event, parse_wire
 from accord.core.state import State
 from accord.federation.client import PeerClient, PeerError
@@ -152,6 +153,10 @@ class Federation:
                 f"party id {new_party['id']!r} is taken in this case; choose another",
                 field="party.id",
             )
+        try:  # check the party before the one-time secret is spent on it
+            check_change({"op": "party.add", "party": new_party}, "party")
+        except EventFormatError as exc:
+            raise Invalid(str(exc).removeprefix("party."), field="party") from exc
         try:
             self.invites.consume(case_id, secret, sender)
         except InviteError as exc:
@@ -207,13 +212,19 @@ class Federation:
         return state
 
     def missing_for(
-        self, case_id: str, requester: str, have: dict[str, Any], limit: int
+        self,
+        case_id: str,
+        requester: str,
+        have: dict[str, Any],
+        limit: int,
+        want: list[str] | None = None,
     ) -> tuple[list[Event], bool, State]:
         """What a peer that holds ``have`` lacks: the first ``limit`` events in (depth, id)
-        order, and whether there are more."""
+        order, and whether there are more. ``want`` names events the peer found missing
+        as parents — such as the other side of a fork, which no chain position reveals."""
         state = self.readable_state(case_id, requester)
         limit = max(1, min(limit, self.batch))
-        found: list[Event] = []
+        found: list[Event] = self.cases.get(case_id, want[:limit]) if want else []
         for author, head in state["authors"].items():
             theirs = have.get(author)
             seq = theirs.get("seq", 0) if isinstance(theirs, dict) else 0
@@ -221,7 +232,7 @@ class Federation:
                 raise Invalid(f"have[{author}].seq must be a non-negative integer")
             if head["seq"] > seq:
                 found.extend(self.cases.events_after(case_id, author, seq, limit=limit + 1))
-        found.sort(key=lambda e: e.key)
+        found = sorted({e.id: e for e in found}.values(), key=lambda e: e.key)
         return found[:limit], len(found) > limit, state
 
     def receive(self, sender: str, case_id: str, lines: Iterable[bytes]) -> dict[str, Any]:
@@ -256,11 +267,15 @@ class Federation:
     def pull(self, case_id: str, peer: str, url: str) -> PullResult:
         """Fetch from ``peer`` everything of the case this node lacks, batch by batch."""
         result = PullResult(case_id, peer)
+        want: list[str] = []
         try:
             while True:
                 state = self.cases.state(case_id)
                 have = state["authors"] if state else {}
-                body = orjson.dumps({"have": have, "limit": self.batch})
+                request: dict[str, Any] = {"have": have, "limit": self.batch}
+                if want:
+                    request["want"] = want
+                body = orjson.dumps(request)
                 data = self.client.post(f"{url}/federation/v1/cases/{case_id}/sync", body)
                 result.round_trips += 1
                 result.bytes_received += len(data)
@@ -270,13 +285,14 @@ class Federation:
                 stored = self.cases.append(events, strict=False)
                 result.stored += len(stored.stored)
                 result.duplicates += len(stored.duplicates)
-                result.rejected += len(stored.rejected)
-                if not stored.stored:
-                    if stored.rejected:
+                asked, want = want, sorted({m for r in stored.rejected for m in r.missing})
+                if not stored.stored and (not want or want == asked):
+                    if stored.rejected:  # no progress, even with the parents asked for
+                        result.rejected += len(stored.rejected)
                         first = stored.rejected[0]
                         raise SyncError(f"the peer's events do not fit: {first.message}")
                     break
-                if not header.get("more"):
+                if not header.get("more") and not want:
                     break
         except (PeerError, SyncError) as exc:
             result.error = str(exc)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.core.crypto import NodeKey
-from accord.core.errors import AccordError, RuleError
+from accord.core.errors import AccordError, MissingParentsError, RuleError
 from accord.core.events import Event, create_event, load_trusted, parse_event
 from accord.core.fold import CaseFold, Meta, fold_events
 from accord.core.state import State, state_hash
@@ -39,6 +39,12 @@ class Rejected:
     event_id: str
     error: str
     message: str
+    missing: list[str] = field(default_factory=list)  # held by nobody here yet: fetch them
+
+    @classmethod
+    def of(cls, event: Event, exc: AccordError) -> Rejected:
+        missing = exc.missing if isinstance(exc, MissingParentsError) else []
+        return cls(event.id, type(exc).__name__, str(exc), list(missing))
 
 
 @dataclass
@@ -221,7 +227,7 @@ class CaseStore:
             except AccordError as exc:
                 if strict:
                     raise
-                result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
+                result.rejected.append(Rejected.of(event, exc))
                 continue
             result.stored.append(event.id)
             if meta.verdict is not None:
@@ -260,7 +266,7 @@ class CaseStore:
                     raise AccordError(f"stored event {event.id} no longer folds: {exc}") from exc
                 if strict:
                     raise
-                result.rejected.append(Rejected(event.id, type(exc).__name__, str(exc)))
+                result.rejected.append(Rejected.of(event, exc))
         accepted = [e for e in new if e.id in graph.pending]
         if not accepted:
             return
