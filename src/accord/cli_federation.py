@@ -91,13 +91,17 @@ def join(
             "--party-id", help="Your party's id in the case (default: from your node's name)."
         ),
     ] = None,
-    kind: Annotated[str, typer.Option(help="organisation or person.")] = "organisation",
+    kind: Annotated[
+        str | None,
+        typer.Option(help="organisation or person (default: person on a personal node)."),
+    ] = None,
 ) -> None:
     """Join a case: present the invitation, fetch the case and verify every event."""
     node = _open(data, database)
     slug = party_id or _slug(node.name)
     if not SLUG.fullmatch(slug):
         raise _fail(f"--party-id {slug!r} must be a short id of a-z, 0-9, '.', '_' or '-'")
+    kind = kind or ("person" if node.personal else "organisation")
     if kind not in ("organisation", "person"):
         raise _fail("--kind is organisation or person")
     federation = _federation(node)

@@ -650,6 +650,16 @@ def test_sync_answers_a_party_with_only_what_it_lacks(a: NodeA) -> None:
     assert lines[0] == a.node.cases.events(a.case)[0].wire()  # the genesis first
 
 
+def test_internal_notes_never_reach_a_peer(a: NodeA) -> None:
+    secret = "Mallory's firm is on our watch list; be careful what we promise"
+    a.app.state.services.notes.add(a.case, TOM, secret)
+    a.node.cases.create_many(a.key, a.case, messages(3), member=TOM, time=NOW)
+    header, lines = sync_answer(a.sync({}))
+    assert len(lines) == a.state()["events"]
+    assert all(b"watch list" not in line for line in lines)
+    assert b"watch list" not in orjson.dumps(header)
+
+
 def test_an_incremental_sync_answer_does_not_grow_with_the_history(a: NodeA) -> None:
     sizes = {}
     for length in (50, 2_000):
