@@ -502,6 +502,12 @@ app.command()(join)
 app.command()(sync)
 app.command()(peers)
 
+# The job worker and the job queue's commands live in accord.cli_jobs.
+from accord.cli_jobs import jobs_app, worker  # noqa: E402
+
+app.add_typer(jobs_app, name="jobs")
+app.command()(worker)
+
 
 def main() -> None:
     app()

@@ -24,16 +24,21 @@ from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
+from accord.api.ownership import assignment_json, ownership_routes
 from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
 from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
+from accord.jobs.queue import JobQueue
 from accord.node import Node
+from accord.service.callbacks import Callbacks
 from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.notes import Notes
+from accord.service.ownership import Ownership
+from accord.service.sla import ResponseTargets
 
 Clock = Callable[[], datetime]
 SESSION_TTL = timedelta(hours=12)
@@ -55,6 +60,8 @@ class Services:
     sessions: SessionStore
     links: PortalLinks
     federation: Federation
+    ownership: Ownership
+    callbacks: Callbacks
     background: ThreadPoolExecutor
     party_id: str
 
@@ -64,19 +71,30 @@ class Services:
     ) -> Services:
         negotiation = Negotiation(node.cases, node.key, now=now)
         federation = Federation(node, negotiation, now=now, transport=transport)
+        members = MemberStore(node.db)
+        ownership = Ownership(node.cases, node.key, members, now=now)
+        callbacks = Callbacks(node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now)
         services = cls(
             node=node,
             negotiation=negotiation,
             notes=Notes(node.cases, now=now),
-            members=MemberStore(node.db),
+            members=members,
             tokens=TokenStore(node.db, now=now),
             sessions=SessionStore(node.db, now=now),
             links=PortalLinks(load_or_create_secret(node.db), now=now),
             federation=federation,
+            ownership=ownership,
+            callbacks=callbacks,
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
         negotiation.listeners.append(services.push_later)
+        negotiation.listeners.append(callbacks.on_change)
+        negotiation.listeners.append(
+            ResponseTargets(
+                node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
+            ).on_change
+        )
         return services
 
     def push_later(self, case_id: str, event_ids: list[str]) -> None:
@@ -138,7 +156,9 @@ def create_app(
         return JSONResponse({"status": "ready"})
 
     app.include_router(_session_routes(services), prefix="/api/v1", tags=["session"])
-    app.include_router(_case_routes(services), prefix="/api/v1/cases", tags=["cases"])
+    top_level = APIRouter()
+    app.include_router(_case_routes(services, top_level), prefix="/api/v1/cases", tags=["cases"])
+    app.include_router(top_level, prefix="/api/v1")
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
     app.include_router(
         federation_router(
@@ -200,7 +220,7 @@ def _member_json(member: Any) -> dict[str, Any]:
     }
 
 
-def _case_routes(services: Services) -> APIRouter:
+def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
     router = APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
 
@@ -245,7 +265,11 @@ def _case_routes(services: Services) -> APIRouter:
             topics=[t.model_dump() for t in body.topics],
             template=body.template,
         )
-        return changed(outcome)
+        if body.route:
+            owner = services.ownership.route(outcome.case_id)
+        else:
+            owner = services.ownership.take(outcome.case_id, who.member)
+        return {**changed(outcome), "owner": assignment_json(owner)}
 
     def member_context(scope: str) -> Callable[..., Context]:
         def context(case_id: str, who: Principal = Depends(require(scope))) -> Context:
@@ -301,7 +325,10 @@ def _case_routes(services: Services) -> APIRouter:
         )
         return {"link": str(link), "expires": link.expires.isoformat()}
 
+    owned, top = ownership_routes(services.ownership)
+    case.include_router(owned)
     router.include_router(case, prefix="/{case_id}")
+    top_level.include_router(top)
     return router
 
 

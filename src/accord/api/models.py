@@ -27,6 +27,7 @@ class CaseIn(Body):
     customer: CustomerIn | None = Field(None, description="A customer this node hosts.")
     topics: list[TopicIn] = Field(default_factory=list, max_length=50)
     template: str | None = Field(None, max_length=100)
+    route: bool = Field(False, description="Let routing choose the owner (default: you own it).")
 
 
 class MessageIn(Body):

@@ -251,6 +251,13 @@ def _reopened(b: Any) -> None:
     _text(b["reason"], "body.reason", 10_000)
 
 
+def _owner_named(b: Any) -> None:
+    _fields(b, "body", {"name"}, {"note"})
+    _text(b["name"], "body.name", 200)
+    if "note" in b:
+        _text(b["note"], "body.note", 10_000)
+
+
 def _status(b: Any) -> None:
     _fields(b, "body", {"label"})
     _text(b["label"], "body.label", 64)
@@ -269,6 +276,7 @@ BODY_CHECKS: dict[str, Callable[[Any], None]] = {
     "party.satisfied": _satisfied,
     "case.reopened": _reopened,
     "status.set": _status,
+    "owner.named": _owner_named,
 }
 EVENT_TYPES = tuple(BODY_CHECKS)
 

@@ -40,6 +40,7 @@ def empty_state(case_id: str) -> State:
         "reopened": 0,
         "status": None,
         "status_history": [],
+        "owners": {},
         "messages": 0,
         "last_message": None,
         "events": 0,
@@ -267,6 +268,19 @@ def _status(s: State, e: Event, party: str) -> None:
     s["status_history"].append(entry)
 
 
+def _owner_named(s: State, e: Event, party: str) -> None:
+    """A party names the one person accountable for its side of the case."""
+    previous = s["owners"].get(party)
+    if previous is not None and previous["name"] == e.body["name"]:
+        return
+    s["owners"][party] = {
+        "name": e.body["name"],
+        "event": e.id,
+        "time": e.time,
+        "changes": 0 if previous is None else previous["changes"] + 1,
+    }
+
+
 _CHANGES: dict[str, Callable[[State, dict[str, Any], Event], None]] = {
     "data.put": _put_data,
     "data.remove": _remove_data,
@@ -289,4 +303,5 @@ _EFFECTS: dict[str, Callable[[State, Event, str], None]] = {
     "party.satisfied": _satisfied,
     "case.reopened": _reopened,
     "status.set": _status,
+    "owner.named": _owner_named,
 }

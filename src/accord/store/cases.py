@@ -11,7 +11,8 @@ earlier. Reading a case reads one row, whatever the length of its history.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,7 @@ class CaseStore:
         via: str | None = None,
         for_party: str | None = None,
         session: str | None = None,
+        conn: Connection | None = None,
     ) -> Event:
         """Author one event as this node and append it; ``case_id=None`` opens a case."""
         return self.create_many(
@@ -114,6 +116,7 @@ class CaseStore:
             via=via,
             for_party=for_party,
             session=session,
+            conn=conn,
         )[0]
 
     def create_many(
@@ -127,14 +130,17 @@ class CaseStore:
         via: str | None = None,
         for_party: str | None = None,
         session: str | None = None,
+        conn: Connection | None = None,
     ) -> list[Event]:
         """Author a chain of events in one transaction (one group commit).
 
         Raises ``RuleError`` — and stores nothing — if any of them would break a rule.
+        With ``conn`` the events join the caller's transaction (a timer's effects and its
+        completion commit together).
         """
         stamp = format_time(time or datetime.now(UTC))
         made: list[Event] = []
-        with self.db.write() as conn:
+        with self._writing(conn) as conn:
             folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
             counted = folder.state["events"] if folder is not None else 0
             for type_, body in items:
@@ -182,6 +188,14 @@ class CaseStore:
                 self._insert(conn, graph.pending.values())
                 self._save_state(conn, folder, exists=made[0].type != "case.opened", before=counted)
         return made
+
+    @contextmanager
+    def _writing(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.db.write() as own:
+                yield own
 
     def _open_fold(
         self, conn: Connection, case_id: str, *, new: bool = False

@@ -195,3 +195,140 @@ peer_sync = sa.Table(
     sa.Column("bytes_received", sa.BigInteger, nullable=False),
 )
 """How syncing each case with each peer went: for `accord peers` and backoff."""
+
+# -- durable jobs and timers (node-private, migration 0006) ----------------------------
+
+JOB_STATUSES = ("pending", "running", "done", "failed", "cancelled")
+UNFINISHED_JOB = "status IN ('pending', 'running')"
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("key", sa.Text),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("run_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("locked_by", sa.Text),
+    sa.Column("locked_until", sa.DateTime(timezone=True)),
+    sa.Column("lease_token", sa.String(32)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("last_error", sa.Text),
+    sa.CheckConstraint(
+        "status IN ('pending', 'running', 'done', 'failed', 'cancelled')", name="ck_jobs_status"
+    ),
+    sa.Index("ix_jobs_status_run_at", "status", "run_at"),
+    sa.Index(
+        "uq_jobs_key_unfinished",
+        "key",
+        unique=True,
+        postgresql_where=sa.text(UNFINISHED_JOB),
+        sqlite_where=sa.text(UNFINISHED_JOB),
+    ),
+)
+"""Durable jobs and timers (``accord.jobs``): a job runs once, at or after ``run_at``, in
+the same transaction as its effects. ``key`` names at most one unfinished job (pending or
+running), so rescheduling by key replaces it. Times are stored in UTC."""
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("lead_member_id", sa.Integer, sa.ForeignKey("members.id", name="fk_teams_lead")),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("name", name="uq_teams_name"),
+)
+"""Teams of members; a team's lead is who missed promises escalate to."""
+
+member_routing = sa.Table(
+    "member_routing",
+    metadata,
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_member_routing_member", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", name="fk_member_routing_team")),
+    sa.Column("skills", sa.Text, nullable=False),
+    sa.Column("availability", sa.String(16), nullable=False),
+    sa.Column("max_load", sa.Integer),
+    sa.Column("last_assigned_at", sa.DateTime(timezone=True)),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""How cases reach a member: team, skills, availability (online, away, off), load cap."""
+
+routing_rules = sa.Table(
+    "routing_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("template", sa.String(100)),
+    sa.Column("topic", sa.String(64)),
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id", name="fk_routing_rules_team")),
+    sa.Column("skill", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Which team or skill a new case needs, by its template or topics; lowest priority first."""
+
+case_owners = sa.Table(
+    "case_owners",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_case_owners_member"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("transfers", sa.Integer, nullable=False),
+)
+"""The one accountable member of each case this node's party is in (node-private)."""
+
+assignment_history = sa.Table(
+    "assignment_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(71), nullable=False, index=True),
+    sa.Column("from_member_id", sa.Integer),
+    sa.Column("to_member_id", sa.Integer, nullable=False),
+    sa.Column("by_member_id", sa.Integer),
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("summary", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Every routing, override and handoff, with its note and the summary handed over."""
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_notifications_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("case_id", sa.String(71)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("read_at", sa.DateTime(timezone=True)),
+)
+"""What a member should know now: assignments, handoffs, reminders, escalations."""
+
+node_settings = sa.Table(
+    "node_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+"""Small node-wide settings as JSON, such as the business calendar."""

@@ -1,0 +1,159 @@
+"""``accord worker`` and ``accord jobs``: run durable jobs and timers, and look at them.
+
+Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses. The
+worker's handlers come from ``accord.jobs.registry.handlers(node)``; what a worker does
+and how many to run is in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.jobs import registry
+from accord.jobs.queue import JobError, JobQueue
+from accord.jobs.worker import Worker
+from accord.store.database import redact
+
+jobs_app = typer.Typer(
+    help="Durable jobs and timers: list them, retry a failed one.", no_args_is_help=True
+)
+
+
+class Status(StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def worker(
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    worker_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Name of this worker in leases and logs (default: host:pid)."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run the jobs that are due now, then exit.")
+    ] = False,
+    lease_seconds: Annotated[
+        int,
+        typer.Option(
+            min=1, help="How long a claimed job is this worker's before others may take it."
+        ),
+    ] = 300,
+    batch: Annotated[int, typer.Option(min=1, help="Jobs claimed at a time.")] = 20,
+    log_level: Annotated[
+        LogLevel, typer.Option(help="Least severe log messages shown (on stderr).")
+    ] = LogLevel.info,
+) -> None:
+    """Run due jobs and timers until stopped (Ctrl-C or SIGTERM).
+
+    Each job runs in the transaction that marks it done. Run several workers on
+    PostgreSQL; on SQLite one is enough (`accord serve` runs one inline).
+    """
+    node = _open(data, database)
+    logging.basicConfig(
+        level=log_level.value.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    name = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+    queue = JobQueue(node.db, now=_now)
+    runner = Worker(
+        node.db,
+        queue,
+        registry.handlers(node),
+        worker_id=name,
+        now=_now,
+        lease=timedelta(seconds=lease_seconds),
+        batch=batch,
+    )
+    kinds = ", ".join(sorted(runner.handlers)) or "none"
+    cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
+    if once:
+        ran = 0
+        while (claimed := runner.run_once()) > 0:
+            ran += claimed
+            if claimed < batch:
+                break
+        counts = queue.counts()
+        cli.out.print(f"ran {ran} jobs; now " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run(stop)
+
+
+def jobs_list(
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many jobs.")] = 100,
+) -> None:
+    """List jobs, soonest first, with the count in each state."""
+    node = _open(data, database)
+    queue = JobQueue(node.db, now=_now)
+    table = Table("id", "kind", "key", "status", "run at (UTC)", "attempts", "worker", "error")
+    for job in queue.find(status=status.value if status else None, kind=kind, limit=limit):
+        table.add_row(
+            str(job.id),
+            escape(job.kind),
+            escape(job.key or ""),
+            job.status,
+            _when(job.run_at),
+            str(job.attempts),
+            escape(job.locked_by or ""),
+            escape(job.last_error or ""),
+        )
+    cli.out.print(table)
+    cli.out.print(", ".join(f"{n} {s}" for s, n in queue.counts().items()))
+
+
+def jobs_retry(
+    job_id: Annotated[int, typer.Argument(help="A failed job's id (see `accord jobs list`).")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Put a failed job back to pending, due now, with its attempts reset."""
+    node = _open(data, database)
+    try:
+        job = JobQueue(node.db, now=_now).retry(job_id)
+    except JobError as exc:
+        raise _fail(str(exc)) from exc
+    cli.out.print(f"job {job.id} ({escape(job.kind)}) is pending again, due now")
+
+
+jobs_app.command("list")(jobs_list)
+jobs_app.command("retry")(jobs_retry)
+
+from accord import cli  # noqa: E402
+from accord.cli import DatabaseUrl, DataDir, _fail, _open  # noqa: E402

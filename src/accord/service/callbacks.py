@@ -1,0 +1,236 @@
+"""Promised callbacks kept: reminders before, escalation and a new time when missed.
+
+A callback is an agreed activity of kind ``callback`` with a due time, owned by this
+node's party. For each, two durable timers are kept in the job queue (so they survive
+restarts and fire once across workers):
+
+* ``callback.remind`` — REMIND_BEFORE the due time: a notification to the case owner;
+* ``callback.missed`` — GRACE after the due time, moved to the next business opening if
+  the node is closed then: if the callback is still not done, the owner's lead (or the
+  owner) is notified, the customer is told in the case that the promise was missed and
+  by when the lead will call, and the callback is re-proposed to the lead at that time.
+
+Each handler re-reads the case and does nothing if the promise was kept, cancelled or
+moved in the meantime; its effects commit with the job's completion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection
+
+from accord.auth.members import MemberStore
+from accord.core.crypto import NodeKey
+from accord.core.errors import AccordError
+from accord.core.state import State
+from accord.core.timefmt import format_time, parse_time
+from accord.jobs.queue import Job, JobQueue
+from accord.jobs.registry import register
+from accord.jobs.worker import Handler
+from accord.node import Node
+from accord.service import settings
+from accord.service.calendar import BusinessCalendar
+from accord.service.negotiation import utc_now
+from accord.service.ownership import SYSTEM_MEMBER, Ownership
+from accord.store.cases import CaseStore
+
+REMIND_BEFORE = timedelta(minutes=15)
+GRACE = timedelta(minutes=5)
+NEW_TIME_AFTER = timedelta(hours=1)  # of business time after the escalation
+REMIND, MISSED = "callback.remind", "callback.missed"
+
+
+class Callbacks:
+    def __init__(
+        self,
+        cases: CaseStore,
+        key: NodeKey,
+        ownership: Ownership,
+        queue: JobQueue,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.cases = cases
+        self.key = key
+        self.ownership = ownership
+        self.queue = queue
+        self.now = now
+
+    def calendar(self) -> BusinessCalendar:
+        return settings.calendar(self.cases.db)
+
+    # -- scheduling ------------------------------------------------------------------
+
+    def on_change(self, case_id: str, _event_ids: list[str] | None = None) -> None:
+        """Bring the case's callback timers in line with its agreed terms."""
+        state = self.cases.state(case_id)
+        if state is not None:
+            self.schedule(state)
+
+    def reconcile_all(self) -> int:
+        """On start: make sure every open case's callbacks have their timers."""
+        count = 0
+        for row in self.cases.list_cases(limit=1_000_000, resolved=False):
+            state = self.cases.state(row.case_id)
+            if state is not None:
+                count += self.schedule(state)
+        return count
+
+    def schedule(self, state: State, conn: Connection | None = None) -> int:
+        mine = self._my_party(state)
+        calendar = self.calendar()
+        count = 0
+        for aid, activity in state["terms"]["activities"].items():
+            if (
+                activity["kind"] != "callback"
+                or activity["owner"] != mine
+                or not activity.get("due")
+            ):
+                continue
+            keys = _keys(state["case"], aid)
+            if state["progress"][aid]["state"] not in ("agreed", "in_progress"):
+                self.queue.cancel(keys[0], conn=conn)
+                self.queue.cancel(keys[1], conn=conn)
+                continue
+            due = parse_time(activity["due"])
+            payload = {"case": state["case"], "activity": aid, "due": activity["due"]}
+            if due - REMIND_BEFORE > self.now():
+                self.queue.schedule(REMIND, due - REMIND_BEFORE, payload, key=keys[0], conn=conn)
+            self.queue.schedule(
+                MISSED, calendar.next_open(due + GRACE), payload, key=keys[1], conn=conn
+            )
+            count += 1
+        for aid, progress in state["progress"].items():  # removed from the terms: no timers
+            if progress["state"] == "cancelled":
+                for key in _keys(state["case"], aid):
+                    self.queue.cancel(key, conn=conn)
+        return count
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def remind(self, job: Job, conn: Connection) -> None:
+        found = self._still_promised(job)
+        if found is None:
+            return
+        state, activity = found
+        owner = self.ownership.owner(state["case"])
+        if owner is None:
+            return
+        due = self._local(parse_time(activity["due"]))
+        self.ownership.notify(
+            conn,
+            owner.member.id,
+            state["case"],
+            "reminder",
+            f"In {int(REMIND_BEFORE.total_seconds() // 60)} minutes: "
+            f"{activity['title']} (due {due}) — {state['title']}",
+        )
+
+    def missed(self, job: Job, conn: Connection) -> None:
+        found = self._still_promised(job)
+        if found is None:
+            return
+        state, activity = found
+        case_id = state["case"]
+        owner = self.ownership.owner(case_id)
+        if owner is None:
+            return
+        lead = self.ownership.lead_of(owner.member.id) or owner.member
+        calendar = self.calendar()
+        new_due = calendar.add(calendar.next_open(self.now()), NEW_TIME_AFTER)
+        due_text, new_text = self._local(parse_time(activity["due"])), self._local(new_due)
+        self.ownership.notify(
+            conn,
+            lead.id,
+            case_id,
+            "escalation",
+            f"Missed callback: {owner.member.display_name} promised "
+            f"{activity['title']!r} by {due_text}. The customer has been told "
+            f"you will call by {new_text}. — {state['title']}",
+        )
+        if lead.id != owner.member.id:
+            self.ownership.notify(
+                conn,
+                owner.member.id,
+                case_id,
+                "missed",
+                f"Missed callback {activity['title']!r} ({due_text}); "
+                f"escalated to {lead.display_name}.",
+            )
+        changed = {**activity, "member": lead.display_name, "due": format_time(new_due)}
+        apology = (
+            f"We are sorry: we did not call you back by {due_text} as promised. "
+            f"{lead.display_name} will call you by {new_text}."
+        )
+        proposal = {
+            "base": state["terms"]["version"],
+            "changes": [{"op": "activity.put", "activity": job.payload["activity"], **changed}],
+            "note": f"A new time for the missed callback, with {lead.display_name}",
+        }
+        # If the case moved on (say a concurrent agreement), the notifications stand and
+        # the lead proposes the new time by hand.
+        with contextlib.suppress(AccordError):
+            self.cases.create_many(
+                self.key,
+                case_id,
+                [("message.posted", {"text": apology}), ("proposal.made", proposal)],
+                member=SYSTEM_MEMBER,
+                time=self.now(),
+                via="api",
+                conn=conn,
+            )
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _still_promised(self, job: Job) -> tuple[State, dict[str, Any]] | None:
+        state = self.cases.state(job.payload["case"])
+        if state is None:
+            return None
+        activity = state["terms"]["activities"].get(job.payload["activity"])
+        progress = state["progress"].get(job.payload["activity"], {}).get("state")
+        if activity is None or progress not in ("agreed", "in_progress"):
+            return None  # kept or cancelled
+        if activity.get("due") != job.payload["due"]:
+            return None  # moved: the timers of the new time will fire instead
+        return state, activity
+
+    def _my_party(self, state: State) -> str | None:
+        for pid, party in state["parties"].items():
+            if party["node"] == self.key.public:
+                return pid
+        return None
+
+    def _local(self, moment: datetime) -> str:
+        zone = ZoneInfo(self.calendar().timezone)
+        return moment.astimezone(zone).strftime("%a %d %b %H:%M %Z")
+
+
+def _keys(case_id: str, activity: str) -> tuple[str, str]:
+    return f"{REMIND}:{case_id}:{activity}", f"{MISSED}:{case_id}:{activity}"
+
+
+def build(node: Node, now: Callable[[], datetime] = utc_now) -> Callbacks:
+    """The callback service of ``node``, as the workers and the app use it."""
+    members = MemberStore(node.db)
+    return Callbacks(
+        node.cases,
+        node.key,
+        Ownership(node.cases, node.key, members, now=now),
+        JobQueue(node.db, now=now),
+        now=now,
+    )
+
+
+@register(REMIND)
+def _remind_handler(node: Node) -> Handler:
+    return build(node).remind
+
+
+@register(MISSED)
+def _missed_handler(node: Node) -> Handler:
+    return build(node).missed

@@ -1,0 +1,63 @@
+"""Small node-wide settings kept as JSON in ``node_settings``: the business calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from accord.service.calendar import BusinessCalendar, WeeklyHours
+from accord.service.errors import Invalid
+from accord.store.database import Database
+from accord.store.tables import node_settings
+
+CALENDAR = "calendar"
+
+
+def read(db: Database, name: str) -> Any:
+    with db.read() as conn:
+        raw = conn.execute(
+            sa.select(node_settings.c.value).where(node_settings.c.name == name)
+        ).scalar_one_or_none()
+    return None if raw is None else orjson.loads(raw)
+
+
+def write(db: Database, name: str, value: Any) -> None:
+    with db.write() as conn:
+        conn.execute(node_settings.delete().where(node_settings.c.name == name))
+        conn.execute(node_settings.insert().values(name=name, value=orjson.dumps(value).decode()))
+
+
+def calendar(db: Database) -> BusinessCalendar:
+    """The node's business calendar; open around the clock until one is set."""
+    config = read(db, CALENDAR)
+    if not config:
+        return BusinessCalendar.always()
+    return build_calendar(config)
+
+
+def build_calendar(config: dict[str, Any]) -> BusinessCalendar:
+    try:
+        return BusinessCalendar(
+            config["timezone"],
+            WeeklyHours.parse(config["hours"]),
+            country=config.get("country"),
+            subdivision=config.get("subdivision"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise Invalid(f"business calendar: {exc}", field="calendar") from exc
+
+
+def set_calendar(
+    db: Database,
+    *,
+    timezone: str,
+    hours: str,
+    country: str | None = None,
+    subdivision: str | None = None,
+) -> BusinessCalendar:
+    config = {"timezone": timezone, "hours": hours, "country": country, "subdivision": subdivision}
+    built = build_calendar(config)  # refuse what does not parse before storing it
+    write(db, CALENDAR, config)
+    return built

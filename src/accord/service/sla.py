@@ -1,0 +1,173 @@
+"""Response-time targets: first response and next response, in business time.
+
+Each case this node is in has one durable ``sla.breach`` job (key ``sla:<case>``) whose
+payload carries the response clock (``SlaClock``: start, pauses). A customer's message
+starts the clock if none is running; a member's reply stops it; setting the status to
+``waiting_on_customer`` pauses it and any other status, or a customer message, resumes
+it. The job's run time is when the target is reached in business time (or far in the
+future while nothing is awaited); if it fires, the owner and the owner's lead are told.
+
+Targets, in minutes of business time, come from the ``sla`` node setting:
+``{"default": {"first_response": 60, "next_response": 240}, "<template>": {…}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection
+
+from accord.auth.members import MemberStore
+from accord.core.crypto import NodeKey
+from accord.core.events import Event
+from accord.core.state import State
+from accord.jobs.queue import Job, JobQueue
+from accord.jobs.registry import register
+from accord.jobs.worker import Handler
+from accord.node import Node
+from accord.service import settings
+from accord.service.calendar import SlaClock
+from accord.service.negotiation import utc_now
+from accord.service.ownership import SYSTEM_MEMBER, Ownership
+from accord.store.cases import CaseStore
+
+BREACH = "sla.breach"
+WAITING = "waiting_on_customer"
+SETTING = "sla"
+IDLE = datetime(9999, 1, 1, tzinfo=UTC)  # the job waits here while no reply is awaited
+
+
+class ResponseTargets:
+    def __init__(
+        self,
+        cases: CaseStore,
+        key: NodeKey,
+        ownership: Ownership,
+        queue: JobQueue,
+        *,
+        now: Callable[[], datetime],
+    ) -> None:
+        self.cases = cases
+        self.key = key
+        self.ownership = ownership
+        self.queue = queue
+        self.now = now
+
+    def targets(self, state: State) -> dict[str, int] | None:
+        config = settings.read(self.cases.db, SETTING) or {}
+        found = config.get(state.get("template") or "", config.get("default"))
+        return found if isinstance(found, dict) else None
+
+    def on_change(self, case_id: str, event_ids: Sequence[str]) -> None:
+        """Move the case's response clock for the events just written."""
+        state = self.cases.state(case_id)
+        if state is None or self.targets(state) is None:
+            return
+        mine = next(
+            (pid for pid, p in state["parties"].items() if p["node"] == self.key.public), None
+        )
+        for event in self.cases.get(case_id, event_ids):
+            self._apply(state, mine, event)
+
+    def _apply(self, state: State, mine: str | None, event: Event) -> None:
+        key = f"sla:{state['case']}"
+        held = self.queue.pending(kind=BREACH, key_prefix=key)
+        payload: dict[str, Any] = dict(held[0].payload) if held else {"answered": 0}
+        clock = _load(payload.get("clock"))
+        ours = event.author.node == self.key.public and event.author.for_party is None
+        at = self.now()
+        if event.type == "message.posted" and not ours:
+            if clock is None:
+                clock = SlaClock.started(at)
+            elif clock.is_paused:
+                clock = clock.resumed(at)
+        elif event.type == "message.posted" and event.author.member != SYSTEM_MEMBER:
+            if clock is not None:
+                payload["answered"] = payload.get("answered", 0) + 1
+            clock = None  # a member replied
+        elif event.type == "status.set" and ours and clock is not None:
+            if event.body["label"] == WAITING and not clock.is_paused:
+                clock = clock.paused(at)
+            elif event.body["label"] != WAITING and clock.is_paused:
+                clock = clock.resumed(at)
+        else:
+            return
+        payload.update(case=state["case"], clock=_dump(clock))
+        self.queue.schedule(BREACH, self._due(state, payload, clock) or IDLE, payload, key=key)
+
+    def _due(
+        self, state: State, payload: dict[str, Any], clock: SlaClock | None
+    ) -> datetime | None:
+        targets = self.targets(state)
+        if clock is None or targets is None:
+            return None
+        kind = "first_response" if payload.get("answered", 0) == 0 else "next_response"
+        minutes = targets.get(kind)
+        if not minutes:
+            return None
+        payload["target"] = kind
+        return clock.due(settings.calendar(self.cases.db), timedelta(minutes=int(minutes)))
+
+    def breach(self, job: Job, conn: Connection) -> None:
+        clock = _load(job.payload.get("clock"))
+        if clock is None or clock.is_paused:
+            return
+        case_id = job.payload["case"]
+        state = self.cases.state(case_id)
+        owner = self.ownership.owner(case_id)
+        if state is None or owner is None:
+            return
+        calendar = settings.calendar(self.cases.db)
+        since = clock.started_at.astimezone(ZoneInfo(calendar.timezone)).strftime(
+            "%a %d %b %H:%M %Z"
+        )
+        what = job.payload.get("target", "response").replace("_", " ")
+        text = (
+            f"Target missed: the customer has waited for a {what} since {since} "
+            f"(business time {clock.elapsed(calendar, self.now())}). — {state['title']}"
+        )
+        self.ownership.notify(conn, owner.member.id, case_id, "sla", text)
+        lead = self.ownership.lead_of(owner.member.id)
+        if lead is not None:
+            self.ownership.notify(conn, lead.id, case_id, "sla", text)
+
+
+def _dump(clock: SlaClock | None) -> dict[str, Any] | None:
+    if clock is None:
+        return None
+    return {
+        "started": clock.started_at.isoformat(),
+        "pauses": [[a.isoformat(), b.isoformat()] for a, b in clock.pauses],
+        "paused": clock.paused_at.isoformat() if clock.paused_at else None,
+    }
+
+
+def _load(raw: dict[str, Any] | None) -> SlaClock | None:
+    if not raw:
+        return None
+    return SlaClock(
+        started_at=datetime.fromisoformat(raw["started"]),
+        pauses=tuple(
+            (datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in raw["pauses"]
+        ),
+        paused_at=datetime.fromisoformat(raw["paused"]) if raw["paused"] else None,
+    )
+
+
+def build(node: Node, now: Callable[[], datetime] = utc_now) -> ResponseTargets:
+    members = MemberStore(node.db)
+    return ResponseTargets(
+        node.cases,
+        node.key,
+        Ownership(node.cases, node.key, members, now=now),
+        JobQueue(node.db, now=now),
+        now=now,
+    )
+
+
+@register(BREACH)
+def _breach_handler(node: Node) -> Handler:
+    return build(node).breach

@@ -1,0 +1,85 @@
+"""A deterministic summary of a case for whoever takes it over.
+
+Built from the case state and its latest events only — no model to download, the same
+words for the same case on every node: who is involved, what is open, what is agreed,
+what each side still has to do, and what was said last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from accord.core.events import Event
+from accord.core.state import State
+
+LAST_MESSAGES = 3
+
+
+def summarize(state: State, latest: Sequence[Event]) -> str:
+    """Plain text, a line per fact; ``latest`` is the newest events first (any count)."""
+    lines = [
+        f"Case: {state['title']} (opened {state['opened']['time'] if state['opened'] else '?'})"
+    ]
+    parties = []
+    for pid, party in state["parties"].items():
+        owner = state.get("owners", {}).get(pid)
+        how = "own node" if party["node"] else "through our portal"
+        parties.append(f"{party['name']} ({how}" + (f", owner {owner['name']})" if owner else ")"))
+    lines.append("Parties: " + "; ".join(parties))
+    open_topics = [t["title"] for t in state["topics"].values() if t["state"] == "open"]
+    lines.append("Open topics: " + ("; ".join(open_topics) if open_topics else "none"))
+    terms = state["terms"]
+    if terms["version"]:
+        agreed = state["agreements"][-1]
+        lines.append(
+            f"Agreement: v{terms['version']}, accepted by "
+            f"{', '.join(sorted(agreed['acceptances']))} ({agreed['time']})"
+        )
+        for key, item in sorted(terms["data"].items()):
+            lines.append(f"  {item.get('label') or key}: {_value(item['value'])}")
+    else:
+        lines.append("Agreement: none yet")
+    pending = [p for p in state["proposals"].values() if p["state"] == "pending"]
+    if pending:
+        lines.append(
+            f"Open proposals: {len(pending)} ("
+            + "; ".join(f"by {p['by']}, {len(p['changes'])} change(s)" for p in pending)
+            + ")"
+        )
+    todo = [
+        (a.get("due") or "", a["title"], a["owner"], state["progress"][aid]["state"], a["kind"])
+        for aid, a in terms["activities"].items()
+        if state["progress"].get(aid, {}).get("state") in ("agreed", "in_progress")
+    ]
+    if todo:
+        lines.append("Still to do:")
+        for due, title, owner, progress, kind in sorted(todo):
+            label = "CALLBACK " if kind == "callback" else ""
+            lines.append(f"  {label}{title} — {owner}, due {due or 'no date'} ({progress})")
+    else:
+        lines.append("Still to do: nothing agreed is open")
+    if state["resolved"]:
+        lines.append("Resolved: every party is satisfied")
+    elif state["satisfied"]:
+        lines.append("Satisfied so far: " + ", ".join(sorted(state["satisfied"])))
+    messages = [e for e in latest if e.type == "message.posted"][:LAST_MESSAGES]
+    if messages:
+        lines.append("Last messages:")
+        for event in reversed(messages):
+            text = " ".join(event.body["text"].split())
+            lines.append(
+                f"  {event.time} {event.author.member}: "
+                f"{text[:200]}{'…' if len(text) > 200 else ''}"
+            )
+    return "\n".join(lines)
+
+
+def _value(value: dict[str, Any]) -> str:
+    if value["type"] == "money":
+        return f"{value['amount']} {value['currency']}" + (
+            f"/{value['per']}" if value.get("per") and value["per"] != "once" else ""
+        )
+    if value["type"] == "file":
+        return f"{value['name']} ({value['size']} bytes)"
+    return str(value["value"])
