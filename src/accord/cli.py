@@ -130,22 +130,39 @@ def serve(
         int,
         typer.Option(min=0, help="Seconds between pulls from peer nodes (0: only on demand)."),
     ] = 60,
+    inline_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--inline-worker/--no-inline-worker",
+            help="Run the timer worker in this process (default: on with SQLite; with "
+            "PostgreSQL run `accord worker` processes instead).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the HTTP server (``/health`` answers once it is up) and the periodic pulls."""
+    """Start the HTTP server (``/health`` answers once it is up), periodic pulls and, on
+    the embedded default, the timer worker."""
     import uvicorn
 
     from accord.api.app import create_app
     from accord.federation.schedule import PeriodicSync
+    from accord.jobs.inline import InlineWorker
 
     node = _open(data, database)
     app = create_app(node)
     out.print(f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}")
     pulls = PeriodicSync(app.state.services.federation, sync_interval)
     pulls.start()
+    inline = node.db.is_sqlite if inline_worker is None else inline_worker
+    timers = InlineWorker(node) if inline else None
+    if timers is not None:
+        timers.start()
+        out.print("timers and outbox run in this process (accord worker is not needed)")
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
         pulls.stop()
+        if timers is not None:
+            timers.stop()
 
 
 @case_app.command("new")
@@ -501,6 +518,23 @@ app.command()(invite)
 app.command()(join)
 app.command()(sync)
 app.command()(peers)
+
+# Teams, routing, handoffs, calendar, targets and notifications: accord.cli_service.
+from accord.cli_service import (  # noqa: E402
+    calendar_app,
+    handoff,
+    notifications,
+    routing_app,
+    sla,
+    team_app,
+)
+
+app.add_typer(team_app, name="team")
+app.add_typer(routing_app, name="routing")
+app.add_typer(calendar_app, name="calendar")
+app.command()(handoff)
+app.command()(sla)
+app.command()(notifications)
 
 # The job worker and the job queue's commands live in accord.cli_jobs.
 from accord.cli_jobs import jobs_app, worker  # noqa: E402

@@ -8,9 +8,7 @@ and how many to run is in docs/operations.md.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -20,9 +18,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.jobs import registry
 from accord.jobs.queue import JobError, JobQueue
-from accord.jobs.worker import Worker
+from accord.jobs.runner import node_worker
 from accord.store.database import redact
 
 jobs_app = typer.Typer(
@@ -84,17 +81,10 @@ def worker(
         level=log_level.value.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    name = worker_id or f"{socket.gethostname()}:{os.getpid()}"
-    queue = JobQueue(node.db, now=_now)
-    runner = Worker(
-        node.db,
-        queue,
-        registry.handlers(node),
-        worker_id=name,
-        now=_now,
-        lease=timedelta(seconds=lease_seconds),
-        batch=batch,
+    runner = node_worker(
+        node, worker_id=worker_id, lease=timedelta(seconds=lease_seconds), batch=batch, now=_now
     )
+    queue, name = runner.queue, runner.worker_id
     kinds = ", ".join(sorted(runner.handlers)) or "none"
     cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
     if once:
@@ -106,6 +96,9 @@ def worker(
         counts = queue.counts()
         cli.out.print(f"ran {ran} jobs; now " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return
+    from accord.jobs.inline import prepare
+
+    prepare(node)  # callback timers missed while no worker ran, and the next digest
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -139,7 +132,9 @@ def jobs_list(
 
 
 def jobs_retry(
-    job_id: Annotated[int, typer.Argument(help="A failed job's id (see `accord jobs list`).")],
+    job_id: Annotated[
+        int, typer.Argument(metavar="ID", help="A failed job's id (see `accord jobs list`).")
+    ],
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:

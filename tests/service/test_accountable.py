@@ -363,3 +363,25 @@ def test_response_target_pauses_while_waiting_on_the_customer(desk: Desk) -> Non
     desk.clock.at += timedelta(days=7)
     desk.run_due()
     assert len([n for n in desk.notes_for("tom") if n["kind"] == "sla"]) == 1
+
+
+def test_the_daily_digest_lists_what_is_due_today_and_schedules_tomorrow(desk: Desk) -> None:
+    from accord.service.digest import Digest
+
+    services = desk.client.app.state.services  # type: ignore[attr-defined]
+    digest = Digest(
+        desk.node.cases, services.ownership, JobQueue(desk.node.db, now=desk.clock), now=desk.clock
+    )
+    desk.worker.handlers["digest.daily"] = digest.run
+    case_id = open_case(desk)
+    agree_callback(desk, case_id, datetime(2026, 10, 26, 14, 0, tzinfo=UTC))  # Monday 14:00
+    desk.clock.at = datetime(2026, 10, 24, 10, 0, tzinfo=UTC)  # Saturday: closed
+    first = digest.ensure_scheduled()
+    assert first == datetime(2026, 10, 26, 9, 0, tzinfo=UTC)  # Monday opening, GMT after DST
+    desk.clock.at = first
+    desk.run_due()
+    (note,) = [n for n in desk.notes_for("tom") if n["kind"] == "digest"]
+    assert "Due today (Mon 26 Oct)" in note["text"]
+    assert "14:00: call back 'Call Priya to confirm the switch'" in note["text"]
+    (tomorrow,) = JobQueue(desk.node.db, now=desk.clock).pending(kind="digest.daily")
+    assert tomorrow.run_at == datetime(2026, 10, 27, 9, 0, tzinfo=UTC)

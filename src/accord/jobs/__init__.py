@@ -2,8 +2,8 @@
 
 ``JobQueue`` (``queue``) schedules, replaces, cancels and claims jobs; ``Worker``
 (``worker``) runs claimed jobs, each in the transaction that marks it done; ``registry``
-maps job kinds to their handlers. ``accord worker`` runs a worker (``accord.cli_jobs``);
-see docs/operations.md.
+maps job kinds to their handlers; ``runner`` builds a node's worker and runs it in a
+thread. ``accord worker`` runs one (``accord.cli_jobs``); see docs/operations.md.
 """
 
 from accord.jobs.queue import Job, JobError, JobQueue

@@ -142,10 +142,14 @@ class _Sql:
             )
         )
         now = _param("p_now", jobs.c.run_at)
-        due = sa.or_(
-            sa.and_(jobs.c.status == "pending", jobs.c.run_at <= now),
-            sa.and_(jobs.c.status == "running", jobs.c.locked_until <= now),
+        # Two statements, not one with OR: each walks the (status, run_at) index and stops
+        # after the batch, where an OR made PostgreSQL scan and sort every job each time.
+        self.claim_due = self._claim(sa.and_(jobs.c.status == "pending", jobs.c.run_at <= now))
+        self.claim_expired = self._claim(
+            sa.and_(jobs.c.status == "running", jobs.c.locked_until <= now)
         )
+
+    def _claim(self, due: sa.ColumnElement[bool]) -> sa.Update:
         pick = self.lock(
             sa.select(jobs.c.id)
             .where(due)
@@ -153,7 +157,7 @@ class _Sql:
             .limit(sa.bindparam("p_limit", type_=sa.Integer)),
             skip_locked=True,
         )
-        self.claim = (
+        return (
             jobs.update()
             .where(jobs.c.id.in_(pick.scalar_subquery()))
             .values(
@@ -341,7 +345,10 @@ class JobQueue:
             "p_token": uuid.uuid4().hex,
         }
         with self.db.write() as conn:
-            rows = conn.execute(self._sql.claim, params).all()
+            rows = list(conn.execute(self._sql.claim_expired, params))
+            if len(rows) < limit:
+                params["p_limit"] = limit - len(rows)
+                rows += conn.execute(self._sql.claim_due, params).all()
         return sorted((_job(row) for row in rows), key=lambda job: (job.run_at, job.id))
 
     def hold(self, conn: Connection, job: Job) -> bool:

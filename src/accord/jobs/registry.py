@@ -14,7 +14,8 @@ for, it returns the handler (``accord.jobs.worker.Handler``) for that kind::
 
 and adds its module's name to ``HANDLER_MODULES`` below, so that ``handlers()`` imports
 it (and so registers its kinds) before building the handlers. ``accord worker`` and the
-worker ``accord serve`` runs inline both call ``handlers(node)``. A kind is registered
+worker ``accord serve`` runs inline both get theirs from ``handlers(node)``, through
+``accord.jobs.runner.node_worker``. A kind is registered
 once; registering another factory under a taken kind raises ``ValueError``.
 """
 
@@ -34,7 +35,11 @@ HandlerFactory = Callable[["Node"], Handler]
 REGISTRY: dict[str, HandlerFactory] = {}
 """Job kind → the factory building its handler for a node."""
 
-HANDLER_MODULES: list[str] = ["accord.service.callbacks", "accord.service.sla"]
+HANDLER_MODULES: list[str] = [
+    "accord.service.callbacks",
+    "accord.service.sla",
+    "accord.service.digest",
+]
 """Modules that register job kinds, imported by ``handlers()``: ``"accord.service.…"``."""
 
 

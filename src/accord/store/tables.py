@@ -220,7 +220,7 @@ jobs = sa.Table(
     sa.CheckConstraint(
         "status IN ('pending', 'running', 'done', 'failed', 'cancelled')", name="ck_jobs_status"
     ),
-    sa.Index("ix_jobs_status_run_at", "status", "run_at"),
+    sa.Index("ix_jobs_status_run_at", "status", "run_at", "id"),  # id: FIFO among equal times
     sa.Index(
         "uq_jobs_key_unfinished",
         "key",

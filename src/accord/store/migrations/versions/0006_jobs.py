@@ -41,7 +41,7 @@ def upgrade() -> None:
             name="ck_jobs_status",
         ),
     )
-    op.create_index("ix_jobs_status_run_at", "jobs", ["status", "run_at"])
+    op.create_index("ix_jobs_status_run_at", "jobs", ["status", "run_at", "id"])
     op.create_index(
         "uq_jobs_key_unfinished",
         "jobs",

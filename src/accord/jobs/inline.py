@@ -1,0 +1,58 @@
+"""The worker ``accord serve`` runs in a thread on the embedded default (SQLite, one
+process); with PostgreSQL, ``accord worker`` processes do this work instead."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import UTC, datetime
+
+from accord.jobs.queue import JobQueue
+from accord.jobs.registry import handlers
+from accord.jobs.worker import Worker
+from accord.node import Node
+
+log = logging.getLogger("accord.jobs")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def prepare(node: Node) -> None:
+    """Before a worker starts: timers for callbacks agreed while no worker ran, and the
+    next daily digest."""
+    from accord.service import callbacks, digest
+
+    try:
+        callbacks.build(node).reconcile_all()
+        digest.build(node).ensure_scheduled()
+    except Exception:
+        log.exception("could not prepare the timers at start")
+
+
+class InlineWorker:
+    def __init__(self, node: Node, *, idle: float = 1.0) -> None:
+        self.node = node
+        self.idle = idle
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="accord-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        prepare(self.node)
+        worker = Worker(
+            self.node.db,
+            JobQueue(self.node.db, now=_now),
+            handlers(self.node),
+            worker_id=f"serve-{os.getpid()}",
+            now=_now,
+        )
+        worker.run(self._stop, idle=self.idle)
