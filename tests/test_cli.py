@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
@@ -143,3 +144,9 @@ def test_serve_answers_health(tmp_path: Path) -> None:
         assert client.get("/health").json()["status"] == "ok"
         assert client.get("/ready").json() == {"status": "ready"}
         assert client.get("/api/v1/cases").status_code == 401
+        # on SQLite the timer worker runs inline: at start it schedules the next digest
+        for _ in range(100):
+            if "digest.daily" in accord("jobs", "list", "--data", data):
+                break
+            threading.Event().wait(0.05)
+        assert "digest.daily" in accord("jobs", "list", "--data", data)

@@ -190,3 +190,34 @@ def test_the_table_refuses_an_unknown_status(db: Database, queue: JobQueue) -> N
     job_id = queue.schedule("t", START, {})
     with pytest.raises(sa.exc.IntegrityError), db.write() as conn:
         conn.execute(jobs.update().where(jobs.c.id == job_id).values(status="lost"))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_claiming_walks_the_index_whatever_the_history(db: Database, queue: JobQueue) -> None:
+    """A claim reads its batch from (status, run_at, id): no scan or sort of every job."""
+    moment = START - timedelta(days=1)
+    rows = [
+        {
+            "kind": "t",
+            "payload": b"{}",
+            "run_at": moment,
+            "status": "done" if i % 2 else "pending",
+            "attempts": 0,
+            "created_at": moment,
+        }
+        for i in range(10_000)
+    ]
+    with db.write() as conn:
+        conn.execute(jobs.insert(), rows)
+        conn.exec_driver_sql("ANALYZE jobs")
+    for statement in (queue._sql.claim_due, queue._sql.claim_expired):
+        compiled = statement.compile(dialect=db.writer.dialect)
+        params = compiled.construct_params(
+            {"p_now": START, "p_limit": 20, "p_worker": "w", "p_until": START, "p_token": "t"}
+        )
+        with db.write() as conn:
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
+            conn.rollback()
+        assert "Index Scan using ix_jobs_status_run_at" in plan, plan
+        assert "Seq Scan on jobs" not in plan and "Sort" not in plan, plan

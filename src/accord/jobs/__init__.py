@@ -2,8 +2,9 @@
 
 ``JobQueue`` (``queue``) schedules, replaces, cancels and claims jobs; ``Worker``
 (``worker``) runs claimed jobs, each in the transaction that marks it done; ``registry``
-maps job kinds to their handlers; ``runner`` builds a node's worker and runs it in a
-thread. ``accord worker`` runs one (``accord.cli_jobs``); see docs/operations.md.
+maps job kinds to their handlers; ``runner`` builds a node's worker, which
+``accord worker`` runs (``accord.cli_jobs``) and ``accord serve`` runs inline (``inline``);
+see docs/operations.md.
 """
 
 from accord.jobs.queue import Job, JobError, JobQueue

@@ -6,18 +6,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 
-from accord.jobs.queue import JobQueue
-from accord.jobs.registry import handlers
-from accord.jobs.worker import Worker
+from accord.jobs.runner import node_worker
 from accord.node import Node
 
 log = logging.getLogger("accord.jobs")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def prepare(node: Node) -> None:
@@ -48,11 +41,5 @@ class InlineWorker:
 
     def _run(self) -> None:
         prepare(self.node)
-        worker = Worker(
-            self.node.db,
-            JobQueue(self.node.db, now=_now),
-            handlers(self.node),
-            worker_id=f"serve-{os.getpid()}",
-            now=_now,
-        )
+        worker = node_worker(self.node, worker_id=f"serve-{os.getpid()}")
         worker.run(self._stop, idle=self.idle)

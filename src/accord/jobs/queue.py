@@ -9,11 +9,13 @@ A job is one row of ``jobs`` (``accord.store.tables``). Its life::
 
 **Claiming.** ``claim`` turns due jobs (pending with ``run_at <= now``) and jobs whose
 lease expired (running with ``locked_until <= now``: their worker died) into running
-jobs leased to one worker until ``now + lease``, with a fresh ``lease_token``, in one
-``UPDATE … WHERE id IN (SELECT id … ORDER BY run_at LIMIT n) RETURNING …``. On
-PostgreSQL the inner SELECT is ``FOR UPDATE SKIP LOCKED``, so any number of workers
-claim disjoint batches without waiting on each other; on SQLite the same statement
-runs under the ``BEGIN IMMEDIATE`` write lock, which already serialises claimers.
+jobs leased to one worker until ``now + lease``, with a fresh ``lease_token``, each kind
+with an ``UPDATE … WHERE id IN (SELECT id … ORDER BY run_at, id LIMIT n) RETURNING …``
+(expired leases first, in the same transaction). Both walk the ``(status, run_at, id)``
+index and stop after the batch, whatever the table's history. On PostgreSQL the inner
+SELECT is ``FOR UPDATE SKIP LOCKED``, so any number of workers claim disjoint batches
+without waiting on each other; on SQLite the same statements run under the ``BEGIN
+IMMEDIATE`` write lock, which already serialises claimers.
 
 **Fencing.** The worker runs a job in a write transaction that first re-reads the row
 (``FOR UPDATE`` on PostgreSQL) and checks the lease token is still its own, then marks

@@ -1,19 +1,13 @@
-"""A node's worker, and running one in a background thread.
+"""A node's worker: its database, the system clock and every registered handler.
 
-``accord worker`` runs ``node_worker(node)`` in the foreground; ``accord serve`` runs one
-inline with ``WorkerThread`` (the embedded SQLite default needs no other process)::
-
-    inline = WorkerThread(node_worker(node, worker_id="serve"))
-    inline.start()
-    ...
-    inline.stop()        # finishes the batch in hand, then returns
+``accord worker`` runs ``node_worker(node).run(stop)`` in the foreground; the worker
+``accord serve`` runs in a thread is ``accord.jobs.inline``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -51,31 +45,3 @@ def node_worker(
         lease=lease,
         batch=batch,
     )
-
-
-class WorkerThread:
-    """Runs ``worker.run`` in a daemon thread until ``stop``."""
-
-    def __init__(self, worker: Worker, *, idle: float = 1.0) -> None:
-        self.worker = worker
-        self.idle = idle
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=worker.run,
-            args=(self._stop,),
-            kwargs={"idle": idle},
-            name="accord-worker",
-            daemon=True,
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
