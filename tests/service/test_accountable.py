@@ -354,15 +354,27 @@ def test_response_target_pauses_while_waiting_on_the_customer(desk: Desk) -> Non
     breaches = [n for n in desk.notes_for("tom") if n["kind"] == "sla"]
     assert len(breaches) == 1 and "first response" in breaches[0]["text"]
     assert [n for n in desk.notes_for("sara") if n["kind"] == "sla"]
-    # a member's reply stops the clock
+    desk.client.post("/api/v1/portal/messages", headers=priya, json={"text": "Hello?"})
+    desk.clock.at += timedelta(hours=3)
+    desk.run_due()  # one alarm per breach, however long it lasts
+    assert len([n for n in desk.notes_for("tom") if n["kind"] == "sla"]) == 1
+    # a member's reply stops the clock; the next customer message gets the next target
     desk.client.post(
         f"/api/v1/cases/{case_id}/messages",
         headers=desk.as_("tom"),
         json={"text": "Thanks, Priya — switching now."},
     )
-    desk.clock.at += timedelta(days=7)
+    desk.clock.at = datetime(2026, 10, 27, 9, 0, tzinfo=UTC)  # Tuesday 09:00 GMT
+    priya = desk.portal(case_id)  # Friday's link has expired (72 hours)
+    asked = desk.client.post("/api/v1/portal/messages", headers=priya, json={"text": "Done?"})
+    assert asked.status_code == 201, asked.text
+    desk.clock.at += timedelta(minutes=119)
     desk.run_due()
     assert len([n for n in desk.notes_for("tom") if n["kind"] == "sla"]) == 1
+    desk.clock.at += timedelta(minutes=1)  # 120 business minutes: the next-response target
+    desk.run_due()
+    breaches = [n for n in desk.notes_for("tom") if n["kind"] == "sla"]
+    assert len(breaches) == 2 and "next response" in breaches[0]["text"]
 
 
 def test_the_daily_digest_lists_what_is_due_today_and_schedules_tomorrow(desk: Desk) -> None:

@@ -87,6 +87,7 @@ class ResponseTargets:
         elif event.type == "message.posted" and event.author.member != SYSTEM_MEMBER:
             if clock is not None:
                 payload["answered"] = payload.get("answered", 0) + 1
+            payload.pop("breached", None)
             clock = None  # a member replied
         elif event.type == "status.set" and ours and clock is not None:
             if event.body["label"] == WAITING and not clock.is_paused:
@@ -102,8 +103,8 @@ class ResponseTargets:
         self, state: State, payload: dict[str, Any], clock: SlaClock | None
     ) -> datetime | None:
         targets = self.targets(state)
-        if clock is None or targets is None:
-            return None
+        if clock is None or targets is None or payload.get("breached"):
+            return None  # nothing awaited, or already reported until someone replies
         kind = "first_response" if payload.get("answered", 0) == 0 else "next_response"
         minutes = targets.get(kind)
         if not minutes:
@@ -133,6 +134,9 @@ class ResponseTargets:
         lead = self.ownership.lead_of(owner.member.id)
         if lead is not None:
             self.ownership.notify(conn, lead.id, case_id, "sla", text)
+        # stay armed but idle: the count of answered messages carries on, and no second
+        # alarm sounds until a member replies
+        self.queue.schedule(BREACH, IDLE, {**job.payload, "breached": True}, key=job.key, conn=conn)
 
 
 def _dump(clock: SlaClock | None) -> dict[str, Any] | None:
