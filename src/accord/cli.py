@@ -542,6 +542,11 @@ from accord.cli_jobs import jobs_app, worker  # noqa: E402
 app.add_typer(jobs_app, name="jobs")
 app.command()(worker)
 
+# Cases on a running node through its REST API (accord.client): accord.cli_remote.
+from accord.cli_remote import remote_app  # noqa: E402
+
+app.add_typer(remote_app, name="remote")
+
 
 def main() -> None:
     app()

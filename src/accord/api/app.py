@@ -25,12 +25,15 @@ from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
+from accord.api.ratelimit import RateLimiter, configure
+from accord.api.webhooks import webhook_routes
 from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
 from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
+from accord.integrations.webhooks import Webhooks
 from accord.jobs.queue import JobQueue
 from accord.node import Node
 from accord.service.callbacks import Callbacks
@@ -62,6 +65,7 @@ class Services:
     federation: Federation
     ownership: Ownership
     callbacks: Callbacks
+    webhooks: Webhooks
     background: ThreadPoolExecutor
     party_id: str
 
@@ -85,11 +89,13 @@ class Services:
             federation=federation,
             ownership=ownership,
             callbacks=callbacks,
+            webhooks=Webhooks(node.db, node.cases, node.key, JobQueue(node.db, now=now), now=now),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
         negotiation.listeners.append(services.push_later)
         negotiation.listeners.append(callbacks.on_change)
+        negotiation.listeners.append(services.webhooks.on_change)
         negotiation.listeners.append(
             ResponseTargets(
                 node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
@@ -124,14 +130,18 @@ def create_app(
     now: Clock = _utc_now,
     transport: httpx.BaseTransport | None = None,
     push_rate: int = 20_000,
+    rate_limit: RateLimiter | int | None = None,
 ) -> FastAPI:
     """The application for ``node``; ``transport`` carries its requests to other nodes,
-    ``push_rate`` caps the events each peer may push per minute."""
+    ``push_rate`` caps the events each peer may push per minute, ``rate_limit`` the
+    requests each API token, session or case link may make per minute (default
+    ``$ACCORD_RATE_LIMIT_PER_MINUTE`` or 600; 0 for none; see ``accord.api.ratelimit``)."""
     app = FastAPI(
         title="Accord",
         version=__version__,
         description="Customer cases as negotiated agreements between parties.",
     )
+    app.state.rate_limiter = configure(rate_limit)
     services = Services.build(node, now, transport)
     app.state.services = services
     app.router.on_shutdown.append(services.close)
@@ -160,6 +170,9 @@ def create_app(
     app.include_router(_case_routes(services, top_level), prefix="/api/v1/cases", tags=["cases"])
     app.include_router(top_level, prefix="/api/v1")
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
+    app.include_router(
+        webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
+    )
     app.include_router(
         federation_router(
             services.federation,

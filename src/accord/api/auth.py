@@ -3,16 +3,20 @@
 Access checks live here and nowhere else. Every endpoint but ``/health`` and
 ``/ready`` depends on one of these: ``require(scope)`` for members,
 ``portal_grant`` for customers, who see and act on exactly one case as their party.
+Both then spend one request of the caller's rate limit (``accord.api.ratelimit``):
+per API token, per member for a session, per case link for the portal.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 
+from accord.api.ratelimit import RateLimiter, configure
 from accord.auth.errors import LinkExpired, LinkInvalid
 from accord.auth.members import Member
 from accord.auth.portal import PortalGrant
@@ -36,6 +40,37 @@ def _unauthorised(message: str, scheme: str = "Bearer") -> HTTPException:
     return HTTPException(401, detail=message, headers={"WWW-Authenticate": scheme})
 
 
+_configuring = threading.Lock()
+
+
+def rate_limiter(app: FastAPI) -> RateLimiter | None:
+    """The application's limiter (``create_app(rate_limit=…)``); one from the environment
+    if it has none yet. ``None``: not limited."""
+    try:
+        limiter: RateLimiter | None = app.state.rate_limiter
+    except AttributeError:
+        with _configuring:
+            if not hasattr(app.state, "rate_limiter"):
+                app.state.rate_limiter = configure(None)
+            limiter = app.state.rate_limiter
+    return limiter
+
+
+def _spend(request: Request, caller: str) -> None:
+    """Count one request of ``caller``; ``429`` with ``Retry-After`` over the limit."""
+    limiter = rate_limiter(request.app)
+    if limiter is None:
+        return
+    wait = limiter.take(caller)
+    if wait:
+        raise HTTPException(
+            429,
+            detail=f"rate limit exceeded: {limiter.per_minute} requests a minute for this "
+            f"credential; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 def principal(request: Request) -> Principal:
     """The calling member, from ``Authorization: Bearer`` or the session cookie."""
     services: Any = request.app.state.services
@@ -47,6 +82,7 @@ def principal(request: Request) -> Principal:
         grant = services.tokens.authenticate(credential.strip())
         if grant is None:
             raise _unauthorised("the API token is unknown, expired or revoked")
+        _spend(request, f"token:{grant.token_id}")
         return Principal(grant.member, frozenset(grant.scopes), "api")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -54,6 +90,7 @@ def principal(request: Request) -> Principal:
         if found is None:
             raise _unauthorised("the session has expired; log in again", "Session")
         member, csrf = found
+        _spend(request, f"member:{member.id}")
         if request.method not in SAFE_METHODS and not csrf_matches(
             csrf, request.headers.get(CSRF_HEADER, "")
         ):
@@ -86,4 +123,5 @@ def portal_grant(request: Request) -> PortalGrant:
         raise _unauthorised("this case link has expired; ask for a new one", "Portal") from exc
     except LinkInvalid as exc:
         raise _unauthorised("this case link is not valid", "Portal") from exc
+    _spend(request, f"portal:{grant.session_ref}")
     return grant

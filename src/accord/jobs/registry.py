@@ -39,6 +39,7 @@ HANDLER_MODULES: list[str] = [
     "accord.service.callbacks",
     "accord.service.sla",
     "accord.service.digest",
+    "accord.integrations.webhooks",
 ]
 """Modules that register job kinds, imported by ``handlers()``: ``"accord.service.…"``."""
 

@@ -58,4 +58,5 @@ class Notes:
                 .where(notes.c.case_id == case_id)
                 .order_by(notes.c.id)
             ).all()
-        return [Note(*row) for row in rows]
+        return [Note(i, c, m, t, at if at.tzinfo else at.replace(tzinfo=UTC))
+                for i, c, m, t, at in rows]

@@ -5,7 +5,8 @@ Shared log: ``cases`` (one row per case with its materialised state) and ``event
 Node-private: ``node_info`` (this node's identity), ``known_nodes`` (keys of other
 nodes), ``notes`` (internal notes on cases), and the members and credentials of
 ``accord.auth``: ``members``, ``web_sessions``, ``api_tokens`` and ``node_secrets``,
-and ``request_nonces`` (nonces of signed requests from other nodes, for replay protection).
+and ``request_nonces`` (nonces of signed requests from other nodes, for replay protection),
+and the outbound ``webhooks`` with their ``webhook_deliveries`` and ``webhook_attempts``.
 Node-private tables are never read by anything that exports or replicates.
 """
 
@@ -332,3 +333,75 @@ node_settings = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 """Small node-wide settings as JSON, such as the business calendar."""
+
+# -- outbound webhooks (node-private, migration 0008) ----------------------------------
+
+DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("allow_private", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+"""Subscriptions of outside systems to case events (``accord.integrations.webhooks``).
+``secret`` is the HMAC key deliveries are signed with, kept to sign (shown once, at
+creation); ``events`` is a JSON list of event types; ``allow_private`` (set only by an
+admin) lets the URL reach private and loopback addresses."""
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "webhook_id",
+        sa.Integer,
+        sa.ForeignKey("webhooks.id", name="fk_webhook_deliveries_webhook", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("case_id", sa.String(71)),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("delivered_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("idempotency_key", name="uq_webhook_deliveries_idempotency_key"),
+    sa.CheckConstraint(
+        "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+    ),
+    sa.Index("ix_webhook_deliveries_stream", "webhook_id", "case_id", "id"),
+)
+"""One notification for one webhook: its exact body (the same bytes on every attempt),
+the key receivers deduplicate by, and where its delivery stands. Deliveries of one
+webhook and case are sent in ``id`` order."""
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "delivery_id",
+        BigId,
+        sa.ForeignKey(
+            "webhook_deliveries.id", name="fk_webhook_attempts_delivery", ondelete="CASCADE"
+        ),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+)
+"""Every attempt to send a delivery: the receiver's status code, or why there was none."""

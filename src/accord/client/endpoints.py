@@ -1,0 +1,345 @@
+"""Every endpoint of the REST API, declared once for both clients.
+
+Each is a signature and a docstring (``accord.client.operation`` explains how the
+arguments become the path, query and body). To cover a new endpoint, add one here with
+the method and path exactly as ``/openapi.json`` has them and its request fields as
+arguments of the same names; ``tests/client/test_coverage.py`` fails until every
+operation outside ``/federation`` has one. The portal variants reuse the case ones.
+
+``/federation/v1/…`` is left out on purpose: those endpoints are for nodes, not
+programs; every request but two is signed with the calling node's key, which
+``accord.federation`` does (``accord join``, ``accord sync``).
+"""
+
+# The declarations' bodies are only docstrings: they are never run.
+# mypy: disable-error-code="empty-body"
+
+from __future__ import annotations
+
+from typing import Any
+
+from accord.client.models import (
+    Assignment,
+    CaseList,
+    Changed,
+    Invite,
+    Json,
+    Login,
+    Me,
+    Note,
+    Notification,
+    OpenedCase,
+    PortalLink,
+)
+from accord.client.operation import operation, portal
+
+
+def _remember_csrf(client: Any, result: Login) -> None:
+    client.csrf = result["csrf"]
+
+
+def _forget_csrf(client: Any, _result: None) -> None:
+    client.csrf = None
+
+
+class Endpoints:
+    """The API's operations; ``AccordClient`` and ``AsyncAccordClient`` call them."""
+
+    # Operations
+
+    @operation("GET", "/health")
+    def health(self) -> Json:
+        """Liveness: the process answers."""
+
+    @operation("GET", "/ready")
+    def ready(self) -> Json:
+        """Readiness: the database answers (``AccordAPIError`` with status 503 if not)."""
+
+    # Session: a member logs in with a password; the client keeps the cookie and the
+    # CSRF token and sends them with every later call.
+
+    @operation("POST", "/api/v1/session", after=_remember_csrf)
+    def login(self, username: str, password: str) -> Login:
+        """Log in as a member: the session lasts 12 hours."""
+
+    @operation("DELETE", "/api/v1/session", after=_forget_csrf)
+    def logout(self) -> None:
+        """Log out: the session ends."""
+
+    @operation("GET", "/api/v1/me")
+    def me(self) -> Me:
+        """The authenticated member, their scopes and how they called (api or web)."""
+
+    # Cases
+
+    @operation("GET", "/api/v1/cases")
+    def list_cases(
+        self, *, limit: int | None = None, offset: int | None = None, resolved: bool | None = None
+    ) -> CaseList:
+        """Cases, most recently changed first (``limit`` 50 by default, at most 500)."""
+
+    @operation("POST", "/api/v1/cases")
+    def open_case(
+        self,
+        title: str,
+        *,
+        customer: dict[str, Any] | None = None,
+        topics: list[dict[str, Any]] | None = None,
+        template: str | None = None,
+        route: bool | None = None,
+    ) -> OpenedCase:
+        """Open a case, with a hosted ``customer`` (``{"id", "name", "kind"}``) and
+        ``topics`` (``{"topic", "title"}``); you own it unless ``route`` lets routing
+        choose."""
+
+    @operation("GET", "/api/v1/cases/{case_id}")
+    def case(self, case_id: str, *, limit: int | None = None) -> Json:
+        """The case: agreement, versions, open proposals, activities, timeline."""
+
+    @operation("GET", "/api/v1/cases/{case_id}/events")
+    def events(self, case_id: str, *, limit: int | None = None) -> list[Json]:
+        """The latest events, newest first."""
+
+    @operation("GET", "/api/v1/cases/{case_id}/bundle")
+    def bundle(self, case_id: str) -> bytes:
+        """The signed case bundle (JSON lines), for ``accord verify``."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/messages")
+    def post_message(self, case_id: str, text: str, *, topic: str | None = None) -> Changed:
+        """Post a message to the other parties."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/topics")
+    def open_topic(self, case_id: str, topic: str, title: str) -> Changed:
+        """Open a topic."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/topics/{topic}/close")
+    def close_topic(self, case_id: str, topic: str) -> Changed:
+        """Close a topic."""
+
+    @operation("PUT", "/api/v1/cases/{case_id}/info/{key}")
+    def set_info(
+        self, case_id: str, key: str, value: dict[str, Any], *, label: str | None = None
+    ) -> Changed:
+        """Share a typed data item that is not an agreed term."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/proposals")
+    def propose(
+        self,
+        case_id: str,
+        changes: list[dict[str, Any]],
+        *,
+        base: int | None = None,
+        note: str | None = None,
+    ) -> Changed:
+        """Propose ``changes`` to the terms, on ``base`` (default: the current version)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/proposals/{proposal_id}/accept")
+    def accept(self, case_id: str, proposal_id: str) -> Changed:
+        """Accept a proposal for your party (``StaleProposal`` if its base is old)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/proposals/{proposal_id}/reject")
+    def reject(self, case_id: str, proposal_id: str, *, reason: str | None = None) -> Changed:
+        """Reject a proposal."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/proposals/{proposal_id}/counter")
+    def counter(
+        self,
+        case_id: str,
+        proposal_id: str,
+        changes: list[dict[str, Any]],
+        *,
+        note: str | None = None,
+    ) -> Changed:
+        """Counter a proposal with your own ``changes``."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/activities/{activity}/progress")
+    def progress(
+        self, case_id: str, activity: str, state: str, *, note: str | None = None
+    ) -> Changed:
+        """Report ``in_progress`` or ``done`` on an activity your party owns."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/satisfied")
+    def satisfied(
+        self, case_id: str, *, rating: int | None = None, note: str | None = None
+    ) -> Changed:
+        """Say your party is satisfied with the current agreement (``rating`` 1 to 5)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/reopen")
+    def reopen(self, case_id: str, reason: str) -> Changed:
+        """Reopen a resolved case."""
+
+    @operation("PUT", "/api/v1/cases/{case_id}/status")
+    def set_status(self, case_id: str, label: str) -> Changed:
+        """Set the case's status label."""
+
+    @operation("GET", "/api/v1/cases/{case_id}/notes")
+    def notes(self, case_id: str) -> list[Note]:
+        """Internal notes (node-private)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/notes")
+    def add_note(self, case_id: str, text: str) -> Note:
+        """Add an internal note: never in the log, a bundle or a sync."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/portal-links")
+    def portal_link(
+        self, case_id: str, party: str, identity: str, *, hours: int | None = None
+    ) -> PortalLink:
+        """A case link for a customer this node hosts; its ``token`` is what
+        ``AccordClient(portal=…)`` takes."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/invites")
+    def invite(self, case_id: str, *, hours: int | None = None) -> Invite:
+        """A one-time link for another node to join the case (``accord join``)."""
+
+    # Owners and handoffs
+
+    @operation("GET", "/api/v1/cases/{case_id}/owner")
+    def owner(self, case_id: str) -> Json:
+        """The owner, the number of transfers and the node-private history."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/route")
+    def route(self, case_id: str) -> Assignment:
+        """Give an unowned case its owner by the routing rules."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/assign")
+    def assign(self, case_id: str, member: str, *, note: str | None = None) -> Assignment:
+        """A lead or admin chooses the owner (a username)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/handoff")
+    def handoff(self, case_id: str, to: str, note: str) -> Assignment:
+        """Hand the case to another member with a note; the customer is told."""
+
+    # Members, routing and settings
+
+    @operation("GET", "/api/v1/notifications")
+    def notifications(self, *, unread: bool | None = None) -> list[Notification]:
+        """Your notifications, newest first."""
+
+    @operation("POST", "/api/v1/notifications/read")
+    def mark_read(self, ids: list[int]) -> Json:
+        """Mark notifications read: ``{"marked": n}``."""
+
+    @operation("PUT", "/api/v1/me/availability")
+    def set_availability(self, availability: str) -> Json:
+        """``online``, ``away`` or ``off``, for routing."""
+
+    @operation("GET", "/api/v1/routing/teams")
+    def teams(self) -> list[Json]:
+        """Teams and their leads."""
+
+    @operation("POST", "/api/v1/routing/teams")
+    def add_team(self, name: str, *, lead: str | None = None) -> Json:
+        """Add a team: ``{"id": …}``."""
+
+    @operation("GET", "/api/v1/routing/members/{username}")
+    def member_profile(self, username: str) -> Json:
+        """A member's team, skills, availability, load cap and open cases."""
+
+    @operation("PUT", "/api/v1/routing/members/{username}")
+    def set_member_profile(
+        self,
+        username: str,
+        *,
+        team: str | None = None,
+        skills: list[str] | None = None,
+        availability: str | None = None,
+        max_load: int | None = None,
+    ) -> Json:
+        """Set a member's team (``""`` for none), skills, availability and load cap."""
+
+    @operation("GET", "/api/v1/routing/rules")
+    def rules(self) -> list[Json]:
+        """Routing rules, lowest priority first; the first match wins."""
+
+    @operation("POST", "/api/v1/routing/rules")
+    def add_rule(
+        self,
+        *,
+        priority: int | None = None,
+        team: str | None = None,
+        skill: str | None = None,
+        template: str | None = None,
+        topic: str | None = None,
+    ) -> Json:
+        """Route cases by ``template`` and/or ``topic`` to a ``team`` and/or ``skill``."""
+
+    @operation("DELETE", "/api/v1/routing/rules/{rule_id}")
+    def remove_rule(self, rule_id: int) -> None:
+        """Remove a routing rule."""
+
+    @operation("GET", "/api/v1/settings/calendar")
+    def calendar(self) -> Json:
+        """The business calendar timers use."""
+
+    @operation("PUT", "/api/v1/settings/calendar")
+    def set_calendar(
+        self,
+        timezone: str,
+        hours: str,
+        *,
+        country: str | None = None,
+        subdivision: str | None = None,
+    ) -> Json:
+        """Set the time zone, ``hours`` (``mon-fri 09:00-17:30``) and holidays."""
+
+    # Webhooks (members:admin)
+
+    @operation("GET", "/api/v1/webhooks")
+    def webhooks(self) -> Json:
+        """The webhooks (``webhooks``) and the event types they can subscribe to."""
+
+    @operation("POST", "/api/v1/webhooks")
+    def create_webhook(
+        self, url: str, events: list[str], *, allow_private: bool | None = None
+    ) -> Json:
+        """Subscribe ``url`` to event types; the answer's ``secret`` is shown only now.
+        ``allow_private`` lets it reach private addresses (the admin role only)."""
+
+    @operation("GET", "/api/v1/webhooks/{webhook_id}")
+    def webhook(self, webhook_id: int) -> Json:
+        """One webhook (never its secret)."""
+
+    @operation("PATCH", "/api/v1/webhooks/{webhook_id}")
+    def change_webhook(
+        self, webhook_id: int, *, active: bool | None = None, events: list[str] | None = None
+    ) -> Json:
+        """Pause (``active=False``) or resume a webhook, or change its event types."""
+
+    @operation("DELETE", "/api/v1/webhooks/{webhook_id}")
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Remove a webhook and its delivery log."""
+
+    @operation("GET", "/api/v1/webhooks/{webhook_id}/deliveries")
+    def deliveries(
+        self,
+        webhook_id: int,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> Json:
+        """The delivery log, newest first (``status``: pending, delivered or failed;
+        ``before``: older than this delivery id)."""
+
+    @operation("POST", "/api/v1/webhooks/deliveries/{delivery_id}/redeliver")
+    def redeliver(self, delivery_id: int) -> Json:
+        """Send a delivery again now, with the same id and body."""
+
+    # The portal: a customer with a case link (AccordClient(portal=token)) acts in that
+    # one case as their party, through the same endpoints without the case argument.
+
+    portal_case = portal(case)
+    portal_events = portal(events)
+    portal_bundle = portal(bundle)
+    portal_post_message = portal(post_message)
+    portal_open_topic = portal(open_topic)
+    portal_close_topic = portal(close_topic)
+    portal_set_info = portal(set_info)
+    portal_propose = portal(propose)
+    portal_accept = portal(accept)
+    portal_reject = portal(reject)
+    portal_counter = portal(counter)
+    portal_progress = portal(progress)
+    portal_satisfied = portal(satisfied)
+    portal_reopen = portal(reopen)
+    portal_set_status = portal(set_status)

@@ -1,0 +1,2 @@
+"""Accord beside other systems: outbound webhooks (``webhooks``) and their SSRF guard
+(``ssrf``)."""
