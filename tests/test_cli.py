@@ -144,6 +144,8 @@ def test_serve_answers_health(tmp_path: Path) -> None:
         assert client.get("/health").json()["status"] == "ok"
         assert client.get("/ready").json() == {"status": "ready"}
         assert client.get("/api/v1/cases").status_code == 401
+        home = client.get("/")
+        assert home.status_code == 307 and home.headers["location"] == "/docs"
         # on SQLite the timer worker runs inline: at start it schedules the next digest
         for _ in range(100):
             if "digest.daily" in accord("jobs", "list", "--data", data):

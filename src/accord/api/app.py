@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
@@ -154,6 +154,11 @@ def create_app(
     def health() -> dict[str, str]:
         """Liveness: the process answers. Reveals no data."""
         return {"status": "ok", "version": __version__}
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """Until the members' pages exist, the start page is the API's documentation."""
+        return RedirectResponse("/docs")
 
     @app.get("/ready", tags=["operations"])
     def ready() -> JSONResponse:
