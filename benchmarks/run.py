@@ -14,12 +14,9 @@ import argparse
 import gc
 import hashlib
 import os
-import platform
 import secrets
-import shlex
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import common  # benchmarks/common.py, beside this script
 import orjson
 import sqlalchemy as sa
 from nacl.signing import SigningKey
@@ -914,38 +912,7 @@ def goals(backend: str, r: Json) -> Json:
 
 
 def machine(backends: dict[str, str]) -> Json:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=True
-            )
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-        return done.stdout.strip()
-
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "sqlite": sqlite3.sqlite_version,
-        "servers": backends,
-        "git_commit": git("rev-parse", "--short", "HEAD"),
-        "src_uncommitted_changes": bool(git("status", "--porcelain", "--", "src")),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return common.machine(servers=backends)
 
 
 def fmt(value: float) -> str:

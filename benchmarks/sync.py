@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
-import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/common.py, beside this script
 import httpx
 import orjson
 from fastapi.testclient import TestClient
@@ -496,37 +493,7 @@ def goals(results: Json) -> Json:
 
 
 def machine() -> Json:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=True
-            )
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-        return done.stdout.strip()
-
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "sqlite": sqlite3.sqlite_version,
-        "git_commit": git("rev-parse", "--short", "HEAD"),
-        "src_uncommitted_changes": bool(git("status", "--porcelain", "--", "src")),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return common.machine()
 
 
 def fmt(value: float) -> str:

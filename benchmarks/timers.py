@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
@@ -26,9 +24,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import common  # benchmarks/common.py, beside this script
 import orjson
 import sqlalchemy as sa
 from rich.console import Console
@@ -261,37 +259,7 @@ def check(db: Database, count: int) -> None:
 
 
 def machine(server: Json) -> Json:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    root = Path(__file__).resolve().parent.parent
-
-    def git(*args: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, check=True
-            )
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-        return done.stdout.strip()
-
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "server": server,
-        "git_commit": git("rev-parse", "--short", "HEAD"),
-        "src_uncommitted_changes": bool(git("status", "--porcelain", "--", "src")),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
+    return common.machine(server=server)
 
 
 def print_table(results: Json) -> None:
