@@ -8,6 +8,7 @@ several nodes can live on one machine, and ``--database URL`` (default
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -138,9 +139,25 @@ def serve(
             "PostgreSQL run `accord worker` processes instead).",
         ),
     ] = None,
+    smtp_port: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Receive mail for the mailboxes by SMTP on this port (0: no listener).",
+        ),
+    ] = 0,
+    smtp_host: Annotated[str, typer.Option(help="Address the SMTP listener binds.")] = "127.0.0.1",
+    imap: Annotated[
+        bool,
+        typer.Option(
+            "--imap/--no-imap",
+            help="Poll the mailboxes that have an IMAP account (run it in one process only).",
+        ),
+    ] = True,
 ) -> None:
-    """Start the HTTP server (``/health`` answers once it is up), periodic pulls and, on
-    the embedded default, the timer worker."""
+    """Start the HTTP server (``/health`` answers once it is up), periodic pulls, the mail
+    listener and IMAP polling if asked, and, on the embedded default, the timer worker."""
     import uvicorn
 
     from accord.api.app import create_app
@@ -157,12 +174,43 @@ def serve(
     if timers is not None:
         timers.start()
         out.print("timers and outbox run in this process (accord worker is not needed)")
+    mail = _start_mail(app.state.services.mail, smtp_host, smtp_port, imap)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
     finally:
+        mail()
         pulls.stop()
         if timers is not None:
             timers.stop()
+
+
+def _start_mail(channel: Any, host: str, port: int, imap: bool) -> Callable[[], None]:
+    """Start the SMTP listener and the IMAP poller as asked; returns what stops them."""
+    import threading
+
+    from accord.channels.email.imap import ImapPoller
+    from accord.channels.email.smtp_server import SmtpListener
+
+    stops: list[Callable[[], None]] = []
+    if port:
+        listener = SmtpListener(channel, host=host, port=port)
+        listener.start()
+        stops.append(listener.stop)
+        out.print(f"receiving mail by SMTP on {host}:{port}")
+    if imap and any(m.imap for m in channel.mailboxes.all(active_only=True)):
+        stop = threading.Event()
+        poller = threading.Thread(
+            target=ImapPoller(channel).run, args=(stop,), name="accord-imap", daemon=True
+        )
+        poller.start()
+        stops.append(stop.set)
+        out.print("polling IMAP mailboxes")
+
+    def stop_all() -> None:
+        for stop_one in stops:
+            stop_one()
+
+    return stop_all
 
 
 @case_app.command("new")
@@ -546,6 +594,13 @@ app.command()(worker)
 from accord.cli_remote import remote_app  # noqa: E402
 
 app.add_typer(remote_app, name="remote")
+
+
+# Mailboxes and mail in and out: accord.cli_mail.
+from accord.cli_mail import mail_app, mailbox_app  # noqa: E402
+
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(mail_app, name="mail")
 
 
 def main() -> None:

@@ -185,7 +185,7 @@ def _ago(delta: timedelta) -> str:
 
 
 def _slug(name: str) -> str:
-    from accord.api.app import party_slug
+    from accord.node import party_slug
 
     return party_slug(name)
 

@@ -8,6 +8,7 @@ nodes live side by side on one machine simply by using different directories.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,3 +151,9 @@ def read_key(path: Path) -> NodeKey:
     if key.public != data.get("public"):
         raise NodeError(f"{path} is damaged: its public key does not match its seed")
     return key
+
+
+def party_slug(name: str) -> str:
+    """This node's party id in the cases it opens, from its name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
+    return slug or "supplier"

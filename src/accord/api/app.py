@@ -8,7 +8,6 @@ from the services, ``{"detail"}`` from authentication and request validation.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
+from accord.api.mail import mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
@@ -31,11 +31,13 @@ from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
+from accord.channels.email.build import mail_channel
+from accord.channels.email.service import MailChannel
 from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
 from accord.integrations.webhooks import Webhooks
 from accord.jobs.queue import JobQueue
-from accord.node import Node
+from accord.node import Node, party_slug
 from accord.service.callbacks import Callbacks
 from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.negotiation import Actor, Negotiation
@@ -66,6 +68,7 @@ class Services:
     ownership: Ownership
     callbacks: Callbacks
     webhooks: Webhooks
+    mail: MailChannel
     background: ThreadPoolExecutor
     party_id: str
 
@@ -78,6 +81,7 @@ class Services:
         members = MemberStore(node.db)
         ownership = Ownership(node.cases, node.key, members, now=now)
         callbacks = Callbacks(node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now)
+        links = PortalLinks(load_or_create_secret(node.db), now=now)
         services = cls(
             node=node,
             negotiation=negotiation,
@@ -85,17 +89,22 @@ class Services:
             members=members,
             tokens=TokenStore(node.db, now=now),
             sessions=SessionStore(node.db, now=now),
-            links=PortalLinks(load_or_create_secret(node.db), now=now),
+            links=links,
             federation=federation,
             ownership=ownership,
             callbacks=callbacks,
             webhooks=Webhooks(node.db, node.cases, node.key, JobQueue(node.db, now=now), now=now),
+            mail=mail_channel(
+                node, negotiation=negotiation, ownership=ownership, links=links, now=now
+            ),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
         negotiation.listeners.append(services.push_later)
         negotiation.listeners.append(callbacks.on_change)
         negotiation.listeners.append(services.webhooks.on_change)
+        negotiation.listeners.append(services.mail.on_change)
+        ownership.listeners.append(negotiation.announce)
         negotiation.listeners.append(
             ResponseTargets(
                 node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
@@ -116,12 +125,6 @@ class Services:
     def close(self) -> None:
         self.background.shutdown(wait=True)
         self.federation.close()
-
-
-def party_slug(name: str) -> str:
-    """This node's party id in the cases it opens, from its name."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:64].strip("-")
-    return slug or "supplier"
 
 
 def create_app(
@@ -345,8 +348,11 @@ def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
 
     owned, top = ownership_routes(services.ownership)
     case.include_router(owned)
+    mailed, mail_top = mail_routes(services.mail)
+    case.include_router(mailed, tags=["email"])
     router.include_router(case, prefix="/{case_id}")
     top_level.include_router(top)
+    top_level.include_router(mail_top, tags=["email"])
     return router
 
 

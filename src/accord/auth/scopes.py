@@ -16,6 +16,8 @@ NOTES_READ: Final = "notes:read"
 NOTES_WRITE: Final = "notes:write"
 MEMBERS_ADMIN: Final = "members:admin"
 TOKENS_ADMIN: Final = "tokens:admin"
+CHANNELS_ADMIN: Final = "channels:admin"
+INBOUND_WRITE: Final = "inbound:write"
 
 # The vocabulary, each scope with its meaning (shown by `accord token create --help`).
 SCOPES: Final[dict[str, str]] = {
@@ -25,6 +27,8 @@ SCOPES: Final[dict[str, str]] = {
     NOTES_WRITE: "add internal notes to cases",
     MEMBERS_ADMIN: "add members, change their roles, disable them",
     TOKENS_ADMIN: "list and revoke every member's API tokens",
+    CHANNELS_ADMIN: "configure mailboxes and other channels (their passwords are write-only)",
+    INBOUND_WRITE: "hand in messages from outside (an MTA piping mail to Accord)",
 }
 
 Role = Literal["agent", "lead", "admin"]

@@ -325,6 +325,91 @@ class Endpoints:
     def redeliver(self, delivery_id: int) -> Json:
         """Send a delivery again now, with the same id and body."""
 
+    # Email (mailboxes need channels:admin; see docs/email.md)
+
+    @operation("GET", "/api/v1/mailboxes")
+    def mailboxes(self) -> Json:
+        """The mailboxes (``mailboxes``), passwords only as ``password_set``."""
+
+    @operation("POST", "/api/v1/mailboxes")
+    def add_mailbox(
+        self,
+        address: str,
+        display_name: str,
+        *,
+        smtp: dict[str, Any] | None = None,
+        imap: dict[str, Any] | None = None,
+        imap_folder: str | None = None,
+        poll_seconds: int | None = None,
+        max_attachment_bytes: int | None = None,
+        max_message_bytes: int | None = None,
+    ) -> Json:
+        """Add a mailbox; ``smtp`` and ``imap`` are ``{host, port, security, username,
+        password}`` (the password is write-only)."""
+
+    @operation("GET", "/api/v1/mailboxes/{mailbox_id}")
+    def mailbox(self, mailbox_id: int) -> Json:
+        """One mailbox."""
+
+    @operation("PATCH", "/api/v1/mailboxes/{mailbox_id}")
+    def change_mailbox(
+        self,
+        mailbox_id: int,
+        *,
+        display_name: str | None = None,
+        smtp: dict[str, Any] | None = None,
+        imap: dict[str, Any] | None = None,
+        imap_folder: str | None = None,
+        poll_seconds: int | None = None,
+        max_attachment_bytes: int | None = None,
+        max_message_bytes: int | None = None,
+        active: bool | None = None,
+    ) -> Json:
+        """Change a mailbox's servers, limits or state."""
+
+    @operation("DELETE", "/api/v1/mailboxes/{mailbox_id}")
+    def remove_mailbox(self, mailbox_id: int) -> None:
+        """Stop using a mailbox (kept, inactive)."""
+
+    @operation("GET", "/api/v1/cases/{case_id}/mail")
+    def case_mail(self, case_id: str) -> Json:
+        """The case's email messages in and out (``messages``), with their status."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/mail")
+    def reply_by_mail(self, case_id: str, text: str, *, html: str | None = None) -> Json:
+        """Reply to the case's customer by email: written in the case and queued."""
+
+    @operation("POST", "/api/v1/mail/inbound")
+    def inbound_mail(self, raw: str, *, recipients: list[str] | None = None) -> Json:
+        """Hand in one raw mail, base64 (``raw``), with its envelope ``recipients``."""
+
+    @operation("GET", "/api/v1/mail/messages")
+    def mail_messages(
+        self,
+        *,
+        status: str | None = None,
+        direction: str | None = None,
+        limit: int | None = None,
+        before: int | None = None,
+    ) -> Json:
+        """The mail log, newest first: the outbox, held and failed mail."""
+
+    @operation("GET", "/api/v1/mail/messages/{message_id}")
+    def mail_message(self, message_id: int) -> Json:
+        """One email message."""
+
+    @operation("GET", "/api/v1/mail/messages/{message_id}/raw")
+    def raw_mail(self, message_id: int) -> bytes:
+        """The message exactly as received or sent (RFC 5322 bytes)."""
+
+    @operation("POST", "/api/v1/mail/messages/{message_id}/release")
+    def release_mail(self, message_id: int, *, link: bool | None = None) -> Json:
+        """Append a held message to its case as the case's customer."""
+
+    @operation("POST", "/api/v1/mail/messages/{message_id}/retry")
+    def retry_mail(self, message_id: int) -> Json:
+        """Send a failed or bounced mail again (same bytes and Message-ID)."""
+
     # The portal: a customer with a case link (AccordClient(portal=token)) acts in that
     # one case as their party, through the same endpoints without the case argument.
 

@@ -13,6 +13,12 @@ from typing import Any
 from accord.core.events import Event
 from accord.core.state import State
 
+RELAY_CHANNELS = frozenset(
+    {"email", "chat", "whatsapp", "messenger", "instagram", "telegram", "sms", "x", "inbound"}
+)
+"""Channels through which a hosting node relays a hosted party's *messages*; everything
+else a hosted party does (accept, reject, propose, satisfied) needs the portal."""
+
 Verdict = tuple[str | None, str | None]
 """(acting party, reason it breaks a rule) — exactly one of the two is None."""
 
@@ -27,9 +33,14 @@ def acting_party(auth: State, event: Event) -> Verdict:
             return None, f"author acts for {author.for_party!r}, which is not a party of this case"
         if party["hosted_by"] != author.node:
             return None, f"this node does not host party {author.for_party!r}"
-        if author.via != "portal":
-            return None, "a hosting node acts for its hosted party only via the portal"
-        return author.for_party, None
+        if author.via == "portal":
+            return author.for_party, None
+        if author.via in RELAY_CHANNELS and event.type == "message.posted":
+            return author.for_party, None
+        return None, (
+            "a hosting node acts for its hosted party only via the portal, or relays its "
+            "messages from a channel (email, chat, …)"
+        )
     for pid, party in parties.items():
         if party["node"] == author.node:
             return pid, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from datetime import UTC, datetime
 
 from accord.jobs.runner import node_worker
 from accord.node import Node
@@ -14,11 +15,17 @@ log = logging.getLogger("accord.jobs")
 
 
 def prepare(node: Node) -> None:
-    """Before a worker starts: timers for callbacks agreed while no worker ran, and the
-    next daily digest."""
+    """Before a worker starts: the jobs a dead worker of this machine held (a killed
+    ``accord serve``), timers for callbacks agreed while no worker ran, and the next
+    daily digest."""
+    from accord.jobs.queue import JobQueue
+    from accord.jobs.runner import local_worker_gone
     from accord.service import callbacks, digest
 
     try:
+        reaped = JobQueue(node.db, now=lambda: datetime.now(UTC)).reap(local_worker_gone)
+        if reaped:
+            log.info("took back %d job(s) from a worker process that died", reaped)
         callbacks.build(node).reconcile_all()
         digest.build(node).ensure_scheduled()
     except Exception:

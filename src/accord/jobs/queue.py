@@ -322,6 +322,23 @@ class JobQueue:
         with self.db.read() as conn:
             return [_job(row) for row in conn.execute(query)]
 
+    def reap(self, is_dead: Callable[[str], bool]) -> int:
+        """Expire the leases of running jobs whose worker ``is_dead`` says is gone, so they
+        are claimed again now rather than when the lease runs out; returns how many."""
+        with self._write(None) as conn:
+            holders = conn.execute(
+                sa.select(jobs.c.locked_by).where(jobs.c.status == "running").distinct()
+            ).scalars()
+            dead = [h for h in holders if h and is_dead(h)]
+            if not dead:
+                return 0
+            result = conn.execute(
+                jobs.update()
+                .where(jobs.c.status == "running", jobs.c.locked_by.in_(dead))
+                .values(locked_until=utc(self.now()))
+            )
+            return int(result.rowcount or 0)
+
     def counts(self) -> dict[str, int]:
         """How many jobs are in each status."""
         with self.db.read() as conn:

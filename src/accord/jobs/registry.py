@@ -40,6 +40,7 @@ HANDLER_MODULES: list[str] = [
     "accord.service.sla",
     "accord.service.digest",
     "accord.integrations.webhooks",
+    "accord.channels.email.build",
 ]
 """Modules that register job kinds, imported by ``handlers()``: ``"accord.service.…"``."""
 

@@ -43,6 +43,10 @@ REMIND_BEFORE = timedelta(minutes=15)
 GRACE = timedelta(minutes=5)
 NEW_TIME_AFTER = timedelta(hours=1)  # of business time after the escalation
 REMIND, MISSED = "callback.remind", "callback.missed"
+RemindHook = Callable[[Connection, State, dict[str, Any]], None]
+REMIND_HOOKS: list[Callable[[Node], RemindHook]] = []
+"""What else happens at a callback's reminder, per node (the email channel registers the
+customer's reminder); ``build`` gives each worker's service one hook from each factory."""
 
 
 class Callbacks:
@@ -60,6 +64,7 @@ class Callbacks:
         self.ownership = ownership
         self.queue = queue
         self.now = now
+        self.on_remind: list[RemindHook] = []
 
     def calendar(self) -> BusinessCalendar:
         return settings.calendar(self.cases.db)
@@ -130,6 +135,8 @@ class Callbacks:
             f"In {int(REMIND_BEFORE.total_seconds() // 60)} minutes: "
             f"{activity['title']} (due {due}) — {state['title']}",
         )
+        for hook in self.on_remind:
+            hook(conn, state, activity)
 
     def missed(self, job: Job, conn: Connection) -> None:
         found = self._still_promised(job)
@@ -217,13 +224,15 @@ def _keys(case_id: str, activity: str) -> tuple[str, str]:
 def build(node: Node, now: Callable[[], datetime] = utc_now) -> Callbacks:
     """The callback service of ``node``, as the workers and the app use it."""
     members = MemberStore(node.db)
-    return Callbacks(
+    service = Callbacks(
         node.cases,
         node.key,
         Ownership(node.cases, node.key, members, now=now),
         JobQueue(node.db, now=now),
         now=now,
     )
+    service.on_remind = [factory(node) for factory in REMIND_HOOKS]
+    return service
 
 
 @register(REMIND)

@@ -78,6 +78,30 @@ class Negotiation:
         template: str | None = None,
     ) -> Outcome:
         """Open a case with this node's party and, optionally, a customer it hosts."""
+        body = self.opening(
+            title=title,
+            party_id=party_id,
+            party_name=party_name,
+            customer=customer,
+            party_url=party_url,
+            topics=topics,
+            template=template,
+        )
+        event = self._write(actor, None, "case.opened", body)
+        return Outcome(event.case, [event.id])
+
+    def opening(
+        self,
+        *,
+        title: str,
+        party_id: str,
+        party_name: str,
+        customer: dict[str, Any] | None = None,
+        party_url: str | None = None,
+        topics: Sequence[dict[str, str]] = (),
+        template: str | None = None,
+    ) -> dict[str, Any]:
+        """The body of a ``case.opened`` event for ``open_case`` (and channels' intake)."""
         _slug(party_id, "party_id")
         parties: list[dict[str, Any]] = [
             {"id": party_id, "name": party_name, "kind": "organisation", "node": self.key.public}
@@ -102,8 +126,7 @@ class Negotiation:
             body["topics"] = [{"topic": t["topic"], "title": t["title"]} for t in topics]
         if template:
             body["template"] = template
-        event = self._write(actor, None, "case.opened", body)
-        return Outcome(event.case, [event.id])
+        return body
 
     # -- conversation and information ------------------------------------------
 
@@ -410,6 +433,10 @@ class Negotiation:
     def _one(self, actor: Actor, case_id: str, type_: str, body: dict[str, Any]) -> Outcome:
         event = self._write(actor, case_id, type_, body)
         return Outcome(case_id, [event.id])
+
+    def announce(self, case_id: str, event_ids: list[str]) -> None:
+        """Tell the listeners about events written elsewhere (a channel's intake)."""
+        self._changed(case_id, event_ids)
 
     def _changed(self, case_id: str, event_ids: list[str]) -> None:
         for listener in self.listeners:

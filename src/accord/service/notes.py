@@ -58,5 +58,6 @@ class Notes:
                 .where(notes.c.case_id == case_id)
                 .order_by(notes.c.id)
             ).all()
-        return [Note(i, c, m, t, at if at.tzinfo else at.replace(tzinfo=UTC))
-                for i, c, m, t, at in rows]
+        return [
+            Note(i, c, m, t, at if at.tzinfo else at.replace(tzinfo=UTC)) for i, c, m, t, at in rows
+        ]

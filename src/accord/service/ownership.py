@@ -47,6 +47,7 @@ class Assignment:
     member: Member
     transfers: int
     assigned_at: datetime
+    event_ids: tuple[str, ...] = ()  # what the assignment wrote in the shared log
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Ownership:
         self.key = key
         self.members = members_store
         self.now = now
+        self.listeners: list[Callable[[str, list[str]], None]] = []
+        """Told (case id, event ids) after an assignment wrote in the shared log."""
 
     # -- teams, profiles and rules -----------------------------------------------------
 
@@ -245,7 +248,26 @@ class Ownership:
                     "nobody is available to own this case (check availability, "
                     "teams and routing rules)"
                 )
-            return self._assign(conn, case_id, candidate, None, "routed", None, None, first=True)
+            done = self._assign(conn, case_id, candidate, None, "routed", None, None, first=True)
+        return self._announced(done)
+
+    def _announced(self, done: Assignment) -> Assignment:
+        for listener in self.listeners:
+            listener(done.case_id, list(done.event_ids))
+        return done
+
+    def route_in(self, conn: Connection, case_id: str) -> Assignment | None:
+        """``route`` inside the caller's transaction (a channel's intake opens the case and
+        names its owner in one commit); None when nobody is available."""
+        if self._owner_row(conn, case_id) is not None:
+            return None
+        state = self.cases.state_in(conn, case_id)
+        if state is None:
+            raise NotFound(f"no case {case_id} on this node")
+        candidate = self._pick(conn, state)
+        if candidate is None:
+            return None
+        return self._assign(conn, case_id, candidate, None, "routed", None, None, first=True)
 
     def take(self, case_id: str, member: Member) -> Assignment:
         """The member who opened a case owns it (no routing needed)."""
@@ -253,7 +275,8 @@ class Ownership:
         with self.db.write() as conn:
             if self._owner_row(conn, case_id) is not None:
                 raise Conflict("the case already has an owner; hand it off instead")
-            return self._assign(conn, case_id, member, None, "opened", None, None, first=True)
+            done = self._assign(conn, case_id, member, None, "opened", None, None, first=True)
+        return self._announced(done)
 
     def assign(
         self, case_id: str, username: str, *, by: Member, note: str | None = None
@@ -268,7 +291,7 @@ class Ownership:
             if current is not None and current["member_id"] == member.id:
                 raise Conflict(f"{member.display_name} already owns this case")
             summary = summarize(self._state(case_id), self.cases.timeline(case_id, limit=5))
-            return self._assign(
+            done = self._assign(
                 conn,
                 case_id,
                 member,
@@ -279,6 +302,7 @@ class Ownership:
                 by=by,
                 first=current is None,
             )
+        return self._announced(done)
 
     def handoff(self, case_id: str, username: str, note: str, *, by: Member) -> Assignment:
         """Transfer the case with a required note; the new owner gets it with a summary."""
@@ -295,9 +319,10 @@ class Ownership:
             if by.role not in ("lead", "admin") and by.id != current["member_id"]:
                 raise Forbidden("only the owner, a lead or an admin hands a case off")
             summary = summarize(state, self.cases.timeline(case_id, limit=5))
-            return self._assign(
+            done = self._assign(
                 conn, case_id, member, current, "handoff", note.strip(), summary, by=by
             )
+        return self._announced(done)
 
     def owner(self, case_id: str) -> Assignment | None:
         with self.db.read() as conn:
@@ -445,12 +470,12 @@ class Ownership:
             else "You now own this case."
         )
         self.notify(conn, member.id, case_id, reason, text)
-        self._tell_the_case(conn, case_id, member, previous, first)
-        return Assignment(case_id, member, transfers, now)
+        written = self._tell_the_case(conn, case_id, member, previous, first)
+        return Assignment(case_id, member, transfers, now, written)
 
     def _tell_the_case(
         self, conn: Connection, case_id: str, member: Member, previous: Member | None, first: bool
-    ) -> None:
+    ) -> tuple[str, ...]:
         """The owner's name in the shared log, and a word to the customer."""
         if previous is None:
             text = (
@@ -465,7 +490,7 @@ class Ownership:
                 "reach us — there is nothing to repeat."
             )
         try:
-            self.cases.create_many(
+            made = self.cases.create_many(
                 self.key,
                 case_id,
                 [
@@ -479,6 +504,7 @@ class Ownership:
             )
         except AccordError as exc:
             raise Conflict(f"cannot name the owner in this case: {exc}") from exc
+        return tuple(e.id for e in made)
 
     def _pick(self, conn: Connection, state: dict[str, Any]) -> Member | None:
         topics = set(state["topics"])

@@ -37,7 +37,7 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
             f"{', '.join(sorted(agreed['acceptances']))} ({agreed['time']})"
         )
         for key, item in sorted(terms["data"].items()):
-            lines.append(f"  {item.get('label') or key}: {_value(item['value'])}")
+            lines.append(f"  {item.get('label') or key}: {format_value(item['value'])}")
     else:
         lines.append("Agreement: none yet")
     pending = [p for p in state["proposals"].values() if p["state"] == "pending"]
@@ -75,7 +75,8 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
     return "\n".join(lines)
 
 
-def _value(value: dict[str, Any]) -> str:
+def format_value(value: dict[str, Any]) -> str:
+    """A typed value as one line of text."""
     if value["type"] == "money":
         return f"{value['amount']} {value['currency']}" + (
             f"/{value['per']}" if value.get("per") and value["per"] != "once" else ""

@@ -400,9 +400,13 @@ class CaseStore:
     def state(self, case_id: str) -> State | None:
         """The materialised state of a case (one row read), or None if not held."""
         with self.db.read() as conn:
-            raw = conn.execute(
-                sa.select(cases.c.state).where(cases.c.case_id == case_id)
-            ).scalar_one_or_none()
+            return self.state_in(conn, case_id)
+
+    def state_in(self, conn: Connection, case_id: str) -> State | None:
+        """``state`` as seen inside the caller's transaction."""
+        raw = conn.execute(
+            sa.select(cases.c.state).where(cases.c.case_id == case_id)
+        ).scalar_one_or_none()
         return None if raw is None else orjson.loads(raw)
 
     def state_hash(self, case_id: str) -> str | None:

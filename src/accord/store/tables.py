@@ -405,3 +405,116 @@ webhook_attempts = sa.Table(
     sa.Column("duration_ms", sa.Integer, nullable=False),
 )
 """Every attempt to send a delivery: the receiver's status code, or why there was none."""
+
+# -- channels (node-private): customers, their identities, messages in and out --------
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("merged_into", sa.Integer, sa.ForeignKey("customers.id", name="fk_customers_merged")),
+)
+"""A person or organisation this node serves. Never replicated: in the shared log a
+customer is only a party with a display name."""
+
+customer_identities = sa.Table(
+    "customer_identities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "customer_id",
+        sa.Integer,
+        sa.ForeignKey("customers.id", name="fk_customer_identities_customer"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("value", sa.String(320), nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("kind", "value", name="uq_customer_identities_kind_value"),
+)
+"""How a customer reaches us: ``email`` (lower-cased address), and later phone, chat ids."""
+
+case_customers = sa.Table(
+    "case_customers",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("party_id", sa.String(64), primary_key=True),
+    sa.Column(
+        "customer_id",
+        sa.Integer,
+        sa.ForeignKey("customers.id", name="fk_case_customers_customer"),
+        nullable=False,
+        index=True,
+    ),
+)
+"""Which customer record stands behind a hosted party of a case."""
+
+case_refs = sa.Table(
+    "case_refs",
+    metadata,
+    sa.Column("number", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(71), nullable=False, unique=True),
+    sa.Column("token", sa.String(32), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""A case's short number (for subject tags, ``[Accord #12]``) and the secret token of its
+direct line (``support+<token>@…``), made when the case first meets a channel."""
+
+mailboxes = sa.Table(
+    "mailboxes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("address", sa.String(320), nullable=False, unique=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("settings", sa.LargeBinary, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("imap_uidvalidity", sa.BigInteger),
+    sa.Column("imap_last_uid", sa.BigInteger),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""An email address Accord answers for: SMTP relay and IMAP account settings (JSON) and
+their passwords (JSON, never shown), and how far IMAP polling has read."""
+
+channel_messages = sa.Table(
+    "channel_messages",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("direction", sa.String(3), nullable=False),
+    sa.Column(
+        "mailbox_id", sa.Integer, sa.ForeignKey("mailboxes.id", name="fk_channel_messages_mailbox")
+    ),
+    sa.Column("external_id", sa.Text, nullable=False),
+    sa.Column("dedupe_key", sa.String(80), unique=True),
+    sa.Column("case_id", sa.String(71), index=True),
+    sa.Column("customer_id", sa.Integer),
+    sa.Column("event_id", sa.String(71)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("sender", sa.Text, nullable=False),
+    sa.Column("recipients", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.LargeBinary),
+    sa.Column("thread", sa.Text, nullable=False),
+    sa.Column("raw_sha256", sa.String(64)),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("flags", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_channel_messages_external", "channel", "external_id"),
+    sa.Index("ix_channel_messages_sender", "channel", "sender", "created_at"),
+)
+"""Every message in or out on a channel. Inbound ``status``: ``stored`` (appended to a
+case), ``held`` (waiting for a member), ``ignored`` (auto-reply, loop, list mail),
+``bounce``; outbound: ``queued``, ``sent``, ``failed``, ``bounced``. ``external_id`` is the
+Message-ID (threading looks it up in both directions), ``dedupe_key`` makes a second
+delivery of the same message a no-op, ``thread`` holds In-Reply-To/References (JSON),
+``body`` what a held message would post (JSON: text, attachments, sender name) until a
+member releases it."""

@@ -1,0 +1,211 @@
+"""Messages per second through the whole inbound email pipeline, SQLite and PostgreSQL.
+
+Each repetition feeds 1,000 mails — 400 that open cases (400 senders) and 600 replies
+threaded by In-Reply-To, a fifth of them multipart with an HTML alternative — to
+``MailChannel.receive`` on a fresh node with five members to route to: keep the raw
+mail, parse, dedupe, find or make the customer, thread, open the case or append the
+message, route the new case, queue its acknowledgement, commit. One thread, so the rate
+is per core. In the same run it times the stages alone (stdlib ``compat32`` parsing as
+the floor, Accord's parser, storing the raw mail) so the report says where the time goes.
+
+    python benchmarks/mail_intake.py            # 3 repetitions, both databases
+    python benchmarks/mail_intake.py --quick    # 1 repetition, 300 messages
+    python benchmarks/mail_intake.py --json     # one JSON object on stdout
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
+
+from accord.auth.members import MemberStore
+from accord.channels.email.build import mail_channel
+from accord.channels.email.mailboxes import Mailbox
+from accord.channels.email.parse import parse_mail
+from accord.node import Node
+from accord.service.ownership import Ownership
+
+Json = dict[str, Any]
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+GOAL_PER_CORE = 500
+
+
+def corpus(total: int) -> list[bytes]:
+    """``total`` mails: 40 % open cases, the rest reply to a random earlier one."""
+    rng = secrets.SystemRandom()
+    opened: list[tuple[str, str]] = []
+    mails: list[bytes] = []
+    for i in range(total):
+        message = EmailMessage()
+        if not opened or i % 5 in (0, 2):
+            sender = f"customer{i}@example.com"
+            subject = f"Problem number {i} with my broadband"
+            reply_to = None
+        else:
+            sender, reply_to = rng.choice(opened)
+            subject = "Re: my case"
+        message_id = f"<bench.{i}.{secrets.token_hex(4)}@example.com>"
+        message["From"] = f"Customer {i} <{sender}>"
+        message["To"] = "support@northwind.example"
+        message["Subject"] = subject
+        message["Date"] = "Mon, 23 Nov 2026 10:00:00 +0000"
+        message["Message-ID"] = message_id
+        if reply_to:
+            message["In-Reply-To"] = reply_to
+            message["References"] = reply_to
+        text = f"Hello,\n\nMessage {i}: the line drops every evening since Monday.\n\nThanks\n"
+        message.set_content(text)
+        if i % 5 == 4:
+            message.add_alternative(f"<p>{text}</p>", subtype="html")
+        if reply_to is None:
+            opened.append((sender, message_id))
+        mails.append(message.as_bytes())
+    return mails
+
+
+def fresh_node(url: str | None, root: Path) -> Node:
+    node = Node.init(root / secrets.token_hex(4), name="Northwind Broadband", database=url)
+    members = MemberStore(node.db)
+    ownership = Ownership(node.cases, node.key, members, now=lambda: datetime.now(UTC))
+    for n in range(5):
+        members.create(
+            f"agent{n}", "correct horse battery", role="agent", display_name=f"Agent {n}"
+        )
+        ownership.set_profile(f"agent{n}", availability="online")
+    channel = mail_channel(node)
+    channel.mailboxes.add(
+        Mailbox(
+            id=0, address="support@northwind.example", display_name="Support", smtp=None, imap=None
+        )
+    )
+    return node
+
+
+def pipeline(node: Node, mails: Sequence[bytes]) -> float:
+    channel = mail_channel(node)
+    started = time.perf_counter()
+    for raw in mails:
+        channel.receive(raw, recipients=["support@northwind.example"])
+    elapsed = time.perf_counter() - started
+    check(node, len(mails))
+    return len(mails) / elapsed
+
+
+def check(node: Node, count: int) -> None:
+    with node.db.read() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM channel_messages WHERE direction='in' AND status='stored'"
+            )
+        ).scalar_one()
+        cases = conn.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+    if stored != count:
+        raise SystemExit(f"only {stored} of {count} messages were stored")
+    if cases == 0:
+        raise SystemExit("no case was opened")
+
+
+def rate(fn: Any, mails: Sequence[bytes]) -> float:
+    started = time.perf_counter()
+    for raw in mails:
+        fn(raw)
+    return len(mails) / (time.perf_counter() - started)
+
+
+def stages(mails: Sequence[bytes], root: Path) -> Json:
+    from accord.channels.blobs import BlobStore
+
+    blobs = BlobStore(root / "blobs-stage")
+    return {
+        "stdlib_compat32_parse": rate(
+            lambda raw: email.message_from_bytes(raw, policy=email.policy.compat32), mails
+        ),
+        "accord_parse": rate(parse_mail, mails),
+        "store_raw": rate(blobs.put, mails),
+    }
+
+
+def summary(samples: Sequence[float]) -> Json:
+    return {
+        "median": round(statistics.median(samples), 1),
+        "reps": len(samples),
+        "min": round(min(samples), 1),
+        "max": round(max(samples), 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 repetition of 300 messages")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--postgres", default=POSTGRES, help="admin URL of a PostgreSQL server")
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    args = parser.parse_args(argv)
+    total, reps = (300, 1) if args.quick else (1000, 3)
+    mails = corpus(total)
+    results: Json = {"machine": machine(), "messages": total, "goal_per_core": GOAL_PER_CORE}
+    admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
+    with tempfile.TemporaryDirectory(prefix="accord-mail-bench-") as tmp:
+        root = Path(tmp)
+        results["stages_per_second"] = {
+            name: summary([stages(mails, root)[name] for _ in range(reps)][0:reps])
+            for name in ("stdlib_compat32_parse", "accord_parse", "store_raw")
+        }
+        backends = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
+        for backend in backends:
+            samples = []
+            for _ in range(reps):
+                if backend == "sqlite":
+                    node = fresh_node(None, root)
+                    samples.append(pipeline(node, mails))
+                    node.close()
+                    continue
+                name = f"accord_bench_{secrets.token_hex(4)}"
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                try:
+                    url = sa.engine.make_url(args.postgres).set(database=name)
+                    node = fresh_node(url.render_as_string(hide_password=False), root)
+                    samples.append(pipeline(node, mails))
+                    node.close()
+                finally:
+                    with admin.connect() as conn:
+                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            results[f"pipeline_{backend}_per_second"] = summary(samples)
+    admin.dispose()
+    if args.json:
+        print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"{total} messages, {reps} repetition(s), medians (messages per second, one core):")
+    for name, figures in results["stages_per_second"].items():
+        print(f"  stage {name:<24} {figures['median']:>9,.0f}")
+    for backend in ("sqlite", "postgresql"):
+        figures = results.get(f"pipeline_{backend}_per_second")
+        if figures:
+            verdict = "met" if figures["median"] >= GOAL_PER_CORE else "NOT met"
+            print(
+                f"  whole pipeline on {backend:<10}       {figures['median']:>9,.0f}"
+                f"   (goal ≥ {GOAL_PER_CORE}/s per core: {verdict})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

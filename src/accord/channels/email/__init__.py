@@ -1,0 +1,1 @@
+"""Email: parse inbound mail (``parse``), and the mailbox, outbox and service around it."""

@@ -1,0 +1,561 @@
+"""The email channel: raw mail in, the shared pipeline, replies and notices out.
+
+``receive`` is where both inbound paths (the SMTP listener and IMAP polling) meet:
+the raw bytes are kept (a content-addressed blob), parsed, and either recorded and
+ignored (auto-replies, lists, bounces — the last mark our outbound mail as bounced) or
+handed to the shared ``Intake``. A new case is acknowledged in the same transaction
+that opens it: the mail names the owner and gives the case's direct line, and when the
+customer already has an open case it asks whether the new mail belongs there — a reply
+of "yes" moves it — so nobody is asked to identify themselves again.
+
+Outbound, a member's ``reply`` writes the message into the case and queues the mail in
+one commit. Accord's own notices reach an email customer too: a proposal from our side
+(with the customer's portal link to accept it), a handoff or any other word Accord
+writes in the case, and the reminder before an agreed callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.auth.portal import PortalLinks
+from accord.channels.blobs import BlobStore
+from accord.channels.email.compose import Outgoing, reply_subject
+from accord.channels.email.mailboxes import Mailbox, Mailboxes
+from accord.channels.email.outbox import Outbox
+from accord.channels.email.parse import MailLimits, ParsedMail, parse_mail
+from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt
+from accord.channels.refs import CaseRef, subject_number, tagged
+from accord.core.errors import AccordError
+from accord.core.state import State
+from accord.core.timefmt import parse_time
+from accord.node import Node
+from accord.service.errors import Conflict, Invalid, NotFound
+from accord.service.negotiation import Actor, Negotiation, Outcome
+from accord.service.ownership import SYSTEM_MEMBER
+from accord.service.summary import format_value
+from accord.store.tables import channel_messages
+
+log = logging.getLogger("accord.channels.email")
+PORTAL_TTL = timedelta(days=30)
+YES = frozenset({"yes", "y", "yes please", "ja", "oui", "si", "sí", "sim", "correct", "same"})
+
+
+class NoMailbox(Invalid):
+    """No configured mailbox answers for the mail's recipients."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    outcome: Outcome
+    message_id: int  # the outbox row
+
+
+class MailChannel:
+    def __init__(
+        self,
+        node: Node,
+        intake: Intake,
+        outbox: Outbox,
+        mailboxes: Mailboxes,
+        blobs: BlobStore,
+        links: PortalLinks,
+        negotiation: Negotiation,
+        *,
+        now: Callable[[], datetime],
+        public_url: Callable[[], str],
+    ) -> None:
+        self.node = node
+        self.db = node.db
+        self.intake = intake
+        self.outbox = outbox
+        self.mailboxes = mailboxes
+        self.blobs = blobs
+        self.links = links
+        self.negotiation = negotiation
+        self.now = now
+        self.public_url = public_url
+
+    # -- inbound ---------------------------------------------------------------------
+
+    def receive(
+        self, raw: bytes, *, recipients: Sequence[str] = (), mailbox: Mailbox | None = None
+    ) -> Receipt:
+        """Take one raw mail (RFC 5322 bytes) from SMTP, IMAP or an upload."""
+        mailbox = mailbox or self._mailbox_for(recipients)
+        parsed = parse_mail(
+            raw,
+            limits=MailLimits(
+                max_attachment_bytes=mailbox.max_attachment_bytes,
+                max_total_bytes=mailbox.max_message_bytes,
+            ),
+        )
+        raw_sha = self.blobs.put(raw)
+        message = self._inbound(parsed, raw_sha, recipients, mailbox)
+        if parsed.auto in ("bounce", "mailer-daemon"):
+            return self._bounce(message, parsed)
+        if parsed.auto is not None:
+            return self.intake.record(message, "ignored", f"automatic mail ({parsed.auto})")
+        if not parsed.sender:
+            return self.intake.record(message, "ignored", "no sender address to answer")
+        if any(mailbox.answers_for(parsed.sender) for mailbox in self.mailboxes.all()):
+            return self.intake.record(message, "ignored", "sent from one of our own mailboxes")
+        moved = self._confirmed_move(message, parsed)
+        if moved is not None:
+            return moved
+        return self.intake.receive(
+            message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox)
+        )
+
+    def _mailbox_for(self, recipients: Sequence[str]) -> Mailbox:
+        for recipient in recipients:
+            found = self.mailboxes.for_recipient(recipient)
+            if found is not None:
+                return found
+        default = self.mailboxes.default()
+        if default is None:
+            raise NoMailbox(
+                "no mailbox is configured: add one with `accord mailbox add`", field="mailbox"
+            )
+        return default
+
+    def _inbound(
+        self, parsed: ParsedMail, raw_sha: str, recipients: Sequence[str], mailbox: Mailbox
+    ) -> Inbound:
+        stored: list[dict[str, Any]] = []
+        notes: list[str] = []
+        for attachment in parsed.attachments:
+            if attachment.data is None:
+                notes.append(
+                    f"[attachment {attachment.filename!r} ({_size(attachment.size)}) is over "
+                    f"the {_size(mailbox.max_attachment_bytes)} limit: it is kept with the "
+                    "original message on this node]"
+                )
+                continue
+            digest = self.blobs.put(attachment.data)
+            stored.append(
+                {
+                    "type": "file",
+                    "sha256": digest,
+                    "name": attachment.filename,
+                    "size": attachment.size,
+                    "media_type": attachment.media_type,
+                }
+            )
+        text = parsed.new_text.strip() or parsed.text.strip()
+        if notes:
+            text = (text + "\n\n" + "\n".join(notes)).strip()
+        everyone = [*recipients, *parsed.to, *parsed.cc]
+        token = next((t for t in (mailbox.token_of(r) for r in everyone) if t), None)
+        content = hashlib.sha256(
+            orjson.dumps(
+                [parsed.sender, parsed.subject, parsed.text, [a.sha256 for a in parsed.attachments]]
+            )
+        ).hexdigest()
+        return Inbound(
+            channel="email",
+            external_id=parsed.message_id,
+            content_hash=content,
+            identity_kind="email",
+            identity=parsed.sender,
+            sender_name=parsed.sender_name,
+            subject=parsed.subject,
+            text=text,
+            attachments=tuple(stored),
+            thread_ids=(*parsed.references, *parsed.in_reply_to),
+            direct_token=token,
+            subject_number=subject_number(parsed.subject),
+            recipients=tuple(dict.fromkeys(everyone))[:100],
+            raw_sha256=raw_sha,
+            size=parsed.size,
+            flags=parsed.flags,
+            mailbox_id=mailbox.id,
+            kind="auto" if parsed.auto else "message",
+        )
+
+    def _bounce(self, message: Inbound, parsed: ParsedMail) -> Receipt:
+        receipt = self.intake.record(message, "bounce", "delivery failure report")
+        if receipt.status == "duplicate":
+            return receipt
+        why = " ".join(parsed.text.split())[:300] or "the recipient's server refused the mail"
+        with self.db.write() as conn:
+            count = self.outbox.mark_bounced(conn, parsed.bounced_ids, why)
+        log.info("bounce for %d outbound message(s)", count)
+        return receipt
+
+    # -- acknowledgement and "does this belong to your open case?" ----------------------
+
+    def _acknowledge(
+        self, conn: Connection, receipt: Receipt, parsed: ParsedMail, mailbox: Mailbox
+    ) -> None:
+        if not receipt.new_case or receipt.ref is None or receipt.case_id is None:
+            return
+        ref = receipt.ref
+        owner = receipt.owner or "our team"
+        lines = [
+            f"Hello{(' ' + parsed.sender_name) if parsed.sender_name else ''},",
+            "",
+            f"Thank you for your message. It is case #{ref.number}, and {owner} "
+            "owns it: they are accountable for it until it is resolved.",
+            "",
+            "Reply to this email any time — your replies go straight to your case "
+            f"(its direct line is {mailbox.direct_line(ref.token)}).",
+        ]
+        flags: tuple[str, ...] = ()
+        if receipt.open_cases:
+            other_id, other_title = receipt.open_cases[0]
+            other = self.intake.refs.ensure(conn, other_id)
+            lines += [
+                "",
+                f"You also have an open case with us: #{other.number} “{other_title}”. "
+                "If this message is about that one, just reply YES and we will add it "
+                "there — you will not need to explain anything again.",
+            ]
+            flags = (f"asks:{other_id}",)
+        lines += ["", f"— {mailbox.display_name}"]
+        self.outbox.queue_mail(
+            conn,
+            mailbox,
+            Outgoing(
+                sender=mailbox.address,
+                sender_name=mailbox.display_name,
+                to=parsed.sender,
+                to_name=parsed.sender_name,
+                subject=tagged(reply_subject(parsed.subject), ref.number),
+                text="\n".join(lines),
+                reply_to=mailbox.direct_line(ref.token),
+                in_reply_to=parsed.message_id,
+                references=(*parsed.references, parsed.message_id),
+                auto="auto-replied",
+                case_number=ref.number,
+            ),
+            kind="acknowledgement",
+            case_id=receipt.case_id,
+            customer_id=receipt.customer_id,
+            flags=flags,
+        )
+
+    def _confirmed_move(self, message: Inbound, parsed: ParsedMail) -> Receipt | None:
+        """A "yes" to "is this about your open case?": move the first message there."""
+        if parsed.new_text.strip().strip(".!").lower() not in YES or not message.thread_ids:
+            return None
+        with self.db.read() as conn:
+            ack = conn.execute(
+                sa.select(channel_messages)
+                .where(
+                    channel_messages.c.channel == "email",
+                    channel_messages.c.direction == "out",
+                    channel_messages.c.kind == "acknowledgement",
+                    channel_messages.c.external_id.in_(list(message.thread_ids)[-50:]),
+                )
+                .limit(1)
+            ).first()
+            if ack is None:
+                return None
+            asks = next((f[5:] for f in orjson.loads(ack.flags) if f.startswith("asks:")), None)
+            customer = self.intake.customers.find(conn, "email", message.identity)
+            first = conn.execute(
+                sa.select(channel_messages)
+                .where(
+                    channel_messages.c.case_id == ack.case_id,
+                    channel_messages.c.direction == "in",
+                    channel_messages.c.status == "stored",
+                )
+                .order_by(channel_messages.c.id)
+                .limit(1)
+            ).first()
+        if asks is None or customer is None or first is None or ack.customer_id != customer:
+            return None
+        answer = self.intake.record(message, "ignored", f"answered YES: moved to case {asks}")
+        if answer.status == "duplicate":
+            return answer
+        return self.move(first.id, asks, by="the customer, answering YES by email")
+
+    def move(self, row_id: int, to_case: str, *, by: str) -> Receipt:
+        """Move a stored inbound message to another case of the same customer: the text
+        is posted there in the customer's name, and the first case says where it went."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                sa.select(channel_messages).where(channel_messages.c.id == row_id)
+            ).first()
+            if row is None or row.direction != "in" or row.status != "stored":
+                raise NotFound(f"no stored inbound message {row_id}")
+            target = self.intake.customers.of_case(conn, to_case)
+            if target is None or target[0] != row.customer_id:
+                raise Conflict("a message moves only between cases of the same customer")
+            posted = self.node.cases.get(row.case_id, [row.event_id])
+            if not posted:
+                raise NotFound(f"the case event of message {row_id} is not on this node")
+            body = dict(posted[0].body)
+            body.pop("topic", None)
+            moved = self.node.cases.create(
+                self.node.key,
+                to_case,
+                "message.posted",
+                body,
+                member=posted[0].author.member,
+                time=self.now(),
+                via="email",
+                for_party=target[1],
+                session=posted[0].author.session,
+                conn=conn,
+            )
+            to_ref = self.intake.refs.ensure(conn, to_case)
+            note = self.node.cases.create_many(
+                self.node.key,
+                row.case_id,
+                [
+                    (
+                        "message.posted",
+                        {"text": f"This message was moved to case #{to_ref.number} ({by})."},
+                    ),
+                    ("status.set", {"label": "moved"}),
+                ],
+                member=SYSTEM_MEMBER,
+                time=self.now(),
+                via="email",
+                conn=conn,
+            )
+            conn.execute(
+                channel_messages.update()
+                .where(channel_messages.c.id == row_id)
+                .values(
+                    case_id=to_case, event_id=moved.id, error=f"moved from {row.case_id} by {by}"
+                )
+            )
+        self.negotiation.announce(to_case, [moved.id])
+        self.negotiation.announce(row.case_id, [e.id for e in note])
+        return Receipt(
+            "stored", row_id, to_case, row.customer_id, event_ids=(moved.id,), threaded_by="moved"
+        )
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def reply(self, actor: Actor, case_id: str, text: str, *, html: str | None = None) -> Reply:
+        """A member's reply: written in the case and queued to the customer in one commit."""
+        if not text.strip():
+            raise Invalid("the reply is empty", field="text")
+        state = self.negotiation.state(case_id)
+        self.negotiation.party_of(state, actor)
+        with self.db.write() as conn:
+            target = self._recipient(conn, case_id)
+            assert target is not None  # required: it raised otherwise
+            try:
+                event = self.node.cases.create(
+                    self.node.key,
+                    case_id,
+                    "message.posted",
+                    {"text": text},
+                    member=actor.member,
+                    time=self.now(),
+                    via="email",
+                    conn=conn,
+                )
+            except AccordError as exc:
+                raise Conflict(str(exc)) from exc
+            row_id = self._queue_to_customer(
+                conn, case_id, target, text, html=html, kind="reply", event_id=event.id
+            )
+        self.negotiation.announce(case_id, [event.id])
+        return Reply(Outcome(case_id, [event.id]), row_id)
+
+    def on_change(self, case_id: str, event_ids: list[str]) -> None:
+        """Listener: mail the customer Accord's notices and our proposals."""
+        events = self.node.cases.get(case_id, event_ids)
+        if any(e.type == "case.opened" for e in events):
+            return  # a new case: its acknowledgement says it all
+        mine = self.node.key.public
+        notices = [
+            e
+            for e in events
+            if e.author.node == mine
+            and e.author.for_party is None
+            and (
+                e.type == "proposal.made"
+                or (e.type == "message.posted" and e.author.member == SYSTEM_MEMBER)
+            )
+        ]
+        if not notices:
+            return
+        with self.db.write() as conn:
+            target = self._recipient(conn, case_id, required=False)
+            if target is None:
+                return
+            for event in notices:
+                if event.type == "proposal.made":
+                    text = self._proposal_text(case_id, target, event.body)
+                    kind = "proposal"
+                else:
+                    text = str(event.body.get("text", ""))
+                    kind = "notice"
+                self._queue_to_customer(
+                    conn, case_id, target, text, kind=kind, event_id=event.id, auto="auto-generated"
+                )
+
+    def remind_callback(self, conn: Connection, state: State, activity: dict[str, Any]) -> None:
+        """Before an agreed callback: tell an email customer when we will call."""
+        target = self._recipient(conn, state["case"], required=False)
+        if target is None:
+            return
+        due = parse_time(activity["due"]).strftime("%H:%M UTC on %d %B %Y")
+        text = (
+            f"A reminder: as agreed, we will call you at {due} about “{state['title']}” "
+            f"({activity['title']}). If that time no longer suits you, reply to this email."
+        )
+        self._queue_to_customer(
+            conn, state["case"], target, text, kind="reminder", auto="auto-generated"
+        )
+
+    def _proposal_text(self, case_id: str, target: _Target, body: dict[str, Any]) -> str:
+        token = self.links.issue(case_id, target.party, target.address, PORTAL_TTL)
+        changes = body.get("changes", [])
+        lines = ["We propose the following for your case:", ""]
+        for change in changes:
+            op = change.get("op")
+            if op == "activity.put":
+                due = f", by {change['due']}" if change.get("due") else ""
+                lines.append(
+                    f"• {change.get('title', change['activity'])} ({change['owner']}{due})"
+                )
+            elif op == "data.put":
+                lines.append(
+                    f"• {change.get('label', change['key'])}: {format_value(change['value'])}"
+                )
+            else:
+                lines.append(f"• {op}")
+        if body.get("note"):
+            lines += ["", str(body["note"])]
+        lines += [
+            "",
+            "Accept, reject or suggest changes here (the link is yours; don't forward it):",
+            f"{self.public_url().rstrip('/')}/portal/{token}",
+            "",
+            "Or simply reply to this email.",
+        ]
+        return "\n".join(lines)
+
+    def _recipient(
+        self, conn: Connection, case_id: str, *, required: bool = True
+    ) -> _Target | None:
+        customer = self.intake.customers.of_case(conn, case_id)
+        addresses = self.intake.customers.addresses(conn, customer[0]) if customer else []
+        if customer is None or not addresses:
+            if required:
+                raise Conflict("the case has no customer with an email address on this node")
+            return None
+        last = conn.execute(
+            sa.select(
+                channel_messages.c.sender,
+                channel_messages.c.external_id,
+                channel_messages.c.mailbox_id,
+                channel_messages.c.subject,
+            )
+            .where(
+                channel_messages.c.case_id == case_id,
+                channel_messages.c.channel == "email",
+                channel_messages.c.direction == "in",
+                channel_messages.c.status == "stored",
+            )
+            .order_by(channel_messages.c.id.desc())
+            .limit(1)
+        ).first()
+        address = last.sender if last is not None and last.sender in addresses else addresses[0]
+        references = [
+            r
+            for (r,) in conn.execute(
+                sa.select(channel_messages.c.external_id)
+                .where(channel_messages.c.case_id == case_id, channel_messages.c.channel == "email")
+                .order_by(channel_messages.c.id.desc())
+                .limit(10)
+            )
+        ][::-1]
+        mailbox = None
+        if last is not None and last.mailbox_id is not None:
+            mailbox = self.mailboxes.get(int(last.mailbox_id))
+        mailbox = mailbox or self.mailboxes.default()
+        if mailbox is None:
+            if required:
+                raise Conflict("no mailbox is configured to send from (accord mailbox add)")
+            return None
+        state = self.node.cases.state_in(conn, case_id)
+        name = ""
+        if state is not None:
+            name = str(state["parties"].get(customer[1], {}).get("name", ""))
+        return _Target(
+            customer_id=customer[0],
+            party=customer[1],
+            address=address,
+            name=name,
+            mailbox=mailbox,
+            subject=last.subject if last is not None else (state["title"] if state else ""),
+            last_id=last.external_id if last is not None else None,
+            references=tuple(references),
+            ref=self.intake.refs.ensure(conn, case_id),
+        )
+
+    def _queue_to_customer(
+        self,
+        conn: Connection,
+        case_id: str,
+        target: _Target,
+        text: str,
+        *,
+        kind: str,
+        html: str | None = None,
+        event_id: str | None = None,
+        auto: str | None = None,
+    ) -> int:
+        mailbox = target.mailbox
+        return self.outbox.queue_mail(
+            conn,
+            mailbox,
+            Outgoing(
+                sender=mailbox.address,
+                sender_name=mailbox.display_name,
+                to=target.address,
+                to_name=target.name,
+                subject=tagged(reply_subject(target.subject), target.ref.number),
+                text=text,
+                html=html,
+                reply_to=mailbox.direct_line(target.ref.token),
+                in_reply_to=target.last_id,
+                references=target.references,
+                auto=auto,
+                case_number=target.ref.number,
+            ),
+            kind=kind,
+            case_id=case_id,
+            customer_id=target.customer_id,
+            event_id=event_id,
+        )
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where mail about a case goes: the customer's address and the thread so far."""
+
+    customer_id: int
+    party: str
+    address: str
+    name: str
+    mailbox: Mailbox
+    subject: str
+    last_id: str | None
+    references: tuple[str, ...]
+    ref: CaseRef
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
+
+
+__all__ = ["CUSTOMER_PARTY", "MailChannel", "NoMailbox", "Reply"]

@@ -1,0 +1,119 @@
+"""The SMTP listener inside ``accord serve --smtp-port``: mail for our mailboxes, in.
+
+aiosmtpd runs the protocol on its own thread and event loop. A recipient is accepted
+only if it is one of our mailboxes or their direct lines (we are nobody's relay), at
+most MAX_RECIPIENTS per message. ``250 OK`` is answered only after the message is
+stored (the whole pipeline ran and committed), so a message is never lost: if Accord
+stops or fails first, the sending server keeps it and tries again — and the dedupe key
+makes that retry harmless. A full disk answers ``452`` (try later), an unexpected error
+``451``; a message over the mailbox's size limit is refused with ``552`` in the
+protocol, before it is read.
+
+Put it behind the MTA that owns port 25 (Postfix relaying our domains to this port), or
+let a relay deliver to it directly; it speaks plain SMTP on loopback by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from accord.channels.blobs import StorageFull
+from accord.channels.email.mailboxes import DEFAULT_MAX_MESSAGE
+from accord.channels.email.parse import MailParseError
+from accord.channels.email.service import MailChannel, NoMailbox
+
+log = logging.getLogger("accord.channels.email")
+MAX_RECIPIENTS = 100
+
+
+class _Handler:
+    def __init__(self, channel: MailChannel) -> None:
+        self.channel = channel
+
+    async def handle_RCPT(
+        self,
+        _server: SMTP,
+        _session: Session,
+        envelope: Envelope,
+        address: str,
+        _options: list[str],
+    ) -> str:
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        loop = asyncio.get_running_loop()
+        mailbox = await loop.run_in_executor(None, self.channel.mailboxes.for_recipient, address)
+        if mailbox is None:
+            return "550 5.1.1 No such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, _server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or envelope.content
+        if not isinstance(raw, bytes):
+            raw = str(raw).encode("utf-8", "surrogateescape")
+        loop = asyncio.get_running_loop()
+        try:
+            receipt = await loop.run_in_executor(
+                None, lambda: self.channel.receive(raw, recipients=list(envelope.rcpt_tos))
+            )
+        except StorageFull:
+            log.error("SMTP: no space left to store a message from %s", _peer(session))
+            return "452 4.3.1 Insufficient system storage, try again later"
+        except MailParseError as exc:
+            return f"554 5.6.0 Not a mail message: {str(exc)[:100]}"
+        except NoMailbox:
+            return "550 5.1.1 No such mailbox here"
+        except Exception:
+            log.exception("SMTP: storing a message from %s failed", _peer(session))
+            return "451 4.3.0 Temporary failure storing the message, try again later"
+        log.info(
+            "SMTP: message from %s: %s (case %s)", _peer(session), receipt.status, receipt.case_id
+        )
+        return "250 2.0.0 OK: stored"
+
+
+def _peer(session: Session) -> str:
+    peer: Any = session.peer
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+class SmtpListener:
+    """Start and stop the listener (on its own thread)."""
+
+    def __init__(
+        self,
+        channel: MailChannel,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 2525,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        limit = max_message_bytes or max(
+            [m.max_message_bytes for m in channel.mailboxes.all(active_only=True)]
+            or [DEFAULT_MAX_MESSAGE]
+        )
+        self.controller = Controller(
+            _Handler(channel),
+            hostname=host,
+            port=port,
+            data_size_limit=limit,
+            enable_SMTPUTF8=True,
+            ready_timeout=10.0,
+            server_hostname="accord",
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def start(self) -> None:
+        self.controller.start()
+        log.info("SMTP listener on %s:%d", self.controller.hostname, self.port)
+
+    def stop(self) -> None:
+        self.controller.stop()

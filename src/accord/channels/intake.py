@@ -1,0 +1,511 @@
+"""The inbound pipeline every channel shares (DESIGN.md "Channels").
+
+    parsed message ─► dedupe ─► identify customer ─► thread to a case ─► append event
+                   ─► notify owner / apply timers
+
+A connector turns its raw input into an ``Inbound`` and calls ``Intake.receive``. One
+database transaction records the message, the customer (if new), the case (if new) and
+the customer's ``message.posted`` event, so a process killed half-way leaves nothing
+behind and the channel's retry (an SMTP client without its 250, an IMAP message not yet
+marked read, a webhook without its 200) delivers it again; the dedupe key then makes a
+second delivery of the same message a no-op, even when two arrive at once.
+
+Threading, in order: the case's direct-line token, then the ids of earlier messages the
+new one refers to (Message-ID / In-Reply-To / References for email), then a case number
+tagged in the subject — the last only when the sender is the case's own customer, since
+anyone can type a number. A direct line or a reference from someone who is not the
+case's customer is *held* for a member to release, never appended in the customer's
+name. Too many messages a minute from one sender to one case (a mail loop) are recorded
+and ignored. Machine-generated messages are recorded by the connector with ``record``
+and never open a case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord import faults
+from accord.channels.customers import Customers
+from accord.channels.refs import CaseRef, CaseRefs
+from accord.core.bodies import MAX_TEXT
+from accord.node import Node
+from accord.service.errors import Conflict
+from accord.service.negotiation import Negotiation
+from accord.service.ownership import SYSTEM_MEMBER, Ownership
+from accord.store.tables import case_owners, channel_messages
+
+log = logging.getLogger("accord.channels")
+Clock = Callable[[], datetime]
+
+CUSTOMER_PARTY = "customer"
+LOOP_LIMIT = 5
+"""More messages than this from one sender to one case within LOOP_WINDOW is a loop."""
+LOOP_WINDOW = timedelta(minutes=1)
+MAX_TITLE = 200
+TRUNCATED = "\n\n[truncated: the whole message is kept on this node]"
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message as a connector hands it to the pipeline."""
+
+    channel: str
+    external_id: str  # the platform's id of the message (email: its Message-ID)
+    content_hash: str  # of what the sender wrote, so a re-sent copy with new headers dedupes
+    identity_kind: str  # "email", "phone", …
+    identity: str
+    sender_name: str
+    subject: str
+    text: str
+    attachments: tuple[dict[str, Any], ...] = ()  # file values, their bytes already stored
+    thread_ids: tuple[str, ...] = ()
+    direct_token: str | None = None
+    subject_number: int | None = None
+    recipients: tuple[str, ...] = ()
+    raw_sha256: str | None = None
+    size: int = 0
+    flags: tuple[str, ...] = ()
+    mailbox_id: int | None = None
+    kind: str = "message"
+
+    @property
+    def dedupe_key(self) -> str:
+        material = f"{self.channel}\0{self.external_id}\0{self.content_hash}".encode()
+        return hashlib.sha256(material).hexdigest()
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the pipeline did with a message."""
+
+    status: str  # stored | held | ignored | bounce | duplicate
+    row_id: int | None
+    case_id: str | None = None
+    customer_id: int | None = None
+    new_case: bool = False
+    new_customer: bool = False
+    event_ids: tuple[str, ...] = ()
+    threaded_by: str | None = None  # direct-line | reference | subject-tag | new-case
+    reason: str | None = None
+    ref: CaseRef | None = None
+    owner: str | None = None  # display name of the new case's owner, if routing found one
+    open_cases: tuple[tuple[str, str], ...] = field(default=())
+    """For a new case of a known customer: their other open cases (id, title)."""
+
+
+class Intake:
+    def __init__(
+        self,
+        node: Node,
+        negotiation: Negotiation,
+        ownership: Ownership,
+        *,
+        party_id: str,
+        now: Clock,
+        loop_limit: int = LOOP_LIMIT,
+    ) -> None:
+        self.node = node
+        self.db = node.db
+        self.negotiation = negotiation
+        self.ownership = ownership
+        self.party_id = party_id
+        self.now = now
+        self.loop_limit = loop_limit
+        self.customers = Customers(node.db, now=now)
+        self.refs = CaseRefs(node.db, now=now)
+
+    # -- receiving ------------------------------------------------------------------
+
+    def receive(
+        self, message: Inbound, then: Callable[[Connection, Receipt], None] | None = None
+    ) -> Receipt:
+        """Store ``message`` on its case (or hold or ignore it); idempotent. ``then`` runs
+        in the same transaction for a message just stored (a connector's acknowledgement
+        goes to the outbox in the same commit)."""
+        try:
+            with self.db.write() as conn:
+                receipt = self._receive(conn, message)
+                if then is not None and receipt.status == "stored":
+                    then(conn, receipt)
+                faults.point("intake.before-commit")
+        except sa.exc.IntegrityError:
+            # The same message, delivered twice at once: the other copy won the race.
+            with self.db.read() as conn:
+                earlier = self._earlier(conn, message.dedupe_key)
+            if earlier is None:
+                raise
+            return earlier
+        self._after(receipt)
+        return receipt
+
+    def record(self, message: Inbound, status: str, reason: str) -> Receipt:
+        """Keep a message that must not reach a case (auto-reply, bounce, list mail)."""
+        with self.db.write() as conn:
+            earlier = self._earlier(conn, message.dedupe_key)
+            if earlier is not None:
+                return earlier
+            row_id = self._insert(conn, message, status, None, None, None, reason=reason)
+        log.info("%s message %d %s: %s", message.channel, row_id, status, reason)
+        return Receipt(status, row_id, reason=reason)
+
+    def _receive(self, conn: Connection, message: Inbound) -> Receipt:
+        earlier = self._earlier(conn, message.dedupe_key)
+        if earlier is not None:
+            return earlier
+        customer_id = self.customers.find(conn, message.identity_kind, message.identity)
+        ref, how = self._thread(conn, message, customer_id)
+        if ref is not None:
+            owner = self.customers.of_case(conn, ref.case_id)
+            if owner is None or owner[0] != customer_id:
+                why = (
+                    "the case has no customer on this node"
+                    if owner is None
+                    else f"the sender is not the case's customer (came by {how})"
+                )
+                return self._hold(conn, message, ref, customer_id, why)
+            if self._looping(conn, message, ref.case_id):
+                reason = f"mail loop: more than {self.loop_limit} messages a minute to this case"
+                row_id = self._insert(
+                    conn, message, "ignored", ref.case_id, customer_id, None, reason=reason
+                )
+                return Receipt("ignored", row_id, ref.case_id, customer_id, reason=reason)
+            event_id = self._post(conn, message, ref.case_id, owner[1])
+            row_id = self._insert(conn, message, "stored", ref.case_id, customer_id, event_id)
+            return Receipt(
+                "stored",
+                row_id,
+                ref.case_id,
+                customer_id,
+                event_ids=(event_id,),
+                threaded_by=how,
+                ref=ref,
+            )
+        return self._new_case(conn, message, customer_id)
+
+    def _new_case(self, conn: Connection, message: Inbound, customer_id: int | None) -> Receipt:
+        new_customer = customer_id is None
+        name = message.sender_name or "Customer"
+        if customer_id is None:
+            customer_id, _ = self.customers.identify(
+                conn, message.identity_kind, message.identity, name
+            )
+            open_cases: list[tuple[str, str]] = []
+        else:
+            open_cases = self.customers.open_cases(conn, customer_id)
+        body = self.negotiation.opening(
+            title=_title(message),
+            party_id=self.party_id,
+            party_name=self.node.name,
+            party_url=self.node.url,
+            customer={"id": CUSTOMER_PARTY, "name": name[:200], "kind": "person"},
+        )
+        opened = self.node.cases.create(
+            self.node.key,
+            None,
+            "case.opened",
+            body,
+            member=SYSTEM_MEMBER,
+            time=self.now(),
+            via=message.channel,
+            conn=conn,
+        )
+        case_id = opened.case
+        self.customers.link_case(conn, case_id, CUSTOMER_PARTY, customer_id)
+        ref = self.refs.ensure(conn, case_id)
+        event_id = self._post(conn, message, case_id, CUSTOMER_PARTY)
+        row_id = self._insert(conn, message, "stored", case_id, customer_id, event_id)
+        owner = self.ownership.route_in(conn, case_id)
+        if owner is None:
+            log.warning("case %s has no owner yet: nobody is available to route it to", case_id)
+        return Receipt(
+            "stored",
+            row_id,
+            case_id,
+            customer_id,
+            new_case=True,
+            new_customer=new_customer,
+            event_ids=(opened.id, event_id, *(owner.event_ids if owner else ())),
+            threaded_by="new-case",
+            ref=ref,
+            owner=owner.member.display_name if owner else None,
+            open_cases=tuple(open_cases[:3]),
+        )
+
+    def _thread(
+        self, conn: Connection, message: Inbound, customer_id: int | None
+    ) -> tuple[CaseRef | None, str | None]:
+        if message.direct_token:
+            ref = self.refs.by_token(conn, message.direct_token)
+            if ref is not None:
+                return ref, "direct-line"
+        if message.thread_ids:
+            case_id = conn.execute(
+                sa.select(channel_messages.c.case_id)
+                .where(
+                    channel_messages.c.channel == message.channel,
+                    channel_messages.c.external_id.in_(list(message.thread_ids)[-50:]),
+                    channel_messages.c.case_id.is_not(None),
+                )
+                .order_by(channel_messages.c.id.desc())
+                .limit(1)
+            ).scalar()
+            if case_id is not None:
+                return self.refs.ensure(conn, case_id), "reference"
+        if message.subject_number is not None and customer_id is not None:
+            ref = self.refs.by_number(conn, message.subject_number)
+            if ref is not None:
+                owner = self.customers.of_case(conn, ref.case_id)
+                if owner is not None and owner[0] == customer_id:
+                    return ref, "subject-tag"
+        return None, None
+
+    def _looping(self, conn: Connection, message: Inbound, case_id: str) -> bool:
+        recent = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(channel_messages)
+            .where(
+                channel_messages.c.channel == message.channel,
+                channel_messages.c.sender == message.identity,
+                channel_messages.c.created_at >= self.now() - LOOP_WINDOW,
+                channel_messages.c.case_id == case_id,
+                channel_messages.c.direction == "in",
+            )
+        ).scalar_one()
+        return int(recent) >= self.loop_limit
+
+    def _hold(
+        self,
+        conn: Connection,
+        message: Inbound,
+        ref: CaseRef,
+        customer_id: int | None,
+        why: str,
+    ) -> Receipt:
+        row_id = self._insert(conn, message, "held", ref.case_id, customer_id, None, reason=why)
+        owner = conn.execute(
+            sa.select(case_owners.c.member_id).where(case_owners.c.case_id == ref.case_id)
+        ).scalar()
+        if owner is not None:
+            self.ownership.notify(
+                conn,
+                int(owner),
+                ref.case_id,
+                "message.held",
+                f"A {message.channel} message from {message.identity} for case #{ref.number} "
+                f"is held for you: {why}. Release it to the case or open a new one.",
+            )
+        return Receipt("held", row_id, ref.case_id, customer_id, reason=why, ref=ref)
+
+    def _post(self, conn: Connection, message: Inbound, case_id: str, party: str) -> str:
+        body: dict[str, Any] = {"text": _case_text(message)}
+        if message.attachments:
+            body["attachments"] = list(message.attachments[:100])
+        session = (
+            f"{message.channel}:{hashlib.sha256(message.external_id.encode()).hexdigest()[:24]}"
+        )
+        event = self.node.cases.create(
+            self.node.key,
+            case_id,
+            "message.posted",
+            body,
+            member=(message.sender_name or "Customer")[:200],
+            time=self.now(),
+            via=message.channel,
+            for_party=party,
+            session=session,
+            conn=conn,
+        )
+        return event.id
+
+    def _insert(
+        self,
+        conn: Connection,
+        message: Inbound,
+        status: str,
+        case_id: str | None,
+        customer_id: int | None,
+        event_id: str | None,
+        *,
+        reason: str | None = None,
+    ) -> int:
+        held = status == "held"
+        body = (
+            orjson.dumps(
+                {
+                    "text": message.text,
+                    "attachments": list(message.attachments),
+                    "sender_name": message.sender_name,
+                }
+            )
+            if held
+            else None
+        )
+        return int(
+            conn.execute(
+                channel_messages.insert()
+                .values(
+                    channel=message.channel,
+                    direction="in",
+                    mailbox_id=message.mailbox_id,
+                    external_id=message.external_id,
+                    dedupe_key=message.dedupe_key,
+                    case_id=case_id,
+                    customer_id=customer_id,
+                    event_id=event_id,
+                    status=status,
+                    kind=message.kind,
+                    sender=message.identity,
+                    recipients=orjson.dumps(list(message.recipients[:100])).decode(),
+                    subject=message.subject[:1000],
+                    body=body,
+                    thread=orjson.dumps(list(message.thread_ids[-50:])).decode(),
+                    raw_sha256=message.raw_sha256,
+                    size=message.size,
+                    flags=orjson.dumps(list(message.flags)).decode(),
+                    error=reason,
+                    attempts=0,
+                    created_at=self.now(),
+                    done_at=self.now(),
+                )
+                .returning(channel_messages.c.id)
+            ).scalar_one()
+        )
+
+    def _earlier(self, conn: Connection, key: str) -> Receipt | None:
+        row = conn.execute(
+            sa.select(
+                channel_messages.c.id,
+                channel_messages.c.case_id,
+                channel_messages.c.customer_id,
+                channel_messages.c.status,
+            ).where(channel_messages.c.dedupe_key == key)
+        ).first()
+        if row is None:
+            return None
+        return Receipt(
+            "duplicate",
+            int(row.id),
+            row.case_id,
+            row.customer_id,
+            reason=f"already received (message {row.id}, {row.status})",
+        )
+
+    def _after(self, receipt: Receipt) -> None:
+        """After the commit: the listeners (peers, timers, webhooks) hear of the events."""
+        if receipt.case_id is None or not receipt.event_ids:
+            return
+        self.negotiation.announce(receipt.case_id, list(receipt.event_ids))
+
+    # -- held messages ----------------------------------------------------------------
+
+    def held(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(channel_messages)
+                .where(channel_messages.c.status == "held")
+                .order_by(channel_messages.c.id)
+                .limit(limit)
+            ).all()
+        return [message_json(r) for r in rows]
+
+    def release(self, row_id: int, *, link: bool, by: str) -> Receipt:
+        """Append a held message to its case as the case's customer; with ``link`` the
+        sender's identity joins that customer, so their next message goes straight in."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                self._lock(sa.select(channel_messages).where(channel_messages.c.id == row_id))
+            ).first()
+            if row is None or row.status != "held":
+                raise Conflict(
+                    f"message {row_id} is not held (it is {row.status if row else 'unknown'})"
+                )
+            owner = self.customers.of_case(conn, row.case_id)
+            if owner is None:
+                raise Conflict("the case has no customer on this node to release the message to")
+            held = orjson.loads(row.body or b"{}")
+            message = Inbound(
+                channel=row.channel,
+                external_id=row.external_id,
+                content_hash="",
+                identity_kind=row.channel if row.channel != "email" else "email",
+                identity=row.sender,
+                sender_name=held.get("sender_name", ""),
+                subject=row.subject,
+                text=held.get("text", ""),
+                attachments=tuple(held.get("attachments", [])),
+            )
+            if link:
+                kind = "email" if row.channel == "email" else row.channel
+                if self.customers.find(conn, kind, row.sender) is None:
+                    self.customers.add_identity(conn, owner[0], kind, row.sender, verified=True)
+            event_id = self._post(conn, message, row.case_id, owner[1])
+            conn.execute(
+                channel_messages.update()
+                .where(channel_messages.c.id == row_id)
+                .values(
+                    status="stored",
+                    event_id=event_id,
+                    customer_id=owner[0],
+                    body=None,
+                    error=f"released by {by}" + (" (identity linked)" if link else ""),
+                    done_at=self.now(),
+                )
+            )
+        receipt = Receipt(
+            "stored", row_id, row.case_id, owner[0], event_ids=(event_id,), threaded_by="released"
+        )
+        self._after(receipt)
+        return receipt
+
+    def _lock(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query if self.db.is_sqlite else query.with_for_update()
+
+
+def message_json(row: Any) -> dict[str, Any]:
+    """A channel message as the API and CLI show it (never its raw bytes)."""
+    return {
+        "id": int(row.id),
+        "channel": row.channel,
+        "direction": row.direction,
+        "kind": row.kind,
+        "status": row.status,
+        "case": row.case_id,
+        "customer": row.customer_id,
+        "event": row.event_id,
+        "sender": row.sender,
+        "recipients": orjson.loads(row.recipients),
+        "subject": row.subject,
+        "external_id": row.external_id,
+        "flags": orjson.loads(row.flags),
+        "error": row.error,
+        "attempts": int(row.attempts),
+        "size": int(row.size),
+        "created_at": row.created_at.isoformat(),
+        "done_at": row.done_at.isoformat() if row.done_at else None,
+    }
+
+
+def _title(message: Inbound) -> str:
+    title = " ".join(message.subject.split())
+    if not title:
+        first = next((line.strip() for line in message.text.splitlines() if line.strip()), "")
+        title = first or f"{message.channel} message from {message.sender_name or 'a customer'}"
+    return title[:MAX_TITLE]
+
+
+def _case_text(message: Inbound) -> str:
+    text = message.text.strip()
+    if not text:
+        text = "(no text)" if not message.attachments else ""
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - len(TRUNCATED)] + TRUNCATED
+    return text

@@ -1,0 +1,403 @@
+"""``accord mailbox`` (the addresses Accord answers for) and ``accord mail`` (mail in and
+out: hand in raw mail from an MTA, poll IMAP, the message log, release held mail, retry
+failed mail, reply to a customer).
+
+Passwords never go on the command line (where ``ps`` and shell history would keep them):
+they come from ``$ACCORD_SMTP_PASSWORD`` / ``$ACCORD_IMAP_PASSWORD`` or a hidden prompt
+(``--ask-smtp-password``), and are never printed. Imported at the end of ``accord.cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.channels.email.mailboxes import (
+    DEFAULT_MAX_ATTACHMENT,
+    DEFAULT_MAX_MESSAGE,
+    Mailbox,
+    Server,
+)
+from accord.channels.email.service import MailChannel
+from accord.channels.intake import message_json
+from accord.node import Node
+from accord.service.errors import ServiceError
+from accord.service.negotiation import Actor
+from accord.store.tables import channel_messages
+
+mailbox_app = typer.Typer(
+    help="Mailboxes: the addresses Accord answers for, their SMTP relay and IMAP account.",
+    no_args_is_help=True,
+)
+mail_app = typer.Typer(
+    help="Mail in and out: hand in raw mail, poll IMAP, the message log, held and failed mail.",
+    no_args_is_help=True,
+)
+
+Security = Annotated[str, typer.Option(help="none, starttls or tls.")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _channel(node: Node) -> MailChannel:
+    from accord.channels.email.build import mail_channel
+
+    return mail_channel(node, now=_now)
+
+
+def _password(env: str, ask: bool, what: str) -> str:
+    if ask:
+        return str(typer.prompt(f"{what} password", hide_input=True))
+    return os.environ.get(env, "")
+
+
+def _server(
+    host: str | None, port: int | None, security: str, user: str, password: str, default: int
+) -> Server | None:
+    if not host:
+        return None
+    return Server(
+        host=host,
+        port=port or default,
+        security=security,  # type: ignore[arg-type]  # checked by Mailboxes
+        username=user,
+        password=password,
+    )
+
+
+def _show(mailbox: Mailbox) -> None:
+    table = Table("", "", show_header=False, box=None)
+    for key, value in mailbox.to_json().items():
+        if isinstance(value, dict):
+            value = (
+                f"{value['host']}:{value['port']} ({value['security']}), user "
+                f"{value['username'] or '-'}, password "
+                + ("set" if value["password_set"] else "not set")
+            )
+        table.add_row(key, escape(str(value if value is not None else "-")))
+    cli.out.print(table)
+
+
+def mailbox_add(
+    address: Annotated[str, typer.Argument(help="The address, e.g. support@example.com.")],
+    name: Annotated[str, typer.Option(help="The name mail is sent under.")] = "Support",
+    smtp_host: Annotated[str | None, typer.Option(help="SMTP relay to send through.")] = None,
+    smtp_port: Annotated[int | None, typer.Option(help="Its port (default 587).")] = None,
+    smtp_security: Security = "starttls",
+    smtp_user: Annotated[str, typer.Option(help="SMTP login (password: see above).")] = "",
+    ask_smtp_password: Annotated[bool, typer.Option(help="Prompt for the SMTP password.")] = False,
+    imap_host: Annotated[str | None, typer.Option(help="IMAP server to poll.")] = None,
+    imap_port: Annotated[int | None, typer.Option(help="Its port (default 993).")] = None,
+    imap_security: Security = "tls",
+    imap_user: Annotated[str, typer.Option(help="IMAP login.")] = "",
+    ask_imap_password: Annotated[bool, typer.Option(help="Prompt for the IMAP password.")] = False,
+    imap_folder: Annotated[str, typer.Option(help="Folder to read.")] = "INBOX",
+    poll_seconds: Annotated[int, typer.Option(help="Seconds between IMAP polls.")] = 60,
+    max_attachment_mb: Annotated[
+        float, typer.Option(help="Larger attachments are kept with the mail, not extracted.")
+    ] = DEFAULT_MAX_ATTACHMENT / 1024 / 1024,
+    max_message_mb: Annotated[
+        float, typer.Option(help="The SMTP listener refuses larger mail.")
+    ] = DEFAULT_MAX_MESSAGE / 1024 / 1024,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Add a mailbox. Passwords: $ACCORD_SMTP_PASSWORD, $ACCORD_IMAP_PASSWORD or --ask-…"""
+    channel = _channel(_open(data, database))
+    try:
+        made = channel.mailboxes.add(
+            Mailbox(
+                id=0,
+                address=address,
+                display_name=name,
+                smtp=_server(
+                    smtp_host,
+                    smtp_port,
+                    smtp_security,
+                    smtp_user,
+                    _password("ACCORD_SMTP_PASSWORD", ask_smtp_password, "SMTP"),
+                    587,
+                ),
+                imap=_server(
+                    imap_host,
+                    imap_port,
+                    imap_security,
+                    imap_user,
+                    _password("ACCORD_IMAP_PASSWORD", ask_imap_password, "IMAP"),
+                    993,
+                ),
+                imap_folder=imap_folder,
+                poll_seconds=poll_seconds,
+                max_attachment_bytes=int(max_attachment_mb * 1024 * 1024),
+                max_message_bytes=int(max_message_mb * 1024 * 1024),
+            )
+        )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"added mailbox {made.id}: {escape(made.address)}")
+    _show(made)
+
+
+def mailbox_update(
+    mailbox_id: Annotated[int, typer.Argument(metavar="ID", help="The mailbox's id.")],
+    name: Annotated[str | None, typer.Option(help="The name mail is sent under.")] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="SMTP relay ('' removes it).")] = None,
+    smtp_port: Annotated[int | None, typer.Option()] = None,
+    smtp_security: Annotated[str | None, typer.Option(help="none, starttls or tls.")] = None,
+    smtp_user: Annotated[str | None, typer.Option()] = None,
+    ask_smtp_password: Annotated[
+        bool, typer.Option(help="Prompt for a new SMTP password.")
+    ] = False,
+    imap_host: Annotated[str | None, typer.Option(help="IMAP server ('' removes it).")] = None,
+    imap_port: Annotated[int | None, typer.Option()] = None,
+    imap_security: Annotated[str | None, typer.Option(help="none, starttls or tls.")] = None,
+    imap_user: Annotated[str | None, typer.Option()] = None,
+    ask_imap_password: Annotated[
+        bool, typer.Option(help="Prompt for a new IMAP password.")
+    ] = False,
+    active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Change a mailbox; what is not given stays as it is (passwords too)."""
+    channel = _channel(_open(data, database))
+    try:
+        current = channel.mailboxes.get(mailbox_id)
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["display_name"] = name
+        if active is not None:
+            changes["active"] = active
+        for which, host, port, security, user, ask, default in (
+            ("smtp", smtp_host, smtp_port, smtp_security, smtp_user, ask_smtp_password, 587),
+            ("imap", imap_host, imap_port, imap_security, imap_user, ask_imap_password, 993),
+        ):
+            server: Server | None = getattr(current, which)
+            if host == "":
+                changes[which] = None
+                continue
+            if host is None and server is None:
+                continue
+            base = server or Server(host="", port=default)
+            new = replace(
+                base,
+                host=host or base.host,
+                port=port or base.port,
+                security=security or base.security,  # type: ignore[arg-type]
+                username=base.username if user is None else user,
+            )
+            env = f"ACCORD_{which.upper()}_PASSWORD"
+            if ask or os.environ.get(env):
+                new = replace(new, password=_password(env, ask, which.upper()))
+            if new != server:
+                changes[which] = new
+        updated = channel.mailboxes.update(mailbox_id, **changes)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    _show(updated)
+
+
+def mailbox_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """List mailboxes (never their passwords)."""
+    table = Table("id", "address", "name", "smtp", "imap", "active")
+    for m in _channel(_open(data, database)).mailboxes.all():
+        table.add_row(
+            str(m.id),
+            escape(m.address),
+            escape(m.display_name),
+            f"{m.smtp.host}:{m.smtp.port}" if m.smtp else "-",
+            f"{m.imap.host}:{m.imap.port}" if m.imap else "-",
+            "yes" if m.active else "no",
+        )
+    cli.out.print(table)
+
+
+def mailbox_show(
+    mailbox_id: Annotated[int, typer.Argument(metavar="ID")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Show one mailbox (passwords only as set / not set)."""
+    try:
+        _show(_channel(_open(data, database)).mailboxes.get(mailbox_id))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+def mailbox_remove(
+    mailbox_id: Annotated[int, typer.Argument(metavar="ID")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Stop using a mailbox; it stays (inactive) for its messages' history."""
+    try:
+        _channel(_open(data, database)).mailboxes.remove(mailbox_id)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"mailbox {mailbox_id} is inactive")
+
+
+def mail_receive(
+    source: Annotated[
+        str, typer.Argument(metavar="FILE", help="A raw mail (.eml), or - for standard input.")
+    ] = "-",
+    recipient: Annotated[
+        list[str] | None,
+        typer.Option(help="Envelope recipient, e.g. from the MTA's ${recipient} (repeatable)."),
+    ] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Hand one mail to the pipeline, e.g. from an MTA's pipe transport.
+
+    With Postfix: ``accord mail receive - --recipient ${recipient}``.
+
+    Exit status 75 (EX_TEMPFAIL) tells the MTA to try again later; 0 means stored,
+    held, ignored or a duplicate.
+    """
+    from accord.channels.blobs import StorageFull
+    from accord.channels.email.parse import MailParseError
+
+    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    channel = _channel(_open(data, database))
+    try:
+        receipt = channel.receive(raw, recipients=recipient or [])
+    except MailParseError as exc:
+        raise _fail(f"not a mail message: {exc}", code=65) from exc
+    except StorageFull as exc:
+        raise _fail(str(exc), code=75) from exc
+    except ServiceError as exc:
+        raise _fail(exc.message, code=67) from exc
+    where = f" (case {receipt.case_id})" if receipt.case_id else ""
+    cli.out.print(f"{receipt.status}{where}{': ' + receipt.reason if receipt.reason else ''}")
+
+
+def mail_poll(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Poll every mailbox with an IMAP account once (accord serve does this continuously)."""
+    from accord.channels.email.imap import ImapPoller
+
+    outcome = ImapPoller(_channel(_open(data, database))).poll_all()
+    if not outcome:
+        cli.out.print("no mailbox has an IMAP account")
+    failed = False
+    for address, result in outcome.items():
+        if isinstance(result, str):
+            failed = True
+            cli.err.print(f"[red]{escape(address)}:[/red] {escape(result)}")
+        else:
+            cli.out.print(f"{escape(address)}: {result} new message(s)")
+    if failed:
+        raise typer.Exit(1)
+
+
+def mail_list(
+    status: Annotated[
+        str | None,
+        typer.Option(help="stored, held, ignored, bounce, queued, sent, failed or bounced."),
+    ] = None,
+    direction: Annotated[str | None, typer.Option(help="in or out.")] = None,
+    case: Annotated[str | None, typer.Option(help="Only this case (id or prefix).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """The mail log, newest first: what came in, what is queued, held or failed."""
+    node = _open(data, database)
+    query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
+    if status:
+        query = query.where(channel_messages.c.status == status)
+    if direction:
+        query = query.where(channel_messages.c.direction == direction)
+    if case:
+        query = query.where(channel_messages.c.case_id == _case_id(node, case))
+    with node.db.read() as conn:
+        rows = conn.execute(query.order_by(channel_messages.c.id.desc()).limit(limit)).all()
+    table = Table("id", "dir", "kind", "status", "from / to", "subject", "case", "note")
+    for row in rows:
+        m = message_json(row)
+        who = m["sender"] if m["direction"] == "in" else ", ".join(m["recipients"])
+        table.add_row(
+            str(m["id"]),
+            m["direction"],
+            m["kind"],
+            m["status"],
+            escape(who[:40]),
+            escape(m["subject"][:50]),
+            (m["case"] or "-")[:15],
+            escape((m["error"] or "")[:60]),
+        )
+    cli.out.print(table)
+
+
+def mail_release(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="A held message's id.")],
+    link: Annotated[
+        bool,
+        typer.Option(help="Also add the sender's address to the case's customer."),
+    ] = True,
+    member: Annotated[str, typer.Option(help="Who releases it.")] = "cli",
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Append a held message to its case as the case's customer."""
+    try:
+        receipt = _channel(_open(data, database)).intake.release(message_id, link=link, by=member)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"message {message_id} is now in case {receipt.case_id}")
+
+
+def mail_retry(
+    message_id: Annotated[int, typer.Argument(metavar="ID", help="A failed or bounced mail.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Send a failed or bounced mail again (the same bytes and Message-ID)."""
+    try:
+        _channel(_open(data, database)).outbox.retry(message_id)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"mail {message_id} is queued again")
+
+
+def mail_reply(
+    case: CaseArg,
+    text: Annotated[str, typer.Argument(help="What to write to the customer.")],
+    member: Annotated[str, typer.Option(help="Who is writing.")] = "cli",
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Reply to a case's customer by email (written in the case, sent by the outbox)."""
+    node = _open(data, database)
+    try:
+        done = _channel(node).reply(Actor(member=member, via="email"), _case_id(node, case), text)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"queued mail {done.message_id}; event {done.outcome.event_ids[0]}")
+
+
+mailbox_app.command("add")(mailbox_add)
+mailbox_app.command("update")(mailbox_update)
+mailbox_app.command("list")(mailbox_list)
+mailbox_app.command("show")(mailbox_show)
+mailbox_app.command("remove")(mailbox_remove)
+mail_app.command("receive")(mail_receive)
+mail_app.command("poll")(mail_poll)
+mail_app.command("list")(mail_list)
+mail_app.command("release")(mail_release)
+mail_app.command("retry")(mail_retry)
+mail_app.command("reply")(mail_reply)
+
+from accord import cli  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
