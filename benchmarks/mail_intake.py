@@ -48,18 +48,22 @@ GOAL_PER_CORE = 500
 
 
 def corpus(total: int) -> list[bytes]:
-    """``total`` mails: 40 % open cases, the rest reply to a random earlier one."""
-    rng = secrets.SystemRandom()
+    """``total`` mails: 40 % open cases, the rest reply to earlier ones — at most three
+    replies each, so no case looks like a mail loop (more than five a minute)."""
     opened: list[tuple[str, str]] = []
+    replies: dict[int, int] = {}
     mails: list[bytes] = []
     for i in range(total):
         message = EmailMessage()
-        if not opened or i % 5 in (0, 2):
+        if not opened or i % 5 in (0, 2) or all(replies.get(n, 0) >= 3 for n in range(len(opened))):
             sender = f"customer{i}@example.com"
             subject = f"Problem number {i} with my broadband"
             reply_to = None
         else:
-            sender, reply_to = rng.choice(opened)
+            free = [n for n in range(len(opened)) if replies.get(n, 0) < 3]
+            target = free[(i * 7) % len(free)]
+            replies[target] = replies.get(target, 0) + 1
+            sender, reply_to = opened[target]
             subject = "Re: my case"
         message_id = f"<bench.{i}.{secrets.token_hex(4)}@example.com>"
         message["From"] = f"Customer {i} <{sender}>"

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import email
 import io
+import json
 import zipfile
 from email import policy
+from pathlib import Path
 
 import pytest
 
@@ -358,3 +360,36 @@ def test_compose_refuses_no_header_and_writes_a_plain_alternative() -> None:
     assert message.get_content_type() == "multipart/alternative"
     assert message.get_all("Bcc") is None
     assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_the_corpus_lands_on_the_expected_cases_and_customers(desk: MailDesk) -> None:
+    """Every corpus mail, in arrival order: the same conversation lands on one case, a
+    different one on its own, each person is one customer, machine mail opens nothing,
+    and a second person writing into someone else's thread is held, not appended."""
+    expected = json.loads((CORPUS / "expected.json").read_text())
+    case_of: dict[str, str] = {}
+    first_customer: dict[str, str] = {}
+    customer_of: dict[str, int] = {}
+    for name in sorted(expected):
+        want = expected[name]
+        receipt = desk.receive((CORPUS / name).read_bytes())
+        label = want["case"]
+        if label is None:
+            kind = "bounce" if want["auto"] in ("bounce", "mailer-daemon") else "ignored"
+            assert receipt.status == kind and receipt.case_id is None, name
+            continue
+        first_customer.setdefault(label, want["customer"])
+        if want["customer"] != first_customer[label]:
+            assert receipt.status == "held", f"{name}: {receipt}"
+        else:
+            assert receipt.status == "stored", f"{name}: {receipt}"
+            if want["customer"] in customer_of:
+                assert receipt.customer_id == customer_of[want["customer"]], name
+            customer_of[want["customer"]] = receipt.customer_id or 0
+        assert receipt.case_id == case_of.setdefault(label, receipt.case_id or ""), name
+    assert len(set(case_of.values())) == len(case_of)  # one case per conversation
+    assert len(set(customer_of.values())) == len(customer_of)  # one customer per person
+    assert len(desk.node.cases.list_cases()) == len(case_of)
