@@ -41,6 +41,7 @@ from accord.node import Node
 from accord.service.errors import Conflict
 from accord.service.negotiation import Negotiation
 from accord.service.ownership import SYSTEM_MEMBER, Ownership
+from accord.store.cases import Authoring
 from accord.store.tables import case_owners, channel_messages
 
 log = logging.getLogger("accord.channels")
@@ -100,6 +101,36 @@ class Receipt:
     owner: str | None = None  # display name of the new case's owner, if routing found one
     open_cases: tuple[tuple[str, str], ...] = field(default=())
     """For a new case of a known customer: their other open cases (id, title)."""
+
+
+# The statements of the inbound path, built once: building a statement costs several
+# times what running it does (docs/email.md, "Where the time goes").
+_M = channel_messages.c
+_INSERT = channel_messages.insert().returning(_M.id)
+_EARLIER = sa.select(_M.id, _M.case_id, _M.customer_id, _M.status).where(
+    _M.dedupe_key == sa.bindparam("key")
+)
+_RECENT = (
+    sa.select(sa.func.count())
+    .select_from(channel_messages)
+    .where(
+        _M.channel == sa.bindparam("channel"),
+        _M.sender == sa.bindparam("sender"),
+        _M.created_at >= sa.bindparam("since"),
+        _M.case_id == sa.bindparam("case_id"),
+        _M.direction == "in",
+    )
+)
+_THREADED = (
+    sa.select(_M.case_id)
+    .where(
+        _M.channel == sa.bindparam("channel"),
+        _M.external_id.in_(sa.bindparam("ids", expanding=True)),
+        _M.case_id.is_not(None),
+    )
+    .order_by(_M.id.desc())
+    .limit(1)
+)
 
 
 class Intake:
@@ -208,20 +239,18 @@ class Intake:
             party_url=self.node.url,
             customer={"id": CUSTOMER_PARTY, "name": name[:200], "kind": "person"},
         )
-        opened = self.node.cases.create(
+        opened, posted = self.node.cases.create_many(
             self.node.key,
             None,
-            "case.opened",
-            body,
+            [("case.opened", body), self._message_event(message, CUSTOMER_PARTY)],
             member=SYSTEM_MEMBER,
             time=self.now(),
             via=message.channel,
             conn=conn,
         )
-        case_id = opened.case
+        case_id, event_id = opened.case, posted.id
         self.customers.link_case(conn, case_id, CUSTOMER_PARTY, customer_id)
         ref = self.refs.ensure(conn, case_id)
-        event_id = self._post(conn, message, case_id, CUSTOMER_PARTY)
         row_id = self._insert(conn, message, "stored", case_id, customer_id, event_id)
         owner = self.ownership.route_in(conn, case_id)
         if owner is None:
@@ -249,14 +278,8 @@ class Intake:
                 return ref, "direct-line"
         if message.thread_ids:
             case_id = conn.execute(
-                sa.select(channel_messages.c.case_id)
-                .where(
-                    channel_messages.c.channel == message.channel,
-                    channel_messages.c.external_id.in_(list(message.thread_ids)[-50:]),
-                    channel_messages.c.case_id.is_not(None),
-                )
-                .order_by(channel_messages.c.id.desc())
-                .limit(1)
+                _THREADED,
+                {"channel": message.channel, "ids": list(message.thread_ids)[-50:]},
             ).scalar()
             if case_id is not None:
                 return self.refs.ensure(conn, case_id), "reference"
@@ -270,15 +293,13 @@ class Intake:
 
     def _looping(self, conn: Connection, message: Inbound, case_id: str) -> bool:
         recent = conn.execute(
-            sa.select(sa.func.count())
-            .select_from(channel_messages)
-            .where(
-                channel_messages.c.channel == message.channel,
-                channel_messages.c.sender == message.identity,
-                channel_messages.c.created_at >= self.now() - LOOP_WINDOW,
-                channel_messages.c.case_id == case_id,
-                channel_messages.c.direction == "in",
-            )
+            _RECENT,
+            {
+                "channel": message.channel,
+                "sender": message.identity,
+                "since": self.now() - LOOP_WINDOW,
+                "case_id": case_id,
+            },
         ).scalar_one()
         return int(recent) >= self.loop_limit
 
@@ -306,25 +327,33 @@ class Intake:
         return Receipt("held", row_id, ref.case_id, customer_id, reason=why, ref=ref)
 
     def _post(self, conn: Connection, message: Inbound, case_id: str, party: str) -> str:
-        body: dict[str, Any] = {"text": _case_text(message)}
-        if message.attachments:
-            body["attachments"] = list(message.attachments[:100])
-        session = (
-            f"{message.channel}:{hashlib.sha256(message.external_id.encode()).hexdigest()[:24]}"
-        )
-        event = self.node.cases.create(
+        (event,) = self.node.cases.create_many(
             self.node.key,
             case_id,
-            "message.posted",
-            body,
-            member=(message.sender_name or "Customer")[:200],
+            [self._message_event(message, party)],
+            member=SYSTEM_MEMBER,
             time=self.now(),
-            via=message.channel,
-            for_party=party,
-            session=session,
             conn=conn,
         )
         return event.id
+
+    def _message_event(self, message: Inbound, party: str) -> tuple[str, dict[str, Any], Authoring]:
+        """The ``message.posted`` a hosted party's message becomes, written by this node
+        on the party's behalf (``for_party``), its session naming the channel message."""
+        body: dict[str, Any] = {"text": _case_text(message)}
+        if message.attachments:
+            body["attachments"] = list(message.attachments[:100])
+        digest = hashlib.sha256(message.external_id.encode()).hexdigest()[:24]
+        return (
+            "message.posted",
+            body,
+            {
+                "member": (message.sender_name or "Customer")[:200],
+                "via": message.channel,
+                "for_party": party,
+                "session": f"{message.channel}:{digest}",
+            },
+        )
 
     def _insert(
         self,
@@ -349,46 +378,35 @@ class Intake:
             if held
             else None
         )
-        return int(
-            conn.execute(
-                channel_messages.insert()
-                .values(
-                    channel=message.channel,
-                    direction="in",
-                    mailbox_id=message.mailbox_id,
-                    external_id=message.external_id,
-                    dedupe_key=message.dedupe_key,
-                    case_id=case_id,
-                    customer_id=customer_id,
-                    event_id=event_id,
-                    status=status,
-                    kind=message.kind,
-                    sender=message.identity,
-                    recipients=orjson.dumps(list(message.recipients[:100])).decode(),
-                    subject=message.subject[:1000],
-                    body=body,
-                    thread=orjson.dumps(list(message.thread_ids[-50:])).decode(),
-                    raw_sha256=message.raw_sha256,
-                    size=message.size,
-                    flags=orjson.dumps(list(message.flags)).decode(),
-                    error=reason,
-                    attempts=0,
-                    created_at=self.now(),
-                    done_at=self.now(),
-                )
-                .returning(channel_messages.c.id)
-            ).scalar_one()
-        )
+        now = self.now()
+        values = {
+            "channel": message.channel,
+            "direction": "in",
+            "mailbox_id": message.mailbox_id,
+            "external_id": message.external_id,
+            "dedupe_key": message.dedupe_key,
+            "case_id": case_id,
+            "customer_id": customer_id,
+            "event_id": event_id,
+            "status": status,
+            "kind": message.kind,
+            "sender": message.identity,
+            "recipients": orjson.dumps(list(message.recipients[:100])).decode(),
+            "subject": message.subject[:1000],
+            "body": body,
+            "thread": orjson.dumps(list(message.thread_ids[-50:])).decode(),
+            "raw_sha256": message.raw_sha256,
+            "size": message.size,
+            "flags": orjson.dumps(list(message.flags)).decode(),
+            "error": reason,
+            "attempts": 0,
+            "created_at": now,
+            "done_at": now,
+        }
+        return int(conn.execute(_INSERT, values).scalar_one())
 
     def _earlier(self, conn: Connection, key: str) -> Receipt | None:
-        row = conn.execute(
-            sa.select(
-                channel_messages.c.id,
-                channel_messages.c.case_id,
-                channel_messages.c.customer_id,
-                channel_messages.c.status,
-            ).where(channel_messages.c.dedupe_key == key)
-        ).first()
+        row = conn.execute(_EARLIER, {"key": key}).first()
         if row is None:
             return None
         return Receipt(

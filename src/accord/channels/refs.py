@@ -32,6 +32,9 @@ class CaseRef:
     token: str
 
 
+_OF_CASE = sa.select(case_refs).where(case_refs.c.case_id == sa.bindparam("case_id"))
+
+
 class CaseRefs:
     def __init__(self, db: Database, *, now: Callable[[], datetime]) -> None:
         self.db = db
@@ -44,16 +47,15 @@ class CaseRefs:
             return found
         token = "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(12))
         conn.execute(
-            self.db.insert_or_ignore(case_refs).values(
-                case_id=case_id, token=token, created_at=self.now()
-            )
+            self.db.insert_or_ignore(case_refs),
+            {"case_id": case_id, "token": token, "created_at": self.now()},
         )
         made = self.of_case(conn, case_id)
         assert made is not None
         return made
 
     def of_case(self, conn: Connection, case_id: str) -> CaseRef | None:
-        row = conn.execute(sa.select(case_refs).where(case_refs.c.case_id == case_id)).first()
+        row = conn.execute(_OF_CASE, {"case_id": case_id}).first()
         return None if row is None else CaseRef(row.case_id, int(row.number), row.token)
 
     def by_token(self, conn: Connection, token: str) -> CaseRef | None:

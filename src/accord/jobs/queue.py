@@ -147,6 +147,8 @@ class _Sql:
         # Two statements, not one with OR: each walks the (status, run_at) index and stops
         # after the batch, where an OR made PostgreSQL scan and sort every job each time.
         self.claim_due = self._claim(sa.and_(jobs.c.status == "pending", jobs.c.run_at <= now))
+        self.insert = jobs.insert().returning(jobs.c.id)
+        self.upsert_by_key = self._upsert_by_key()
         self.claim_expired = self._claim(
             sa.and_(jobs.c.status == "running", jobs.c.locked_until <= now)
         )
@@ -176,10 +178,10 @@ class _Sql:
         """``FOR UPDATE [SKIP LOCKED]`` on PostgreSQL; SQLite's BEGIN IMMEDIATE holds all."""
         return query if self.sqlite else query.with_for_update(skip_locked=skip_locked)
 
-    def upsert_by_key(self, row: dict[str, Any]) -> sa.Insert:
-        """Insert ``row``, or replace the unfinished job with its key; returns the id."""
-        insert = sqlite.insert(jobs) if self.sqlite else postgresql.insert(jobs)
-        stmt = insert.values(**row)
+    def _upsert_by_key(self) -> sa.Insert:
+        """Insert a row (the parameters), or replace the unfinished job with its key;
+        returns the id."""
+        stmt = sqlite.insert(jobs) if self.sqlite else postgresql.insert(jobs)
         return stmt.on_conflict_do_update(
             index_elements=[jobs.c.key],
             index_where=sa.text(UNFINISHED_JOB),  # the partial index's own predicate
@@ -235,8 +237,8 @@ class JobQueue:
         }
         with self._write(conn) as c:
             if key is None:
-                return int(c.execute(jobs.insert().values(**row).returning(jobs.c.id)).scalar_one())
-            return int(c.execute(self._sql.upsert_by_key(row)).scalar_one())
+                return int(c.execute(self._sql.insert, row).scalar_one())
+            return int(c.execute(self._sql.upsert_by_key, row).scalar_one())
 
     def cancel(self, key: str, *, conn: Connection | None = None) -> bool:
         """Cancel the unfinished job with ``key``; False if there is none.

@@ -40,6 +40,24 @@ SYSTEM_MEMBER = "Accord"
 mistaken for a member's own reply, e.g. by response-time targets."""
 Clock = Callable[[], datetime]
 
+# Routing runs inside every new case's transaction: its statements are built once.
+_RULES = sa.select(routing_rules).order_by(routing_rules.c.priority, routing_rules.c.id)
+_AVAILABLE = (
+    sa.select(member_routing, members.c.id)
+    .join(members, members.c.id == member_routing.c.member_id)
+    .where(members.c.disabled_at.is_(None), member_routing.c.availability != "off")
+)
+_LOADS = (
+    sa.select(case_owners.c.member_id, sa.func.count().label("load"))
+    .join(cases, cases.c.case_id == case_owners.c.case_id)
+    .where(
+        case_owners.c.member_id.in_(sa.bindparam("members", expanding=True)),
+        cases.c.resolved.is_(False),
+    )
+    .group_by(case_owners.c.member_id)
+)
+_ASSIGNED_AT = member_routing.update().where(member_routing.c.member_id == sa.bindparam("member"))
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -164,7 +182,7 @@ class Ownership:
                 .mappings()
                 .first()
             )
-            load = self._load(conn, member.id)
+            load = self._loads(conn, [member.id]).get(member.id, 0)
         return {
             "member": member.username,
             "name": member.display_name,
@@ -374,9 +392,14 @@ class Ownership:
         self, conn: Connection, member_id: int, case_id: str | None, kind: str, text: str
     ) -> None:
         conn.execute(
-            notifications.insert().values(
-                member_id=member_id, case_id=case_id, kind=kind, text=text, created_at=self.now()
-            )
+            notifications.insert(),
+            {
+                "member_id": member_id,
+                "case_id": case_id,
+                "kind": kind,
+                "text": text,
+                "created_at": self.now(),
+            },
         )
 
     def notifications_for(self, member_id: int, *, unread: bool = False) -> list[dict[str, Any]]:
@@ -435,9 +458,13 @@ class Ownership:
         transfers = 0 if current is None else current["transfers"] + (reason == "handoff")
         if current is None:
             conn.execute(
-                case_owners.insert().values(
-                    case_id=case_id, member_id=member.id, assigned_at=now, transfers=transfers
-                )
+                case_owners.insert(),
+                {
+                    "case_id": case_id,
+                    "member_id": member.id,
+                    "assigned_at": now,
+                    "transfers": transfers,
+                },
             )
         else:
             conn.execute(
@@ -446,22 +473,19 @@ class Ownership:
                 .values(member_id=member.id, assigned_at=now, transfers=transfers)
             )
         conn.execute(
-            assignment_history.insert().values(
-                case_id=case_id,
-                from_member_id=current["member_id"] if current else None,
-                to_member_id=member.id,
-                by_member_id=by.id if by else None,
-                reason=reason,
-                note=note,
-                summary=summary,
-                at=now,
-            )
+            assignment_history.insert(),
+            {
+                "case_id": case_id,
+                "from_member_id": current["member_id"] if current else None,
+                "to_member_id": member.id,
+                "by_member_id": by.id if by else None,
+                "reason": reason,
+                "note": note,
+                "summary": summary,
+                "at": now,
+            },
         )
-        conn.execute(
-            member_routing.update()
-            .where(member_routing.c.member_id == member.id)
-            .values(last_assigned_at=now)
-        )
+        conn.execute(_ASSIGNED_AT, {"member": member.id, "last_assigned_at": now})
         previous = self.members.get(current["member_id"]) if current else None
         text = (
             f"You now own this case. Note from {by.display_name if by else 'routing'}: "
@@ -510,30 +534,26 @@ class Ownership:
         topics = set(state["topics"])
         template = state.get("template")
         rule = None
-        for r in conn.execute(
-            sa.select(routing_rules).order_by(routing_rules.c.priority, routing_rules.c.id)
-        ).mappings():
+        for r in conn.execute(_RULES).mappings():
             if (r["template"] is None or r["template"] == template) and (
                 r["topic"] is None or r["topic"] in topics
             ):
                 rule = r
                 break
-        query = (
-            sa.select(member_routing, members.c.id)
-            .join(members, members.c.id == member_routing.c.member_id)
-            .where(members.c.disabled_at.is_(None), member_routing.c.availability != "off")
-        )
+        query = _AVAILABLE
         if rule is not None and rule["team_id"] is not None:
             query = query.where(member_routing.c.team_id == rule["team_id"])
+        rows = conn.execute(query).mappings().all()
+        loads = self._loads(conn, [row["member_id"] for row in rows])
         candidates = []
-        for row in conn.execute(query).mappings():
+        for row in rows:
             if (
                 rule is not None
                 and rule["skill"]
                 and rule["skill"] not in orjson.loads(row["skills"])
             ):
                 continue
-            load = self._load(conn, row["member_id"])
+            load = loads.get(row["member_id"], 0)
             if row["max_load"] is not None and load >= row["max_load"]:
                 continue
             last = row["last_assigned_at"]
@@ -549,21 +569,15 @@ class Ownership:
             return None
         return self.members.get(min(candidates)[3])
 
-    def _load(self, conn: Connection, member_id: int) -> int:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(case_owners)
-                .join(cases, cases.c.case_id == case_owners.c.case_id)
-                .where(case_owners.c.member_id == member_id, cases.c.resolved.is_(False))
-            ).scalar_one()
-        )
+    def _loads(self, conn: Connection, member_ids: Sequence[int]) -> dict[int, int]:
+        """Each member's open cases (a member with none is absent), in one query."""
+        if not member_ids:
+            return {}
+        rows = conn.execute(_LOADS, {"members": list(member_ids)})
+        return {int(r.member_id): int(r.load) for r in rows}
 
     def _owner_row(self, conn: Connection, case_id: str) -> Any:
-        query = sa.select(case_owners).where(case_owners.c.case_id == case_id)
-        if not self.db.is_sqlite:
-            query = query.with_for_update()
-        return conn.execute(query).mappings().first()
+        return self.db.lock_case(conn, case_owners, case_id)
 
     def _team_id(self, conn: Connection, name: str) -> int:
         team_id = conn.execute(

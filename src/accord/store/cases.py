@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import sqlalchemy as sa
@@ -31,8 +31,22 @@ from accord.store.database import Database
 from accord.store.graph import DbGraph, meta_columns
 from accord.store.tables import case_snapshots, cases, events
 
+
+class Authoring(TypedDict, total=False):
+    """Who writes an event and how (see ``accord.core.events.create_event``)."""
+
+    member: str
+    via: str | None
+    for_party: str | None
+    session: str | None
+
+
 SNAPSHOT_EVERY = 256
 """Events between fold snapshots: bounds the re-fold a late concurrent event costs."""
+
+# Every write to a case runs these: built once (building costs more than running them).
+_UPDATE_STATE = cases.update().where(cases.c.case_id == sa.bindparam("b_case_id"))
+_STATE = sa.select(cases.c.state).where(cases.c.case_id == sa.bindparam("b_case_id"))
 
 
 @dataclass
@@ -123,7 +137,7 @@ class CaseStore:
         self,
         key: NodeKey,
         case_id: str | None,
-        items: Sequence[tuple[str, dict[str, Any]]],
+        items: Sequence[tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], Authoring]],
         *,
         member: str,
         time: datetime | None = None,
@@ -136,29 +150,38 @@ class CaseStore:
 
         Raises ``RuleError`` — and stores nothing — if any of them would break a rule.
         With ``conn`` the events join the caller's transaction (a timer's effects and its
-        completion commit together).
+        completion commit together). An item's third element overrides the authoring
+        (``member``, ``via``, ``for_party``, ``session``) for that event alone: a channel
+        opens a case and posts the customer's message in one fold.
         """
         stamp = format_time(time or datetime.now(UTC))
         made: list[Event] = []
+        default: Authoring = {
+            "member": member,
+            "via": via,
+            "for_party": for_party,
+            "session": session,
+        }
         with self._writing(conn) as conn:
             folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
             counted = folder.state["events"] if folder is not None else 0
-            for type_, body in items:
+            for type_, body, *override in items:
+                who: Authoring = {**default, **override[0]} if override else default
                 if folder is None:
                     event = create_event(
                         key,
                         case=None,
                         type=type_,
-                        member=member,
+                        member=who["member"],
                         seq=1,
                         prev=None,
                         parents=[],
                         depth=1,
                         time=stamp,
                         body=body,
-                        via=via,
-                        for_party=for_party,
-                        session=session,
+                        via=who["via"],
+                        for_party=who["for_party"],
+                        session=who["session"],
                     )
                     case_id = event.case
                     folder, graph = self._open_fold(conn, case_id, new=True)
@@ -169,16 +192,16 @@ class CaseStore:
                         key,
                         case=folder.case_id,
                         type=type_,
-                        member=member,
+                        member=who["member"],
                         seq=mine["seq"] + 1 if mine else 1,
                         prev=mine["id"] if mine else None,
                         parents=s["heads"],
                         depth=s["last"][0] + 1,
                         time=stamp,
                         body=body,
-                        via=via,
-                        for_party=for_party,
-                        session=session,
+                        via=who["via"],
+                        for_party=who["for_party"],
+                        session=who["session"],
                     )
                 meta = folder.add(event)
                 if meta.verdict is not None:
@@ -379,20 +402,21 @@ class CaseStore:
             "updated_at": datetime.now(UTC),
         }
         if exists:
-            conn.execute(cases.update().where(cases.c.case_id == folder.case_id).values(values))
+            conn.execute(_UPDATE_STATE, {"b_case_id": folder.case_id, **values})
         else:
             opened = s["opened"]["time"] if s["opened"] else ""
-            conn.execute(cases.insert().values(case_id=folder.case_id, opened_at=opened, **values))
+            conn.execute(cases.insert(), {"case_id": folder.case_id, "opened_at": opened, **values})
         if before is not None and s["events"] // SNAPSHOT_EVERY > before // SNAPSHOT_EVERY:
             depth, last = s["last"]
             conn.execute(
-                case_snapshots.insert().values(
-                    case_id=folder.case_id,
-                    depth=depth,
-                    event_id=last,
-                    state=values["state"],
-                    auth_len=len(folder.auth_ids),
-                )
+                case_snapshots.insert(),
+                {
+                    "case_id": folder.case_id,
+                    "depth": depth,
+                    "event_id": last,
+                    "state": values["state"],
+                    "auth_len": len(folder.auth_ids),
+                },
             )
 
     # -- reading -----------------------------------------------------------------
@@ -404,9 +428,7 @@ class CaseStore:
 
     def state_in(self, conn: Connection, case_id: str) -> State | None:
         """``state`` as seen inside the caller's transaction."""
-        raw = conn.execute(
-            sa.select(cases.c.state).where(cases.c.case_id == case_id)
-        ).scalar_one_or_none()
+        raw = conn.execute(_STATE, {"b_case_id": case_id}).scalar_one_or_none()
         return None if raw is None else orjson.loads(raw)
 
     def state_hash(self, case_id: str) -> str | None:

@@ -50,6 +50,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._lock_queries: dict[str, sa.Select[Any]] = {}
+        self._ignoring: dict[str, Insert] = {}
         if self.is_sqlite:
             self.reader = _sqlite_engine(url, immediate=False, echo=echo)
             self.writer = _sqlite_engine(url, immediate=True, echo=echo)
@@ -71,10 +73,13 @@ class Database:
 
     def lock_case(self, conn: Connection, table: sa.Table, case_id: str) -> Any:
         """Read a case row for update, serialising writers of the same case."""
-        query = sa.select(table).where(table.c.case_id == case_id)
-        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
-            query = query.with_for_update()
-        return conn.execute(query).mappings().first()
+        query = self._lock_queries.get(table.name)
+        if query is None:  # built once per table: every write to a case runs it
+            query = sa.select(table).where(table.c.case_id == sa.bindparam("lock_case_id"))
+            if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already holds the write lock
+                query = query.with_for_update()
+            self._lock_queries[table.name] = query
+        return conn.execute(query, {"lock_case_id": case_id}).mappings().first()
 
     def insert_or_ignore(self, table: sa.Table) -> Insert:
         """An INSERT that skips rows whose key is already there.
@@ -84,9 +89,11 @@ class Database:
         ``.returning(…)`` to learn whether the row went in: no row back means it was
         there (psycopg reports no usable rowcount for this statement).
         """
-        if self.is_sqlite:
-            return sqlite.insert(table).on_conflict_do_nothing()
-        return postgresql.insert(table).on_conflict_do_nothing()
+        made = self._ignoring.get(table.name)
+        if made is None:
+            dialect = sqlite if self.is_sqlite else postgresql
+            made = self._ignoring[table.name] = dialect.insert(table).on_conflict_do_nothing()
+        return made
 
     def dispose(self) -> None:
         self.reader.dispose()

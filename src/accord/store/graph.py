@@ -17,6 +17,19 @@ from accord.core.events import Event, load_trusted
 from accord.core.fold import Meta
 from accord.store.tables import events as events_table
 
+_T = events_table
+# The fold asks for events by id on every write: its statements are built once.
+_IN_CASE = _T.c.case_id == sa.bindparam("g_case")
+_METAS = sa.select(
+    _T.c.event_id, _T.c.depth, _T.c.clock, _T.c.auth, _T.c.party, _T.c.verdict
+).where(_IN_CASE, _T.c.event_id.in_(sa.bindparam("g_ids", expanding=True)))
+_EVENTS = sa.select(_T.c.raw, _T.c.sig, _T.c.event_id).where(
+    _IN_CASE, _T.c.event_id.in_(sa.bindparam("g_ids", expanding=True))
+)
+_AT_POSITION = sa.select(_T.c.event_id).where(
+    _IN_CASE, _T.c.author == sa.bindparam("g_author"), _T.c.seq == sa.bindparam("g_seq")
+)
+
 
 class DbGraph:
     """A ``accord.core.fold.Graph`` over the ``events`` table plus pending rows."""
@@ -28,10 +41,9 @@ class DbGraph:
         self.case_id = case_id
         self.pending: dict[str, tuple[Event, Meta]] = {}
         self._metas: dict[str, Meta] = {}
-        t = events_table
-        self._where = [t.c.case_id == case_id]
-        if upto is not None:
-            self._where.append(sa.tuple_(t.c.depth, t.c.event_id) <= sa.tuple_(*upto))
+        self._upto = (
+            None if upto is None else sa.tuple_(_T.c.depth, _T.c.event_id) <= sa.tuple_(*upto)
+        )
 
     def metas(self, ids: Sequence[str]) -> Mapping[str, Meta]:
         found: dict[str, Meta] = {}
@@ -44,11 +56,9 @@ class DbGraph:
             else:
                 wanted.append(i)
         if wanted:
-            t = events_table
             rows = self.conn.execute(
-                sa.select(
-                    t.c.event_id, t.c.depth, t.c.clock, t.c.auth, t.c.party, t.c.verdict
-                ).where(*self._where, t.c.event_id.in_(wanted))
+                self._bounded(_METAS),
+                {"g_case": self.case_id, "g_ids": wanted},
             )
             for row in rows:
                 meta = meta_from_row(row._mapping)
@@ -59,11 +69,8 @@ class DbGraph:
         found = {i: self.pending[i][0] for i in ids if i in self.pending}
         wanted = [i for i in ids if i not in found]
         if wanted:
-            t = events_table
             rows = self.conn.execute(
-                sa.select(t.c.raw, t.c.sig, t.c.event_id).where(
-                    *self._where, t.c.event_id.in_(wanted)
-                )
+                self._bounded(_EVENTS), {"g_case": self.case_id, "g_ids": wanted}
             )
             for raw, sig, eid in rows:
                 found[eid] = load_trusted(raw, sig, eid)
@@ -71,11 +78,14 @@ class DbGraph:
 
     def at_position(self, author: str, seq: int) -> Sequence[str]:
         ids = [e.id for e, _ in self.pending.values() if e.author.node == author and e.seq == seq]
-        t = events_table
         ids += self.conn.execute(
-            sa.select(t.c.event_id).where(*self._where, t.c.author == author, t.c.seq == seq)
+            self._bounded(_AT_POSITION),
+            {"g_case": self.case_id, "g_author": author, "g_seq": seq},
         ).scalars()
         return ids
+
+    def _bounded(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query if self._upto is None else query.where(self._upto)
 
     def record(self, event: Event, meta: Meta) -> None:
         self.pending[event.id] = (event, meta)

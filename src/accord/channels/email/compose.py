@@ -7,8 +7,11 @@ case tag in the subject, a plain-text part and, when given, an HTML alternative.
 Accord writes by itself are marked ``Auto-Submitted: auto-replied`` or
 ``auto-generated`` (RFC 3834), so well-behaved responders never answer them.
 
-Header values come from customers (names, subjects): the ``email`` package's header
-registry folds and encodes them and refuses CR/LF, which is what stops header injection.
+Header values come from customers (names, subjects): each is made one line (no CR, LF
+or other control characters, which is what stops header injection) and, when not ASCII,
+encoded as RFC 2047 words. The message is built with the ``email`` package's ``compat32``
+classes rather than its header registry: the same bytes on the wire, three times faster,
+and every new case sends an acknowledgement (docs/email.md, "Where the time goes").
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 
 MAX_REFERENCES = 20
 
@@ -47,30 +53,69 @@ def new_message_id(domain: str) -> str:
     return f"<accord.{secrets.token_hex(12)}@{domain}>"
 
 
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=78)
+_UTF8 = Charset("utf-8")
+_UTF8.header_encoding = QP
+_UTF8.body_encoding = QP
+
+
 def compose(mail: Outgoing, *, message_id: str, date: datetime) -> bytes:
-    """The RFC 5322 bytes of ``mail`` (CRLF line ends, 7-bit safe where possible)."""
-    message = EmailMessage(policy=SMTP)
-    message["Message-ID"] = message_id
-    message["Date"] = format_datetime(date)
-    message["From"] = Address(_one_line(mail.sender_name), addr_spec=mail.sender)
-    message["To"] = Address(_one_line(mail.to_name), addr_spec=mail.to)
+    """The RFC 5322 bytes of ``mail`` (CRLF line ends, 7-bit safe)."""
+    body = _part(mail.text, "plain")
+    message: Message = (
+        MIMEMultipart("alternative", _subparts=[body, _part(mail.html, "html")])
+        if mail.html
+        else body
+    )
+    headers: list[tuple[str, str | Header]] = [
+        ("Message-ID", message_id),
+        ("Date", format_datetime(date)),
+        ("From", _address(mail.sender_name, mail.sender)),
+        ("To", _address(mail.to_name, mail.to)),
+    ]
     if mail.reply_to:
-        message["Reply-To"] = Address(_one_line(mail.sender_name), addr_spec=mail.reply_to)
-    message["Subject"] = _one_line(mail.subject)
+        headers.append(("Reply-To", _address(mail.sender_name, mail.reply_to)))
+    headers.append(("Subject", _words(_one_line(mail.subject))))
     if mail.in_reply_to:
-        message["In-Reply-To"] = mail.in_reply_to
+        headers.append(("In-Reply-To", _one_line(mail.in_reply_to)))
     references = list(dict.fromkeys(mail.references))[-MAX_REFERENCES:]
     if references:
-        message["References"] = " ".join(references)
+        headers.append(("References", _one_line(" ".join(references))))
     if mail.auto:
-        message["Auto-Submitted"] = mail.auto
-        message["X-Auto-Response-Suppress"] = "All"
+        headers += [("Auto-Submitted", mail.auto), ("X-Auto-Response-Suppress", "All")]
     if mail.case_number is not None:
-        message["X-Accord-Case"] = str(mail.case_number)
-    message.set_content(mail.text)
-    if mail.html:
-        message.add_alternative(mail.html, subtype="html")
-    return message.as_bytes()
+        headers.append(("X-Accord-Case", str(mail.case_number)))
+    mime = list(message.items())  # Content-Type, MIME-Version, …: after the envelope's
+    for name in {name for name, _ in mime}:
+        del message[name]
+    for name, value in [*headers, *mime]:
+        message[name] = value  # type: ignore[assignment]  # compat32 takes Header objects
+    return message.as_bytes(policy=_WIRE)
+
+
+def _part(text: str, subtype: str) -> MIMENonMultipart:
+    """7bit when plain ASCII in short lines, else quoted-printable UTF-8."""
+    short = all(len(line) <= 998 for line in text.splitlines())
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(text, "us-ascii" if text.isascii() and short else _UTF8)
+    del part["MIME-Version"]  # once, on the message itself
+    return part
+
+
+def _words(value: str) -> str | Header:
+    return value if value.isascii() else Header(value, _UTF8, maxlinelen=76)
+
+
+def _address(name: str, address: str) -> str:
+    """``Name <address>``; the name quoted or encoded as needed. A malformed address
+    (spaces, control characters, no @) is refused, never written into a header."""
+    if (
+        not address
+        or address.count("@") < 1
+        or any(c.isspace() or not c.isprintable() or c in '<>,;"' for c in address)
+    ):
+        raise ValueError(f"not a mail address: {address!r}")
+    return formataddr((_one_line(name), address), charset=_UTF8)
 
 
 def reply_subject(subject: str) -> str:

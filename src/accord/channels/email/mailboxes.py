@@ -142,6 +142,7 @@ class Mailboxes:
         self.db = db
         self.box = secret_box(key)
         self.now = now
+        self._opened: dict[bytes, dict[str, str]] = {}  # ciphertext -> secrets, per process
 
     def add(self, mailbox: Mailbox) -> Mailbox:
         address = check_address(mailbox.address)
@@ -255,9 +256,19 @@ class Mailboxes:
             "active": m.active,
         }
 
+    def _secrets(self, sealed: bytes) -> dict[str, str]:
+        """Decrypted once per ciphertext: every inbound mail looks its mailbox up. A
+        changed password is a new ciphertext (a fresh nonce), so nothing goes stale."""
+        found = self._opened.get(sealed)
+        if found is None:
+            if len(self._opened) > 1000:
+                self._opened.clear()
+            found = self._opened[sealed] = orjson.loads(self.box.decrypt(sealed))
+        return found
+
     def _mailbox(self, row: Any) -> Mailbox:
         settings = orjson.loads(row.settings)
-        secrets = orjson.loads(self.box.decrypt(row.secrets))
+        secrets = self._secrets(bytes(row.secrets))
         return Mailbox(
             id=int(row.id),
             address=row.address,

@@ -44,6 +44,7 @@ from accord.store.tables import case_owners, channel_messages
 
 log = logging.getLogger("accord.channels.email")
 SEND = "mail.send"
+_QUEUE = channel_messages.insert().returning(channel_messages.c.id)
 MAX_ATTEMPTS = 30
 SMTP_TIMEOUT = 30.0
 
@@ -96,39 +97,33 @@ class Outbox:
         raw = compose(mail, message_id=message_id, date=self.now())
         digest = self.blobs.put(raw)
         thread = ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references)
-        row_id = int(
-            conn.execute(
-                channel_messages.insert()
-                .values(
-                    channel="email",
-                    direction="out",
-                    mailbox_id=mailbox.id,
-                    external_id=message_id,
-                    dedupe_key=None,
-                    case_id=case_id,
-                    customer_id=customer_id,
-                    event_id=event_id,
-                    status="queued",
-                    kind=kind,
-                    sender=mailbox.address,
-                    recipients=orjson.dumps([mail.to]).decode(),
-                    subject=mail.subject[:1000],
-                    body=None,
-                    thread=orjson.dumps(list(dict.fromkeys(thread))[-50:]).decode(),
-                    raw_sha256=digest,
-                    size=len(raw),
-                    flags=orjson.dumps(list(flags)).decode(),
-                    error=None,
-                    attempts=0,
-                    created_at=self.now(),
-                    done_at=None,
-                )
-                .returning(channel_messages.c.id)
-            ).scalar_one()
-        )
-        self.queue.schedule(
-            SEND, self.now(), {"message": row_id}, key=f"{SEND}:{row_id}", conn=conn
-        )
+        now = self.now()
+        values = {
+            "channel": "email",
+            "direction": "out",
+            "mailbox_id": mailbox.id,
+            "external_id": message_id,
+            "dedupe_key": None,
+            "case_id": case_id,
+            "customer_id": customer_id,
+            "event_id": event_id,
+            "status": "queued",
+            "kind": kind,
+            "sender": mailbox.address,
+            "recipients": orjson.dumps([mail.to]).decode(),
+            "subject": mail.subject[:1000],
+            "body": None,
+            "thread": orjson.dumps(list(dict.fromkeys(thread))[-50:]).decode(),
+            "raw_sha256": digest,
+            "size": len(raw),
+            "flags": orjson.dumps(list(flags)).decode(),
+            "error": None,
+            "attempts": 0,
+            "created_at": now,
+            "done_at": None,
+        }
+        row_id = int(conn.execute(_QUEUE, values).scalar_one())
+        self.queue.schedule(SEND, now, {"message": row_id}, key=f"{SEND}:{row_id}", conn=conn)
         return row_id
 
     def send(self, job: Job, conn: Connection) -> None:

@@ -91,7 +91,8 @@ class MailChannel:
         self, raw: bytes, *, recipients: Sequence[str] = (), mailbox: Mailbox | None = None
     ) -> Receipt:
         """Take one raw mail (RFC 5322 bytes) from SMTP, IMAP or an upload."""
-        mailbox = mailbox or self._mailbox_for(recipients)
+        boxes = self.mailboxes.all()
+        mailbox = mailbox or self._mailbox_for(recipients, boxes)
         parsed = parse_mail(
             raw,
             limits=MailLimits(
@@ -107,7 +108,7 @@ class MailChannel:
             return self.intake.record(message, "ignored", f"automatic mail ({parsed.auto})")
         if not parsed.sender:
             return self.intake.record(message, "ignored", "no sender address to answer")
-        if any(mailbox.answers_for(parsed.sender) for mailbox in self.mailboxes.all()):
+        if any(box.answers_for(parsed.sender) for box in boxes):
             return self.intake.record(message, "ignored", "sent from one of our own mailboxes")
         moved = self._confirmed_move(message, parsed)
         if moved is not None:
@@ -116,12 +117,13 @@ class MailChannel:
             message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox)
         )
 
-    def _mailbox_for(self, recipients: Sequence[str]) -> Mailbox:
+    def _mailbox_for(self, recipients: Sequence[str], boxes: Sequence[Mailbox]) -> Mailbox:
+        active = [box for box in boxes if box.active]
         for recipient in recipients:
-            found = self.mailboxes.for_recipient(recipient)
+            found = next((box for box in active if box.answers_for(recipient)), None)
             if found is not None:
                 return found
-        default = self.mailboxes.default()
+        default = active[0] if active else None
         if default is None:
             raise NoMailbox(
                 "no mailbox is configured: add one with `accord mailbox add`", field="mailbox"
