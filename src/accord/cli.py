@@ -602,6 +602,11 @@ from accord.cli_mail import mail_app, mailbox_app  # noqa: E402
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(mail_app, name="mail")
 
+# Imports from other help desks: accord.cli_import.
+from accord.cli_import import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+
 
 def main() -> None:
     app()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -80,7 +81,7 @@ class Customers:
     def find(self, conn: Connection, kind: str, value: str) -> int | None:
         """The customer holding this identity, following merges; None if unknown."""
         row = conn.execute(_FIND, {"kind": kind, "value": normalise(kind, value)}).first()
-        return None if row is None else self._current(conn, int(row.customer_id))
+        return None if row is None else self.current(conn, int(row.customer_id))
 
     def identify(
         self, conn: Connection, kind: str, value: str, name: str, *, verified: bool = False
@@ -89,11 +90,15 @@ class Customers:
         found = self.find(conn, kind, value)
         if found is not None:
             return found, False
-        customer_id = int(
-            conn.execute(_INSERT_CUSTOMER, {"name": name, "created_at": self.now()}).scalar_one()
-        )
+        customer_id = self.create(conn, name)
         self.add_identity(conn, customer_id, kind, value, verified=verified)
         return customer_id, True
+
+    def create(self, conn: Connection, name: str) -> int:
+        """A new customer with no identities yet (an import adds them one by one)."""
+        return int(
+            conn.execute(_INSERT_CUSTOMER, {"name": name, "created_at": self.now()}).scalar_one()
+        )
 
     def add_identity(
         self, conn: Connection, customer_id: int, kind: str, value: str, *, verified: bool
@@ -150,19 +155,25 @@ class Customers:
         row = conn.execute(_OF_CASE, {"case_id": case_id}).first()
         if row is None:
             return None
-        return self._current(conn, int(row.customer_id)), str(row.party_id)
+        return self.current(conn, int(row.customer_id)), str(row.party_id)
 
     def open_cases(self, conn: Connection, customer_id: int) -> list[tuple[str, str]]:
-        """(case id, title) of the customer's unresolved cases, most recent first."""
+        """(case id, title) of the customer's unresolved cases, most recent first; a case
+        whose status is ``closed`` (closed in a help desk it was imported from, say)
+        waits only for the customer's word and is not offered as open."""
         rows = conn.execute(
-            sa.select(cases.c.case_id, cases.c.title)
+            sa.select(cases.c.case_id, cases.c.title, cases.c.state)
             .join(case_customers, case_customers.c.case_id == cases.c.case_id)
             .where(case_customers.c.customer_id == customer_id, cases.c.resolved.is_(False))
             .order_by(cases.c.updated_at.desc())
         ).all()
-        return [(str(r.case_id), str(r.title)) for r in rows]
+        return [
+            (str(r.case_id), str(r.title))
+            for r in rows
+            if (orjson.loads(r.state).get("status") or {}).get("label") != "closed"
+        ]
 
-    def _current(self, conn: Connection, customer_id: int) -> int:
+    def current(self, conn: Connection, customer_id: int) -> int:
         """Follow ``merged_into`` to the customer that absorbed this one."""
         seen = {customer_id}
         while True:

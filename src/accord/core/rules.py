@@ -14,10 +14,22 @@ from accord.core.events import Event
 from accord.core.state import State
 
 RELAY_CHANNELS = frozenset(
-    {"email", "chat", "whatsapp", "messenger", "instagram", "telegram", "sms", "x", "inbound"}
+    {
+        "email",
+        "chat",
+        "whatsapp",
+        "messenger",
+        "instagram",
+        "telegram",
+        "sms",
+        "x",
+        "inbound",
+        "import",
+    }
 )
-"""Channels through which a hosting node relays a hosted party's *messages*; everything
-else a hosted party does (accept, reject, propose, satisfied) needs the portal."""
+"""Channels through which a hosting node relays a hosted party's *messages* (``import``:
+what the customer wrote in a help desk the node imported); everything else a hosted
+party does (accept, reject, propose, satisfied) needs the portal."""
 
 Verdict = tuple[str | None, str | None]
 """(acting party, reason it breaks a rule) — exactly one of the two is None."""

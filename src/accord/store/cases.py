@@ -39,6 +39,7 @@ class Authoring(TypedDict, total=False):
     via: str | None
     for_party: str | None
     session: str | None
+    time: str  # RFC 3339, as ``format_time`` writes it (an import keeps the original times)
 
 
 SNAPSHOT_EVERY = 256
@@ -161,6 +162,7 @@ class CaseStore:
             "via": via,
             "for_party": for_party,
             "session": session,
+            "time": stamp,
         }
         with self._writing(conn) as conn:
             folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
@@ -177,7 +179,7 @@ class CaseStore:
                         prev=None,
                         parents=[],
                         depth=1,
-                        time=stamp,
+                        time=who["time"],
                         body=body,
                         via=who["via"],
                         for_party=who["for_party"],
@@ -197,7 +199,7 @@ class CaseStore:
                         prev=mine["id"] if mine else None,
                         parents=s["heads"],
                         depth=s["last"][0] + 1,
-                        time=stamp,
+                        time=who["time"],
                         body=body,
                         via=who["via"],
                         for_party=who["for_party"],

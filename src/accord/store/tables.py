@@ -518,3 +518,19 @@ Message-ID (threading looks it up in both directions), ``dedupe_key`` makes a se
 delivery of the same message a no-op, ``thread`` holds In-Reply-To/References (JSON),
 ``body`` what a held message would post (JSON: text, attachments, sender name) until a
 member releases it."""
+
+# -- imports (node-private, migration 0013) ---------------------------------------------
+
+import_keys = sa.Table(
+    "import_keys",
+    metadata,
+    sa.Column("source", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("external_id", sa.String(200), primary_key=True),
+    sa.Column("local_id", sa.String(100), nullable=False),
+    sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""What each record of an import (``kind``: customer, case, entry) became here
+(``local_id``: customer id, case id, event id or ``note:<id>``), per ``source`` (e.g.
+``zendesk:acme``): a second import of the same export finds everything and changes
+nothing; a later export adds only what is new."""
