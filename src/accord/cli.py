@@ -605,7 +605,12 @@ app.add_typer(mail_app, name="mail")
 # Imports from other help desks: accord.cli_import.
 from accord.cli_import import import_app  # noqa: E402
 
-app.add_typer(import_app, name="import")
+app.add_typer(import_app, name="import-from")
+
+# The single customer view: accord.cli_customers.
+from accord.cli_customers import customer_app  # noqa: E402
+
+app.add_typer(customer_app, name="customer")
 
 
 def main() -> None:

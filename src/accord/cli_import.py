@@ -1,4 +1,4 @@
-"""``accord import``: customers and cases from CSV, Request Tracker and Zendesk exports.
+"""``accord import-from``: customers and cases from CSV, Request Tracker and Zendesk exports.
 
 Every command reports what it did (or, with ``--dry-run``, would do) and is safe to run
 again: records imported before are recognised by their ids in the other system, under the

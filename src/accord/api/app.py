@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
+from accord.api.customers import customer_routes
 from accord.api.mail import mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
@@ -31,6 +32,7 @@ from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
+from accord.channels.customer_records import CustomerRecords
 from accord.channels.email.build import mail_channel
 from accord.channels.email.service import MailChannel
 from accord.federation.server import RateLimit, federation_router
@@ -69,6 +71,7 @@ class Services:
     callbacks: Callbacks
     webhooks: Webhooks
     mail: MailChannel
+    customers: CustomerRecords
     background: ThreadPoolExecutor
     party_id: str
 
@@ -97,6 +100,7 @@ class Services:
             mail=mail_channel(
                 node, negotiation=negotiation, ownership=ownership, links=links, now=now
             ),
+            customers=CustomerRecords(node.cases, now=now),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
@@ -178,6 +182,9 @@ def create_app(
     app.include_router(_case_routes(services, top_level), prefix="/api/v1/cases", tags=["cases"])
     app.include_router(top_level, prefix="/api/v1")
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
+    app.include_router(
+        customer_routes(services.customers), prefix="/api/v1/customers", tags=["customers"]
+    )
     app.include_router(
         webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
     )

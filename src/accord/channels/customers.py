@@ -23,7 +23,7 @@ from accord.store.database import Database
 from accord.store.tables import case_customers, cases, customer_identities, customers
 
 Clock = Callable[[], datetime]
-IDENTITY_KINDS = ("email", "phone", "whatsapp", "telegram", "messenger", "x", "web")
+IDENTITY_KINDS = ("email", "phone", "whatsapp", "telegram", "messenger", "instagram", "x", "web")
 
 
 @dataclass(frozen=True)
@@ -132,17 +132,35 @@ class Customers:
         )
 
     def addresses(self, conn: Connection, customer_id: int, kind: str = "email") -> list[str]:
-        """The customer's identities of ``kind``, oldest first (the first is where we write)."""
+        """The identities of ``kind`` of the customer and the records merged into it,
+        oldest first (the first is where we write)."""
         return list(
             conn.execute(
                 sa.select(customer_identities.c.value)
                 .where(
-                    customer_identities.c.customer_id == customer_id,
+                    customer_identities.c.customer_id.in_(self.family(conn, customer_id)),
                     customer_identities.c.kind == kind,
                 )
                 .order_by(customer_identities.c.id)
             ).scalars()
         )
+
+    def family(self, conn: Connection, root: int) -> list[int]:
+        """``root`` and every record merged into it, directly or not (a merge keeps the
+        absorbed record, pointing at the one it joined)."""
+        family = [root]
+        frontier = [root]
+        while frontier:
+            children = [
+                int(c)
+                for c in conn.execute(
+                    sa.select(customers.c.id).where(customers.c.merged_into.in_(frontier))
+                ).scalars()
+                if int(c) not in family
+            ]
+            family += children
+            frontier = children
+        return family
 
     def link_case(self, conn: Connection, case_id: str, party_id: str, customer_id: int) -> None:
         conn.execute(

@@ -410,6 +410,55 @@ class Endpoints:
     def retry_mail(self, message_id: int) -> Json:
         """Send a failed or bounced mail again (same bytes and Message-ID)."""
 
+    # Customers: one record per person across channels (see docs/customers.md)
+
+    @operation("GET", "/api/v1/customers")
+    def find_customers(self, *, q: str | None = None, limit: int | None = None) -> list[Json]:
+        """Customers whose name or an identity contains ``q``."""
+
+    @operation("GET", "/api/v1/customers/suggestions")
+    def customer_suggestions(self, *, limit: int | None = None) -> list[Json]:
+        """Pairs of records that are probably one person (``customers``, ``reason``)."""
+
+    @operation("GET", "/api/v1/customers/{customer_id}")
+    def customer(self, customer_id: int) -> Json:
+        """A customer with every identity and case, merged records included."""
+
+    @operation("GET", "/api/v1/customers/{customer_id}/timeline")
+    def customer_timeline(self, customer_id: int, *, limit: int | None = None) -> list[Json]:
+        """Every message of every case of the customer, all channels, oldest first."""
+
+    @operation("GET", "/api/v1/customers/{customer_id}/history")
+    def customer_history(self, customer_id: int) -> list[Json]:
+        """Every link, unlink, merge, unmerge and split, oldest first."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/identities")
+    def link_identity(self, customer_id: int, kind: str, value: str) -> Json:
+        """Link an identity (``email``, ``phone``, ``whatsapp``, …) to the customer."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/identities/remove")
+    def unlink_identity(self, customer_id: int, kind: str, value: str) -> Json:
+        """Unlink an identity from the customer."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/merge")
+    def merge_customers(self, customer_id: int, other: int) -> Json:
+        """Merge record ``other`` into the customer (undo with ``unmerge_customer``)."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/unmerge")
+    def unmerge_customer(self, customer_id: int) -> Json:
+        """Undo a merge: the record stands on its own again."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/split")
+    def split_customer(
+        self,
+        customer_id: int,
+        name: str,
+        *,
+        identities: list[Json] | None = None,
+        cases: list[str] | None = None,
+    ) -> Json:
+        """Move identities (``{kind, value}``) and cases to a new customer ``name``."""
+
     # The portal: a customer with a case link (AccordClient(portal=token)) acts in that
     # one case as their party, through the same endpoints without the case argument.
 

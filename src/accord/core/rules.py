@@ -16,7 +16,7 @@ from accord.core.state import State
 RELAY_CHANNELS = frozenset(
     {
         "email",
-        "chat",
+        "webchat",
         "whatsapp",
         "messenger",
         "instagram",

@@ -534,3 +534,20 @@ import_keys = sa.Table(
 (``local_id``: customer id, case id, event id or ``note:<id>``), per ``source`` (e.g.
 ``zendesk:acme``): a second import of the same export finds everything and changes
 nothing; a later export adds only what is new."""
+
+# -- customer changes (node-private, migration 0016) --------------------------------------
+
+customer_changes = sa.Table(
+    "customer_changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("customer_id", sa.Integer, nullable=False, index=True),
+    sa.Column("other_id", sa.Integer),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+"""Every change members make to customer records — ``link``, ``unlink``, ``merge``,
+``unmerge``, ``split`` — with who, when and what moved (``detail``, JSON): the audit
+trail, and what an undo needs."""

@@ -1,0 +1,260 @@
+"""``accord customer``: the single customer view from the terminal — find a customer, see
+every identity, case and message across channels, and link, unlink, merge, unmerge and
+split records (each change audited with ``--by``, the member making it). Imported at the
+end of ``accord.cli``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.channels.customer_records import CustomerRecords
+from accord.node import Node
+from accord.service.errors import ServiceError
+
+customer_app = typer.Typer(
+    help="Customers: one record per person across channels; link, merge and split them.",
+    no_args_is_help=True,
+)
+
+CustomerArg = Annotated[int, typer.Argument(help="Customer id.", min=1)]
+By = Annotated[str, typer.Option("--by", help="Username of the member making the change.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _records(data: DataDir, database: DatabaseUrl) -> tuple[Node, CustomerRecords]:
+    node = _open(data, database)
+    return node, CustomerRecords(node.cases)
+
+
+def _member(node: Node, username: str) -> str:
+    from accord.auth.members import MemberStore
+
+    if MemberStore(node.db).by_username(username) is None:
+        raise _fail(f"no member {username!r}")
+    return username
+
+
+def _show(found: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        cli.out.print_json(orjson.dumps(found).decode())
+        return
+    merged = found["merged"]
+    cli.out.print(
+        f"customer {found['id']}: {escape(str(found['name']))}"
+        + (f" (with merged records {merged})" if merged else "")
+    )
+    identities = Table("kind", "identity", "verified", "record", title="identities")
+    for i in found["identities"]:
+        identities.add_row(
+            i["kind"], escape(i["value"]), "yes" if i["verified"] else "", str(i["record"])
+        )
+    cli.out.print(identities)
+    cases = Table("case", "title", "state", "updated", title="cases")
+    for c in found["cases"]:
+        cases.add_row(
+            c["case"][:19],
+            escape(c["title"]),
+            "resolved" if c["resolved"] else "open",
+            c["updated"][:16],
+        )
+    cli.out.print(cases)
+
+
+def customer_list(
+    query: Annotated[str, typer.Argument(help="Part of a name, address or number.")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Find customers by name or identity."""
+    _, records = _records(data, database)
+    table = Table("id", "name", "identities", "cases", "open")
+    for found in records.search(query, limit=limit):
+        table.add_row(
+            str(found["id"]),
+            escape(found["name"]),
+            escape(", ".join(found["identities"])),
+            str(found["cases"]),
+            str(found["open_cases"]),
+        )
+    cli.out.print(table)
+
+
+def customer_show(
+    customer: CustomerArg,
+    as_json: AsJson = False,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """A customer with every identity and case (merged records included)."""
+    _, records = _records(data, database)
+    try:
+        _show(records.view(customer), as_json)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+def customer_timeline(
+    customer: CustomerArg,
+    limit: Annotated[int, typer.Option(min=1, max=2000)] = 50,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Every message of every case of the customer, across channels, oldest first."""
+    _, records = _records(data, database)
+    try:
+        items = records.timeline(customer, limit=limit)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    for item in items:
+        who = "customer" if item["customer"] else item["from"]
+        cli.out.print(
+            f"[dim]{item['time'][:16]} {item['via'] or '-'} #{item['case'][:12]}[/dim] "
+            f"[bold]{escape(who)}[/bold]: {escape(item['text'][:300])}"
+        )
+
+
+def _change(action: Callable[[], dict[str, Any]]) -> None:
+    try:
+        found = action()
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    _show(found, False)
+
+
+def customer_link(
+    customer: CustomerArg,
+    kind: Annotated[str, typer.Argument(help="email, phone, whatsapp, telegram, messenger, …")],
+    value: Annotated[str, typer.Argument(help="The address, number or id.")],
+    by: By,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Link an identity to the customer."""
+    node, records = _records(data, database)
+    member = _member(node, by)
+    _change(lambda: records.link(customer, kind, value, by=member))
+
+
+def customer_unlink(
+    customer: CustomerArg,
+    kind: Annotated[str, typer.Argument(help="The identity's kind.")],
+    value: Annotated[str, typer.Argument(help="The address, number or id.")],
+    by: By,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Unlink an identity from the customer."""
+    node, records = _records(data, database)
+    member = _member(node, by)
+    _change(lambda: records.unlink(customer, kind, value, by=member))
+
+
+def customer_merge(
+    customer: CustomerArg,
+    other: Annotated[int, typer.Argument(help="The record that joins the customer.", min=1)],
+    by: By,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Merge another record into the customer (nothing is lost; undo with unmerge)."""
+    node, records = _records(data, database)
+    member = _member(node, by)
+    _change(lambda: records.merge(customer, other, by=member))
+
+
+def customer_unmerge(
+    customer: CustomerArg, by: By, data: DataDir = None, database: DatabaseUrl = None
+) -> None:
+    """Undo a merge: the record stands on its own again."""
+    node, records = _records(data, database)
+    member = _member(node, by)
+    _change(lambda: records.unmerge(customer, by=member))
+
+
+def customer_split(
+    customer: CustomerArg,
+    name: Annotated[str, typer.Option(help="Name of the new customer.")],
+    by: By,
+    identity: Annotated[
+        list[str] | None, typer.Option(help="KIND:VALUE to move (repeat for several).")
+    ] = None,
+    case: Annotated[list[str] | None, typer.Option(help="Case id to move (repeat).")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Move identities and cases that belong to another person to a new customer."""
+    node, records = _records(data, database)
+    member = _member(node, by)
+    pairs = []
+    for item in identity or []:
+        kind, sep, value = item.partition(":")
+        if not sep:
+            raise _fail(f"--identity takes KIND:VALUE, not {item!r}")
+        pairs.append((kind, value))
+    _change(
+        lambda: records.split(
+            customer,
+            name=name,
+            identities=pairs,
+            case_ids=[_case_id(node, c) for c in case or []],
+            by=member,
+        )
+    )
+
+
+def customer_history(
+    customer: CustomerArg, data: DataDir = None, database: DatabaseUrl = None
+) -> None:
+    """Every link, unlink, merge, unmerge and split of the customer."""
+    _, records = _records(data, database)
+    try:
+        changes = records.history(customer)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    table = Table("when", "who", "action", "customer", "other", "detail")
+    for c in changes:
+        table.add_row(
+            c.at.isoformat()[:16],
+            escape(c.by),
+            c.action,
+            str(c.customer_id),
+            str(c.other_id or ""),
+            escape(orjson.dumps(c.detail).decode()[:120]),
+        )
+    cli.out.print(table)
+
+
+def customer_suggest(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Records that are probably one person (a shared phone or email), and why."""
+    _, records = _records(data, database)
+    found = records.suggestions()
+    if not found:
+        cli.out.print("no suggestions: no two records share a phone number or email address")
+    for s in found:
+        a, b = s["customers"]
+        cli.out.print(
+            f"customers {a} and {b}: {escape(s['reason'])} (accord customer merge {a} {b} --by …)"
+        )
+
+
+customer_app.command("list")(customer_list)
+customer_app.command("show")(customer_show)
+customer_app.command("timeline")(customer_timeline)
+customer_app.command("link")(customer_link)
+customer_app.command("unlink")(customer_unlink)
+customer_app.command("merge")(customer_merge)
+customer_app.command("unmerge")(customer_unmerge)
+customer_app.command("split")(customer_split)
+customer_app.command("history")(customer_history)
+customer_app.command("suggest")(customer_suggest)
+
+from accord import cli  # noqa: E402
+from accord.cli import DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
