@@ -334,7 +334,7 @@ def _serve(data: Path, smtp: int, fault: str | None = None) -> Iterator[subproce
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(lambda: _answers(port))
+        _wait_for(lambda: _answers(port), timeout=60.0)  # a cold start on a loaded machine
         yield process
     finally:
         if process.poll() is None:
