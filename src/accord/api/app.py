@@ -27,6 +27,7 @@ from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
+from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
 from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
@@ -35,6 +36,8 @@ from accord.auth.tokens import TokenStore
 from accord.channels.customer_records import CustomerRecords
 from accord.channels.email.build import mail_channel
 from accord.channels.email.service import MailChannel
+from accord.channels.intake import Intake
+from accord.channels.webchat import CHAT_LOOP_LIMIT, WebChat
 from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
 from accord.integrations.webhooks import Webhooks
@@ -72,6 +75,7 @@ class Services:
     webhooks: Webhooks
     mail: MailChannel
     customers: CustomerRecords
+    webchat: WebChat
     background: ThreadPoolExecutor
     party_id: str
 
@@ -101,6 +105,18 @@ class Services:
                 node, negotiation=negotiation, ownership=ownership, links=links, now=now
             ),
             customers=CustomerRecords(node.cases, now=now),
+            webchat=WebChat(
+                Intake(
+                    node,
+                    negotiation,
+                    ownership,
+                    party_id=party_slug(node.name),
+                    now=now,
+                    loop_limit=CHAT_LOOP_LIMIT,
+                ),
+                Notes(node.cases, now=now),
+                now=now,
+            ),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
         )
@@ -185,6 +201,7 @@ def create_app(
     app.include_router(
         customer_routes(services.customers), prefix="/api/v1/customers", tags=["customers"]
     )
+    app.include_router(webchat_routes(services.webchat))
     app.include_router(
         webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
     )
