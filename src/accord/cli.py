@@ -123,13 +123,30 @@ def init(
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     data: DataDir = None,
     database: DatabaseUrl = None,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8640,
+    host: Annotated[
+        str, typer.Option(envvar="ACCORD_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="ACCORD_PORT", help="TCP port to listen on.")] = 8640,
+    workers: Annotated[
+        int,
+        typer.Option(
+            envvar="ACCORD_WORKERS",
+            min=1,
+            max=64,
+            help="HTTP processes. Above 1, this process keeps the background work (timers, "
+            "pulls, mail listener) and the others only serve requests.",
+        ),
+    ] = 1,
     sync_interval: Annotated[
         int,
-        typer.Option(min=0, help="Seconds between pulls from peer nodes (0: only on demand)."),
+        typer.Option(
+            envvar="ACCORD_SYNC_INTERVAL",
+            min=0,
+            help="Seconds between pulls from peer nodes (0: only on demand).",
+        ),
     ] = 60,
     inline_worker: Annotated[
         bool | None,
@@ -142,12 +159,15 @@ def serve(
     smtp_port: Annotated[
         int,
         typer.Option(
+            envvar="ACCORD_SMTP_PORT",
             min=0,
             max=65535,
             help="Receive mail for the mailboxes by SMTP on this port (0: no listener).",
         ),
     ] = 0,
-    smtp_host: Annotated[str, typer.Option(help="Address the SMTP listener binds.")] = "127.0.0.1",
+    smtp_host: Annotated[
+        str, typer.Option(envvar="ACCORD_SMTP_HOST", help="Address the SMTP listener binds.")
+    ] = "127.0.0.1",
     imap: Annotated[
         bool,
         typer.Option(
@@ -155,28 +175,95 @@ def serve(
             help="Poll the mailboxes that have an IMAP account (run it in one process only).",
         ),
     ] = True,
+    log_format: Annotated[
+        str,
+        typer.Option(envvar="ACCORD_LOG_FORMAT", help="text, or json (one object per line)."),
+    ] = "text",
+    log_level: Annotated[
+        str, typer.Option(envvar="ACCORD_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
 ) -> None:
     """Start the HTTP server (``/health`` answers once it is up), periodic pulls, the mail
-    listener and IMAP polling if asked, and, on the embedded default, the timer worker."""
+    listener and IMAP polling if asked, and, on the embedded default, the timer worker.
+
+    Settings come from the command line, then ``ACCORD_*`` environment variables, then the
+    ``[serve]`` table of ``accord.toml`` in the data directory (docs/operations.md)."""
+    import os
+    import tempfile
+
     import uvicorn
 
     from accord.api.app import create_app
     from accord.federation.schedule import PeriodicSync
     from accord.jobs.inline import InlineWorker
+    from accord.ops import logs
+    from accord.ops.config import ConfigError, file_settings
 
+    data_dir = data or default_data_dir()
+    try:
+        settings = file_settings(data_dir, "serve")
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    values: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "sync_interval": sync_interval,
+        "smtp_port": smtp_port,
+        "smtp_host": smtp_host,
+        "log_format": log_format,
+        "log_level": log_level,
+    }
+    for name, value in settings.items():
+        if name not in values:
+            raise _fail(f"{data_dir / 'accord.toml'}: [serve] has no setting {name!r}")
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "DEFAULT":  # not given on the line or env
+            values[name] = value
+    if values["log_format"] not in ("text", "json"):
+        raise _fail("--log-format is text or json")
+    logs.configure(str(values["log_format"]), str(values["log_level"]))
     node = _open(data, database)
     app = create_app(node)
-    out.print(f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}")
-    pulls = PeriodicSync(app.state.services.federation, sync_interval)
+    host, port, workers = str(values["host"]), int(values["port"]), int(values["workers"])
+    out.print(
+        f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}"
+        + (f" ({workers} processes)" if workers > 1 else "")
+    )
+    pulls = PeriodicSync(app.state.services.federation, int(values["sync_interval"]))
     pulls.start()
     inline = node.db.is_sqlite if inline_worker is None else inline_worker
     timers = InlineWorker(node) if inline else None
     if timers is not None:
         timers.start()
         out.print("timers and outbox run in this process (accord worker is not needed)")
-    mail = _start_mail(app.state.services.mail, smtp_host, smtp_port, imap)
+    mail = _start_mail(
+        app.state.services.mail, str(values["smtp_host"]), int(values["smtp_port"]), imap
+    )
+    level = str(values["log_level"]).lower()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        if workers == 1:
+            uvicorn.run(app, host=host, port=port, log_config=None, log_level=level)
+        else:
+            # Each process builds its own app from the environment (no state is shared in
+            # memory: sessions, rate limits per process, metrics through files).
+            metrics_dir = tempfile.mkdtemp(prefix="accord-metrics-")
+            os.environ.update(
+                ACCORD_HOME=str(data_dir.resolve()),
+                ACCORD_DATABASE_URL=node.db.url,
+                ACCORD_LOG_FORMAT=str(values["log_format"]),
+                ACCORD_LOG_LEVEL=level,
+                PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+            )
+            uvicorn.run(
+                "accord.api.app:app_from_env",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_config=None,
+                log_level=level,
+            )
     finally:
         mail()
         pulls.stop()
@@ -611,6 +698,12 @@ app.add_typer(import_app, name="import-from")
 from accord.cli_customers import customer_app  # noqa: E402
 
 app.add_typer(customer_app, name="customer")
+
+# Operations: accord.cli_ops.
+from accord.cli_ops import backup, restore  # noqa: E402
+
+app.command("backup")(backup)
+app.command("restore")(restore)
 
 
 def main() -> None:

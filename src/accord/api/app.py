@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from accord import __version__
-from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, require
+from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
 from accord.api.customers import customer_routes
 from accord.api.mail import mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
@@ -31,6 +31,7 @@ from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
 from accord.auth.members import MemberStore
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
+from accord.auth.scopes import METRICS_READ
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
 from accord.channels.customer_records import CustomerRecords
@@ -43,6 +44,8 @@ from accord.federation.sync import Federation, party_nodes
 from accord.integrations.webhooks import Webhooks
 from accord.jobs.queue import JobQueue
 from accord.node import Node, party_slug
+from accord.ops import metrics
+from accord.ops.http import instrument
 from accord.service.callbacks import Callbacks
 from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.negotiation import Actor, Negotiation
@@ -172,6 +175,19 @@ def create_app(
     @app.exception_handler(ServiceError)
     def service_error(_request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    instrument(app)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def prometheus(request: Request) -> Response:
+        """Prometheus metrics: requests, latencies, messages in, the outbox, timer lag,
+        cases, peer sync age. From loopback, or with a token holding ``metrics:read``."""
+        client = request.client.host if request.client else ""
+        if client not in ("127.0.0.1", "::1"):
+            who = principal(request)
+            if METRICS_READ not in who.scopes:
+                raise HTTPException(403, detail=f"this credential lacks the scope {METRICS_READ!r}")
+        return Response(metrics.render(node.db), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -397,3 +413,18 @@ def _portal_routes(services: Services) -> APIRouter:
 
     add_negotiation_routes(router, context, context)
     return router
+
+
+def app_from_env() -> FastAPI:
+    """The application of the node named by ``$ACCORD_HOME`` and ``$ACCORD_DATABASE_URL``:
+    what each process of ``accord serve --workers N`` (or a uvicorn or gunicorn command,
+    ``--factory accord.api.app:app_from_env``) runs."""
+    import os
+
+    from accord.node import Node, default_data_dir
+    from accord.ops import logs
+
+    logs.configure(
+        os.environ.get("ACCORD_LOG_FORMAT", "text"), os.environ.get("ACCORD_LOG_LEVEL", "info")
+    )
+    return create_app(Node.open(default_data_dir()))

@@ -55,6 +55,10 @@ class Endpoints:
     def ready(self) -> Json:
         """Readiness: the database answers (``AccordAPIError`` with status 503 if not)."""
 
+    @operation("GET", "/metrics")
+    def metrics(self) -> bytes:
+        """Prometheus metrics (exposition text); needs ``metrics:read`` off loopback."""
+
     # Session: a member logs in with a password; the client keeps the cookie and the
     # CSRF token and sends them with every later call.
 

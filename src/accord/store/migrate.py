@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from accord.store.database import Database
 
@@ -31,7 +32,12 @@ def upgrade(db: Database, revision: str = "head") -> None:
 
 def current(db: Database) -> str | None:
     with db.read() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return current_in(conn)
+
+
+def current_in(conn: Connection) -> str | None:
+    """``current`` inside the caller's transaction (a backup's snapshot)."""
+    return MigrationContext.configure(conn).get_current_revision()
 
 
 def head() -> str | None:

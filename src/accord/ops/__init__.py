@@ -1,0 +1,1 @@
+"""Running Accord in production: request ids and JSON logs, Prometheus metrics, backups."""
