@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
 from accord.api.customers import customer_routes
+from accord.api.inbound import inbound_routes
 from accord.api.mail import mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
@@ -218,6 +219,7 @@ def create_app(
         customer_routes(services.customers), prefix="/api/v1/customers", tags=["customers"]
     )
     app.include_router(webchat_routes(services.webchat))
+    app.include_router(inbound_routes(services.mail.intake), prefix="/api/v1", tags=["inbound"])
     app.include_router(
         webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
     )

@@ -414,6 +414,21 @@ class Endpoints:
     def retry_mail(self, message_id: int) -> Json:
         """Send a failed or bounced mail again (same bytes and Message-ID)."""
 
+    @operation("POST", "/api/v1/inbound/{channel}")
+    def inbound(
+        self,
+        channel: str,
+        sender: Json,
+        text: str,
+        *,
+        subject: str | None = None,
+        external_id: str | None = None,
+        thread: list[str] | None = None,
+        case_ref: str | None = None,
+    ) -> Json:
+        """Hand in a message from another system (``sender``: ``{kind, value, name}``;
+        the idempotency key is ``external_id``)."""
+
     # Customers: one record per person across channels (see docs/customers.md)
 
     @operation("GET", "/api/v1/customers")

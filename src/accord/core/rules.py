@@ -23,13 +23,15 @@ RELAY_CHANNELS = frozenset(
         "telegram",
         "sms",
         "x",
-        "inbound",
+        "phone",
+        "api",
         "import",
     }
 )
-"""Channels through which a hosting node relays a hosted party's *messages* (``import``:
-what the customer wrote in a help desk the node imported); everything else a hosted
-party does (accept, reject, propose, satisfied) needs the portal."""
+"""Channels through which a hosting node relays a hosted party's *messages* (``api``: what
+another system handed in for them, ``import``: what they wrote in a help desk the node
+imported); everything else a hosted party does (accept, reject, propose, satisfied)
+needs the portal."""
 
 Verdict = tuple[str | None, str | None]
 """(acting party, reason it breaks a rule) — exactly one of the two is None."""
