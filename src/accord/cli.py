@@ -699,6 +699,11 @@ from accord.cli_customers import customer_app  # noqa: E402
 
 app.add_typer(customer_app, name="customer")
 
+# Messaging-platform accounts: accord.cli_channels.
+from accord.cli_channels import channel_app  # noqa: E402
+
+app.add_typer(channel_app, name="channel")
+
 # Operations: accord.cli_ops.
 from accord.cli_ops import backup, restore  # noqa: E402
 

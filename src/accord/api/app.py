@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
+from accord.api.connectors import connector_routes
 from accord.api.customers import customer_routes
 from accord.api.inbound import inbound_routes
 from accord.api.mail import mail_routes
@@ -35,6 +36,8 @@ from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.scopes import METRICS_READ
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
+from accord.channels.blobs import node_blobs
+from accord.channels.connectors.service import Connectors
 from accord.channels.customer_records import CustomerRecords
 from accord.channels.email.build import mail_channel
 from accord.channels.email.service import MailChannel
@@ -80,6 +83,7 @@ class Services:
     mail: MailChannel
     customers: CustomerRecords
     webchat: WebChat
+    connectors: Connectors
     background: ThreadPoolExecutor
     party_id: str
 
@@ -119,6 +123,13 @@ class Services:
                     loop_limit=CHAT_LOOP_LIMIT,
                 ),
                 Notes(node.cases, now=now),
+                now=now,
+            ),
+            connectors=Connectors(
+                Intake(node, negotiation, ownership, party_id=party_slug(node.name), now=now),
+                negotiation,
+                node_blobs(node.data_dir, durable=not node.db.is_sqlite),
+                JobQueue(node.db, now=now),
                 now=now,
             ),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
@@ -219,6 +230,11 @@ def create_app(
         customer_routes(services.customers), prefix="/api/v1/customers", tags=["customers"]
     )
     app.include_router(webchat_routes(services.webchat))
+    hooks, channels_top, _ = connector_routes(
+        services.connectors, services.mail, services.negotiation
+    )
+    app.include_router(hooks)
+    app.include_router(channels_top, prefix="/api/v1", tags=["channels"])
     app.include_router(inbound_routes(services.mail.intake), prefix="/api/v1", tags=["inbound"])
     app.include_router(
         webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
@@ -392,6 +408,8 @@ def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
     case.include_router(owned)
     mailed, mail_top = mail_routes(services.mail)
     case.include_router(mailed, tags=["email"])
+    _, _, replied = connector_routes(services.connectors, services.mail, services.negotiation)
+    case.include_router(replied, tags=["channels"])
     router.include_router(case, prefix="/{case_id}")
     top_level.include_router(top)
     top_level.include_router(mail_top, tags=["email"])

@@ -182,7 +182,10 @@ class Customers:
         rows = conn.execute(
             sa.select(cases.c.case_id, cases.c.title, cases.c.state)
             .join(case_customers, case_customers.c.case_id == cases.c.case_id)
-            .where(case_customers.c.customer_id == customer_id, cases.c.resolved.is_(False))
+            .where(
+                case_customers.c.customer_id.in_(self.family(conn, customer_id)),
+                cases.c.resolved.is_(False),
+            )
             .order_by(cases.c.updated_at.desc())
         ).all()
         return [

@@ -77,6 +77,9 @@ class Inbound:
     flags: tuple[str, ...] = ()
     mailbox_id: int | None = None
     kind: str = "message"
+    join_open: bool = False
+    """A messaging platform's conversation: a known customer's message with nothing to
+    thread by joins their one open case (mail asks instead: subjects start new topics)."""
 
     @property
     def dedupe_key(self) -> str:
@@ -95,7 +98,7 @@ class Receipt:
     new_case: bool = False
     new_customer: bool = False
     event_ids: tuple[str, ...] = ()
-    threaded_by: str | None = None  # direct-line | reference | subject-tag | new-case
+    threaded_by: str | None = None  # direct-line | reference | subject-tag | open-case | new-case
     reason: str | None = None
     ref: CaseRef | None = None
     owner: str | None = None  # display name of the new case's owner, if routing found one
@@ -194,6 +197,10 @@ class Intake:
             return earlier
         customer_id = self.customers.find(conn, message.identity_kind, message.identity)
         ref, how = self._thread(conn, message, customer_id)
+        if ref is None and message.join_open and customer_id is not None:
+            open_cases = self.customers.open_cases(conn, customer_id)
+            if len(open_cases) == 1:
+                ref, how = self.refs.ensure(conn, open_cases[0][0]), "open-case"
         if ref is not None:
             owner = self.customers.of_case(conn, ref.case_id)
             if owner is None or owner[0] != customer_id:

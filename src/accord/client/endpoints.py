@@ -429,6 +429,39 @@ class Endpoints:
         """Hand in a message from another system (``sender``: ``{kind, value, name}``;
         the idempotency key is ``external_id``)."""
 
+    # Messaging platforms (see docs/channels.md)
+
+    @operation("GET", "/api/v1/channels")
+    def channel_accounts(self) -> list[Json]:
+        """The messaging-platform accounts, secrets only by name (``secrets_set``)."""
+
+    @operation("POST", "/api/v1/channels")
+    def add_channel_account(
+        self,
+        platform: str,
+        name: str,
+        secrets: dict[str, str],
+        *,
+        settings: dict[str, str] | None = None,
+    ) -> Json:
+        """Add an account; the answer names its webhook path (``/hooks/{id}``)."""
+
+    @operation("DELETE", "/api/v1/channels/{account_id}")
+    def remove_channel_account(self, account_id: int) -> None:
+        """Stop answering on an account (kept for its messages' history)."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/reply")
+    def reply(
+        self,
+        case_id: str,
+        *,
+        text: str | None = None,
+        channel: str | None = None,
+        template: str | None = None,
+        private: bool | None = None,
+    ) -> Json:
+        """Reply to the customer on the channel they last used (or ``channel``)."""
+
     # Customers: one record per person across channels (see docs/customers.md)
 
     @operation("GET", "/api/v1/customers")

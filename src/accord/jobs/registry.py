@@ -41,6 +41,7 @@ HANDLER_MODULES: list[str] = [
     "accord.service.digest",
     "accord.integrations.webhooks",
     "accord.channels.email.build",
+    "accord.channels.connectors.service",
 ]
 """Modules that register job kinds, imported by ``handlers()``: ``"accord.service.…"``."""
 

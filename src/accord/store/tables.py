@@ -551,3 +551,20 @@ customer_changes = sa.Table(
 """Every change members make to customer records — ``link``, ``unlink``, ``merge``,
 ``unmerge``, ``split`` — with who, when and what moved (``detail``, JSON): the audit
 trail, and what an undo needs."""
+
+# -- messaging-platform accounts (node-private, migration 0019) ---------------------------
+
+channel_accounts = sa.Table(
+    "channel_accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("platform", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("settings", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""A WhatsApp number, Messenger page, Telegram bot, Twilio number or X account Accord
+answers on: its settings (JSON) and secrets (JSON, encrypted like mailbox passwords,
+never shown)."""

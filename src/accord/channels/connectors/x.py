@@ -1,0 +1,162 @@
+"""X (Twitter) direct messages and mentions through the Account Activity API
+(https://docs.x.com/x-api/enterprise-gnip-2.0/fundamentals/account-activity).
+
+X checks a webhook with a CRC: ``GET ?crc_token=…`` answered with
+``{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, crc_token))}``; every
+event POST carries ``x-twitter-webhooks-signature: sha256=<base64 HMAC-SHA256 of the
+body>`` (refused with ``401`` when it does not match). ``direct_message_events`` of type
+``message_create`` are private messages (``message_create.sender_id``,
+``message_data.text``); ``tweet_create_events`` that mention the account are public posts.
+We send with ``POST /2/dm_conversations/with/{participant_id}/messages`` (a user-context
+bearer token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any
+
+import httpx
+import orjson
+
+from accord.channels.connectors.base import (
+    Incoming,
+    Media,
+    Parsed,
+    Request,
+    SendFailed,
+    WebhookRefused,
+    check_response,
+    same,
+    when,
+)
+
+API = "https://api.x.com"
+
+
+def sign(secret: str, data: bytes) -> str:
+    return (
+        "sha256="
+        + base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
+    )
+
+
+class X:
+    name = "x"
+    channel = "x"
+
+    def challenge(
+        self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
+    ) -> tuple[int, str, str]:
+        token = request.query.get("crc_token", "")
+        if not token:
+            return 400, "text/plain", "no crc_token"
+        body = orjson.dumps(
+            {"response_token": sign(secrets.get("consumer_secret", ""), token.encode())}
+        )
+        return 200, "application/json", body.decode()
+
+    def verify(self, request: Request, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        given = request.headers.get("x-twitter-webhooks-signature", "")
+        if not given or not same(given, sign(secrets.get("consumer_secret", ""), request.body)):
+            raise WebhookRefused(401, "forged: x-twitter-webhooks-signature does not match")
+
+    def parse(self, request: Request, settings: dict[str, Any]) -> Parsed:
+        try:
+            data = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise WebhookRefused(400, "malformed: the body is not JSON") from None
+        if not isinstance(data, dict):
+            raise WebhookRefused(400, "malformed: not an object")
+        me = str(data.get("for_user_id", settings.get("user_id", "")))
+        users = data.get("users", {}) if isinstance(data.get("users"), dict) else {}
+        parsed = Parsed()
+        try:
+            for event in data.get("direct_message_events", []):
+                if event.get("type") != "message_create":
+                    continue
+                created = event["message_create"]
+                sender = str(created["sender_id"])
+                if sender == me:
+                    continue  # what we sent, echoed
+                user = users.get(sender, {})
+                parsed.messages.append(
+                    Incoming(
+                        external_id=str(event["id"]),
+                        identity_kind="x",
+                        identity=sender,
+                        name=user.get("name", ""),
+                        text=created.get("message_data", {}).get("text", ""),
+                        at=when(event["created_timestamp"]),
+                    )
+                )
+            for tweet in data.get("tweet_create_events", []):
+                author = tweet.get("user", {})
+                if str(author.get("id_str", author.get("id"))) == me:
+                    continue
+                reply_to = tweet.get("in_reply_to_status_id_str")
+                parsed.messages.append(
+                    Incoming(
+                        external_id=str(tweet["id_str"]),
+                        identity_kind="x",
+                        identity=str(author["id_str"]),
+                        name=author.get("name", ""),
+                        text=tweet.get("text", ""),
+                        at=when(tweet["timestamp_ms"]),
+                        public=True,
+                        thread=(reply_to,) if reply_to else (),
+                    )
+                )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise WebhookRefused(400, f"malformed: {type(exc).__name__} {exc}") from None
+        return parsed
+
+    def send(
+        self,
+        client: httpx.Client,
+        settings: dict[str, Any],
+        secrets: dict[str, str],
+        to: str,
+        text: str,
+        *,
+        template: str | None = None,
+    ) -> str:
+        base = str(settings.get("api_base") or API).rstrip("/")
+        response = client.post(
+            f"{base}/2/dm_conversations/with/{to}/messages",
+            json={"text": text},
+            headers={"Authorization": f"Bearer {secrets['user_token']}"},
+        )
+        answer = check_response(response, "X")
+        try:
+            return str(answer["data"]["dm_event_id"])
+        except (KeyError, TypeError):
+            raise SendFailed("X answered without a dm_event_id", retry=False) from None
+
+    def reply_public(
+        self,
+        client: httpx.Client,
+        settings: dict[str, Any],
+        secrets: dict[str, str],
+        in_reply_to: str,
+        text: str,
+    ) -> str:
+        """Answer a public post in public: ``POST /2/tweets`` replying to it."""
+        base = str(settings.get("api_base") or API).rstrip("/")
+        response = client.post(
+            f"{base}/2/tweets",
+            json={"text": text, "reply": {"in_reply_to_tweet_id": in_reply_to}},
+            headers={"Authorization": f"Bearer {secrets['user_token']}"},
+        )
+        answer = check_response(response, "X")
+        try:
+            return str(answer["data"]["id"])
+        except (KeyError, TypeError):
+            raise SendFailed("X answered without a post id", retry=False) from None
+
+    def fetch(
+        self, client: httpx.Client, settings: dict[str, Any], secrets: dict[str, str], media: Media
+    ) -> bytes:
+        raise SendFailed("X direct-message media is not fetched", retry=False)

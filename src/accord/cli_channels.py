@@ -1,0 +1,94 @@
+"""``accord channel``: the messaging-platform accounts Accord answers on (WhatsApp,
+Messenger, Instagram, Telegram, Twilio SMS and WhatsApp, X). Secrets come from the
+environment (``ACCORD_CHANNEL_SECRET_<NAME>``, e.g. ``ACCORD_CHANNEL_SECRET_ACCESS_TOKEN``)
+or a hidden prompt, never from the command line, and are never printed. Imported at the
+end of ``accord.cli``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.channels.connectors.service import FIELDS, OPTIONAL, PLATFORMS, connectors_of
+from accord.service.errors import ServiceError
+
+channel_app = typer.Typer(
+    help="Messaging-platform accounts: WhatsApp, Messenger, Instagram, Telegram, SMS, X.",
+    no_args_is_help=True,
+)
+
+
+def channel_add(
+    platform: Annotated[str, typer.Argument(help=", ".join(PLATFORMS))],
+    name: Annotated[str, typer.Argument(help="A name for the account, e.g. 'UK WhatsApp'.")],
+    setting: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE (repeat): phone_number_id, page_id, account_sid, …"),
+    ] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Add an account; prints the webhook path to give the platform."""
+    if platform not in PLATFORMS:
+        raise _fail(f"platform must be one of {', '.join(PLATFORMS)}")
+    settings = {}
+    for item in setting or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in (*FIELDS[platform][0], *OPTIONAL):
+            raise _fail(
+                f"--setting takes KEY=VALUE with KEY one of "
+                f"{', '.join((*FIELDS[platform][0], *OPTIONAL))}"
+            )
+        settings[key] = value
+    secrets: dict[str, str] = {}
+    for key in FIELDS[platform][1]:
+        given = os.environ.get(f"ACCORD_CHANNEL_SECRET_{key.upper()}")
+        secrets[key] = given if given is not None else str(typer.prompt(key, hide_input=True))
+    connectors = connectors_of(_open(data, database))
+    try:
+        made = connectors.accounts.add(platform, name, settings, secrets)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(
+        f"added {platform} account {made.id} ({escape(made.name)}): webhook /hooks/{made.id}"
+    )
+
+
+def channel_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """The accounts (secrets only by name)."""
+    table = Table("id", "platform", "name", "settings", "secrets set", "active")
+    for account in connectors_of(_open(data, database)).accounts.all():
+        table.add_row(
+            str(account.id),
+            account.platform,
+            escape(account.name),
+            escape(", ".join(f"{k}={v}" for k, v in account.settings.items())),
+            ", ".join(sorted(account.secrets)),
+            "yes" if account.active else "no",
+        )
+    cli.out.print(table)
+
+
+def channel_remove(
+    account: Annotated[int, typer.Argument(help="Account id.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Stop answering on an account (kept for its messages' history)."""
+    try:
+        connectors_of(_open(data, database)).accounts.remove(account)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"account {account} is no longer used")
+
+
+channel_app.command("add")(channel_add)
+channel_app.command("list")(channel_list)
+channel_app.command("remove")(channel_remove)
+
+from accord import cli  # noqa: E402
+from accord.cli import DatabaseUrl, DataDir, _fail, _open  # noqa: E402
