@@ -18,6 +18,7 @@ MEMBERS_ADMIN: Final = "members:admin"
 TOKENS_ADMIN: Final = "tokens:admin"
 CHANNELS_ADMIN: Final = "channels:admin"
 INBOUND_WRITE: Final = "inbound:write"
+WORKFLOWS_ADMIN: Final = "workflows:admin"
 
 # The vocabulary, each scope with its meaning (shown by `accord token create --help`).
 SCOPES: Final[dict[str, str]] = {
@@ -29,6 +30,7 @@ SCOPES: Final[dict[str, str]] = {
     TOKENS_ADMIN: "list and revoke every member's API tokens",
     CHANNELS_ADMIN: "configure mailboxes and other channels (their passwords are write-only)",
     INBOUND_WRITE: "hand in messages from outside (an MTA piping mail to Accord)",
+    WORKFLOWS_ADMIN: "define case templates and outcome targets",
 }
 
 Role = Literal["agent", "lead", "admin"]

@@ -95,6 +95,7 @@ class Workflows:
         version: int | None = None,
         customer: dict[str, Any] | None = None,
         member: Member | None = None,
+        party_url: str | None = None,
     ) -> Opened:
         tv = self.store.get(name, version)
         spec = tv.spec.data
@@ -104,6 +105,7 @@ class Workflows:
             party_id=party_id,
             party_name=party_name,
             customer=customer,
+            party_url=party_url,
             topics=spec["topics"],
             template=name,
         )
