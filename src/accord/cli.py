@@ -602,6 +602,23 @@ from accord.cli_mail import mail_app, mailbox_app  # noqa: E402
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(mail_app, name="mail")
 
+# Templates, outcome metrics, targets, comparisons, demo data, readiness: accord.cli_outcomes.
+from accord.cli_outcomes import (  # noqa: E402
+    compare,
+    demo,
+    goal_app,
+    metrics_app,
+    readiness,
+    template_app,
+)
+
+app.add_typer(template_app, name="template")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(goal_app, name="goal")
+app.command()(compare)
+app.command()(demo)
+app.command()(readiness)
+
 
 def main() -> None:
     app()

@@ -186,19 +186,31 @@ class TemplateSpec:
         return orjson.dumps(self.data, option=orjson.OPT_SORT_KEYS).decode()
 
     def to_yaml(self, version: int | None = None) -> str:
-        """The file form: activities and callbacks in their own lists, as written."""
-        data = {k: v for k, v in self.data.items() if k != "activities"}
+        """The file form, fields in the order people write them; activities and
+        callbacks in their own lists. ``TemplateSpec.parse`` of it gives this spec."""
+        d = self.data
+        out: dict[str, Any] = {"name": d["name"]}
         if version is not None:
-            data = {"name": data.pop("name"), "version": version, **data}
+            out["version"] = version
+        out["title"] = d["title"]
+        if "description" in d:
+            out["description"] = d["description"]
+        if d["topics"]:
+            out["topics"] = [_ordered(t, ("topic", "title")) for t in d["topics"]]
+        if d["data"]:
+            out["data"] = [_ordered(i, ("key", "label", "type", "value")) for i in d["data"]]
         for kind, key in (("task", "activities"), ("callback", "callbacks")):
             listed = [
-                {k: v for k, v in a.items() if k != "kind"}
-                for a in self.data["activities"]
+                _ordered(a, ("activity", "title", "owner", "due"))
+                for a in d["activities"]
                 if a["kind"] == kind
             ]
             if listed:
-                data[key] = listed
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+                out[key] = listed
+        for key in ("sla", "routing"):
+            if key in d:
+                out[key] = d[key]
+        return yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
 
     @property
     def items(self) -> frozenset[str]:
@@ -207,6 +219,10 @@ class TemplateSpec:
             [f"data:{d['key']}" for d in self.data["data"]]
             + [f"activity:{a['activity']}" for a in self.data["activities"]]
         )
+
+
+def _ordered(item: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    return {k: item[k] for k in order if k in item}
 
 
 def diff_specs(old: TemplateSpec, new: TemplateSpec) -> list[str]:
