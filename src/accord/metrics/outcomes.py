@@ -14,12 +14,12 @@ ratings, and Fisher's exact test on the 2x2 table of kept and missed promises fo
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from scipy import stats as scipy_stats
 
 ALPHA = 0.05
@@ -113,28 +113,80 @@ def show(metric: str, value: float | None) -> str:
     return f"{value:.2f}"
 
 
-def values(metric: Metric, rows: Iterable[Any]) -> list[float]:
-    """The per-case values of ``metric`` (durations in business hours)."""
-    out = []
-    for row in rows:
-        v = getattr(row, metric.column)
-        if v is None:
-            continue
-        out.append(v / HOUR if metric.kind == "duration" else float(v))
-    return out
+class Cohort:
+    """The facts of a set of cases as columns (NumPy arrays, NaN for none), ordered by
+    opening time, so figures over 100,000 cases are vector operations, not loops."""
+
+    def __init__(self, columns: dict[str, np.ndarray], opened: np.ndarray) -> None:
+        self.columns = columns
+        self.opened = opened  # epoch seconds, ascending
+
+    @classmethod
+    def of(cls, rows: Sequence[Any] | Cohort) -> Cohort:
+        """From rows of ``case_metrics`` (anything with those attributes)."""
+        if isinstance(rows, Cohort):
+            return rows
+        n = len(rows)
+        wanted = {m.column for m in METRICS.values()} | {m.kept for m in METRICS.values() if m.kept}
+        columns: dict[str, np.ndarray] = {}
+        first = rows[0] if n else None
+        for name in sorted(wanted):
+            if first is not None and not hasattr(first, name):
+                continue
+            columns[name] = np.fromiter(
+                (np.nan if v is None else v for v in (getattr(r, name) for r in rows)),
+                dtype=float,
+                count=n,
+            )
+        if first is not None and hasattr(first, "template"):
+            columns["template"] = np.array([r.template for r in rows], dtype=object)
+        if first is not None and hasattr(first, "resolved_at"):
+            columns["resolved"] = np.fromiter(
+                (r.resolved_at is not None for r in rows), dtype=bool, count=n
+            )
+        if first is not None and hasattr(first, "opened_at"):
+            opened = np.fromiter((_epoch(r.opened_at) for r in rows), dtype=float, count=n)
+        else:
+            opened = np.zeros(n)
+        order = np.argsort(opened, kind="stable")
+        if n and not np.array_equal(order, np.arange(n)):
+            columns = {k: v[order] for k, v in columns.items()}
+            opened = opened[order]
+        return cls(columns, opened)
+
+    def __len__(self) -> int:
+        return len(self.opened)
+
+    def take(self, which: slice | np.ndarray) -> Cohort:
+        return Cohort({k: v[which] for k, v in self.columns.items()}, self.opened[which])
+
+    def where_template(self, template: str) -> Cohort:
+        return self.take(self.columns["template"] == template)
+
+    @property
+    def open_count(self) -> int:
+        return int((~self.columns["resolved"]).sum()) if "resolved" in self.columns else 0
 
 
-def promises(metric: Metric, rows: Iterable[Any]) -> tuple[int, int]:
+def values(metric: Metric, rows: Sequence[Any] | Cohort) -> np.ndarray:
+    """The per-case values of ``metric`` that exist (durations in business hours)."""
+    column = Cohort.of(rows).columns.get(metric.column)
+    if column is None:
+        return np.zeros(0)
+    found = column[~np.isnan(column)]
+    return found / HOUR if metric.kind == "duration" else found
+
+
+def promises(metric: Metric, rows: Sequence[Any] | Cohort) -> tuple[int, int]:
     """(kept, promised) over ``rows`` for a rate metric."""
     assert metric.kept is not None
-    kept = promised = 0
-    for row in rows:
-        kept += getattr(row, metric.kept)
-        promised += getattr(row, metric.column)
-    return kept, promised
+    cohort = Cohort.of(rows)
+    return int(np.nansum(cohort.columns[metric.kept])), int(
+        np.nansum(cohort.columns[metric.column])
+    )
 
 
-def figure(key: str, rows: Sequence[Any], stat: str | None = None) -> Figure:
+def figure(key: str, rows: Sequence[Any] | Cohort, stat: str | None = None) -> Figure:
     metric = METRICS[key]
     stat = stat or metric.stat
     if metric.kind == "rate":
@@ -144,23 +196,26 @@ def figure(key: str, rows: Sequence[Any], stat: str | None = None) -> Figure:
     return Figure(key, stat, statistic(stat, vals), len(vals))
 
 
-def statistic(stat: str, vals: Sequence[float]) -> float | None:
-    if not vals:
+def statistic(stat: str, vals: Sequence[float] | np.ndarray) -> float | None:
+    """median, mean, max, or p90 (the nearest-rank 90th percentile)."""
+    if stat not in STATS[:-1]:
+        raise ValueError(f"unknown statistic {stat!r}; one of {', '.join(STATS)}")
+    if len(vals) == 0:
         return None
+    arr = np.asarray(vals, dtype=float)
     if stat == "median":
-        return float(statistics.median(vals))
+        return float(np.median(arr))
     if stat == "mean":
-        return float(statistics.fmean(vals))
+        return float(arr.mean())
     if stat == "max":
-        return float(max(vals))
-    if stat == "p90":
-        ordered = sorted(vals)
-        return float(ordered[min(len(ordered) - 1, math.ceil(0.9 * len(ordered)) - 1)])
-    raise ValueError(f"unknown statistic {stat!r}; one of {', '.join(STATS)}")
+        return float(arr.max())
+    rank = min(len(arr) - 1, math.ceil(0.9 * len(arr)) - 1)
+    return float(np.partition(arr, rank)[rank])
 
 
-def summary(rows: Sequence[Any]) -> dict[str, Figure]:
-    return {key: figure(key, rows) for key in METRICS}
+def summary(rows: Sequence[Any] | Cohort) -> dict[str, Figure]:
+    cohort = Cohort.of(rows)
+    return {key: figure(key, cohort) for key in METRICS}
 
 
 def bucket_start(moment: datetime, size: str) -> datetime:
@@ -174,14 +229,35 @@ def bucket_start(moment: datetime, size: str) -> datetime:
     raise ValueError("a bucket is a day, week or month")
 
 
+def buckets(cohort: Cohort, size: str) -> list[tuple[datetime, slice]]:
+    """The cohort's cases per day, week (from Monday) or month of opening (UTC), as
+    (bucket start, slice of the cohort), oldest first."""
+    if size not in ("day", "week", "month"):
+        raise ValueError("a bucket is a day, week or month")
+    if not len(cohort):
+        return []
+    days = np.floor(cohort.opened / 86400).astype(np.int64)
+    if size == "day":
+        keys = days
+    elif size == "week":
+        keys = days - (days + 3) % 7  # 1970-01-01 was a Thursday
+    else:
+        keys = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:], len(keys)]
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        start = datetime.fromtimestamp(float(days[a]) * 86400, UTC)
+        out.append((bucket_start(start, size), slice(a, b)))
+    return out
+
+
 def series(
-    key: str, rows: Sequence[Any], size: str, stat: str | None = None
+    key: str, rows: Sequence[Any] | Cohort, size: str, stat: str | None = None
 ) -> list[tuple[datetime, Figure]]:
     """The metric per bucket of opening time, oldest first."""
-    groups: dict[datetime, list[Any]] = {}
-    for row in rows:
-        groups.setdefault(bucket_start(_aware(row.opened_at), size), []).append(row)
-    return [(start, figure(key, groups[start], stat)) for start in sorted(groups)]
+    cohort = Cohort.of(rows)
+    return [(start, figure(key, cohort.take(part), stat)) for start, part in buckets(cohort, size)]
 
 
 def ageing(opened: Iterable[datetime], at: datetime) -> dict[str, int]:
@@ -219,14 +295,18 @@ class Comparison:
         return self.p_value is not None and self.p_value < ALPHA
 
 
-def compare(rows_a: Sequence[Any], rows_b: Sequence[Any]) -> list[Comparison]:
+def compare(rows_a: Sequence[Any] | Cohort, rows_b: Sequence[Any] | Cohort) -> list[Comparison]:
     """Every metric, B against A; ``verdict`` says whether B is better, worse, or not
     clearly different (p >= ALPHA), from the metric's direction."""
-    return [compare_metric(key, rows_a, rows_b) for key in METRICS]
+    a, b = Cohort.of(rows_a), Cohort.of(rows_b)
+    return [compare_metric(key, a, b) for key in METRICS]
 
 
-def compare_metric(key: str, rows_a: Sequence[Any], rows_b: Sequence[Any]) -> Comparison:
+def compare_metric(
+    key: str, rows_a: Sequence[Any] | Cohort, rows_b: Sequence[Any] | Cohort
+) -> Comparison:
     metric = METRICS[key]
+    rows_a, rows_b = Cohort.of(rows_a), Cohort.of(rows_b)
     a, b = figure(key, rows_a), figure(key, rows_b)
     if metric.kind == "rate":
         kept_a, promised_a = promises(metric, rows_a)
@@ -243,7 +323,7 @@ def compare_metric(key: str, rows_a: Sequence[Any], rows_b: Sequence[Any]) -> Co
         test = "Mann-Whitney U"
         if len(va) < 2 or len(vb) < 2:
             return Comparison(key, a, b, test, None, "not enough data")
-        if len(set(va) | set(vb)) == 1:
+        if np.unique(np.r_[va, vb]).size == 1:
             return Comparison(key, a, b, test, 1.0, "no clear difference")
         p = scipy_stats.mannwhitneyu(va, vb, alternative="two-sided").pvalue
         # The direction of the shift, by the difference in mean ranks.
@@ -255,10 +335,14 @@ def compare_metric(key: str, rows_a: Sequence[Any], rows_b: Sequence[Any]) -> Co
     return Comparison(key, a, b, test, p, verdict)
 
 
-def _mean_rank_shift(va: Sequence[float], vb: Sequence[float]) -> float:
+def _mean_rank_shift(va: np.ndarray, vb: np.ndarray) -> float:
     ranks = scipy_stats.rankdata([*va, *vb])
     return float(ranks[len(va) :].mean() - ranks[: len(va)].mean())
 
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _epoch(moment: datetime) -> float:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -61,12 +61,10 @@ class Outcomes:
     def dashboard(self, where: Filter, *, bucket: str = "week") -> Dashboard:
         self.store.refresh_stale()
         at = min(where.end, self.now()) if where.end else self.now()
-        rows = self.store.rows(where)
+        rows = self.store.cohort(where)
         status = []
         for target in self.targets.list():
-            scoped = rows
-            if target.template:
-                scoped = [r for r in rows if r.template == target.template]
+            scoped = rows.where_template(target.template) if target.template else rows
             current = outcomes.figure(target.metric, scoped, target.stat)
             status.append(
                 TargetStatus(
@@ -81,7 +79,7 @@ class Outcomes:
             where=where,
             bucket=bucket,
             cases=len(rows),
-            open=sum(1 for r in rows if r.resolved_at is None),
+            open=rows.open_count,
             summary=outcomes.summary(rows),
             targets=status,
             series={key: outcomes.series(key, rows, bucket) for key in METRICS},
@@ -92,7 +90,7 @@ class Outcomes:
 
     def compare(self, a: Filter, b: Filter) -> list[Comparison]:
         self.store.refresh_stale()
-        return outcomes.compare(self.store.rows(a), self.store.rows(b))
+        return outcomes.compare(self.store.cohort(a), self.store.cohort(b))
 
     def group(self, spec: str, base: Filter | None = None) -> tuple[str, Filter]:
         """A cohort from ``kind:value``: ``template:billing@v2``, ``period:2026-10-01..

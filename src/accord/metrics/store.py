@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.core.events import load_trusted
 from accord.metrics.facts import CaseFacts, Logged, Private, case_facts
+from accord.metrics.outcomes import Cohort
 from accord.service import settings
 from accord.service.calendar import BusinessCalendar
 from accord.service.errors import Invalid, NotFound
@@ -37,6 +39,21 @@ from accord.workflows.spec import TemplateSpec
 
 MARK_KINDS = ("identify", "repeat", "rating")
 REFRESH_BATCH = 500
+COHORT_NUMBERS = (
+    "first_response_s",
+    "agreement_s",
+    "resolution_s",
+    "transfers",
+    "repeats",
+    "callbacks_promised",
+    "callbacks_kept",
+    "activities_promised",
+    "activities_kept",
+    "rounds",
+    "reopenings",
+    "rating",
+    "deviations",
+)
 
 
 @dataclass(frozen=True)
@@ -282,6 +299,47 @@ class MetricsStore:
         query = sa.select(*(case_metrics.c[name] for name in columns)).where(*where.where())
         with self.db.read() as conn:
             return list(conn.execute(query.order_by(case_metrics.c.opened_at)))
+
+    def cohort(self, where: Filter) -> Cohort:
+        """The facts of the cases ``where`` selects as columns, in one query whose every
+        value is a number (times as epoch seconds, none as -1), so that 100,000 cases
+        load in one pass without building a Python object per value."""
+        c = case_metrics.c
+        numeric = [name for name in COHORT_NUMBERS]
+        query = (
+            sa.select(
+                c.template,
+                self._epoch(c.opened_at),
+                sa.case((c.resolved_at.is_(None), 0.0), else_=1.0),
+                *(sa.func.coalesce(c[name], -1) for name in numeric),
+            )
+            .where(*where.where())
+            .order_by(c.opened_at)
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return Cohort(
+                {name: np.zeros(0) for name in numeric}
+                | {"template": np.zeros(0, dtype=object), "resolved": np.zeros(0, dtype=bool)},
+                np.zeros(0),
+            )
+        columns = list(zip(*rows, strict=True))
+        out: dict[str, np.ndarray] = {
+            "template": np.array(columns[0], dtype=object),
+            "resolved": np.array(columns[2], dtype=float) > 0,
+        }
+        for i, name in enumerate(numeric):
+            values = np.array(columns[3 + i], dtype=float)
+            values[values < 0] = np.nan
+            out[name] = values
+        return Cohort(out, np.array(columns[1], dtype=float))
+
+    def _epoch(self, column: Any) -> Any:
+        """Seconds since 1970 of a stored UTC time: the one database-specific expression."""
+        if self.db.is_sqlite:  # stored as ISO text without an offset, in UTC
+            return (sa.func.julianday(column) - 2440587.5) * 86400.0
+        return sa.cast(sa.extract("epoch", column), sa.Float)
 
     def backlog(self, where: Filter, at: datetime) -> list[datetime]:
         """When each case open at ``at`` was opened (for the backlog and its ageing)."""
