@@ -117,9 +117,15 @@ class Cohort:
     """The facts of a set of cases as columns (NumPy arrays, NaN for none), ordered by
     opening time, so figures over 100,000 cases are vector operations, not loops."""
 
-    def __init__(self, columns: dict[str, np.ndarray], opened: np.ndarray) -> None:
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        opened: np.ndarray,
+        templates: dict[str, int] | None = None,
+    ) -> None:
         self.columns = columns
         self.opened = opened  # epoch seconds, ascending
+        self.templates = templates or {}  # template name -> its code in columns["template"]
 
     @classmethod
     def of(cls, rows: Sequence[Any] | Cohort) -> Cohort:
@@ -138,8 +144,6 @@ class Cohort:
                 dtype=float,
                 count=n,
             )
-        if first is not None and hasattr(first, "template"):
-            columns["template"] = np.array([r.template for r in rows], dtype=object)
         if first is not None and hasattr(first, "resolved_at"):
             columns["resolved"] = np.fromiter(
                 (r.resolved_at is not None for r in rows), dtype=bool, count=n
@@ -154,14 +158,26 @@ class Cohort:
             opened = opened[order]
         return cls(columns, opened)
 
+    @classmethod
+    def empty(cls, names: Iterable[str]) -> Cohort:
+        return cls(
+            {name: np.zeros(0) for name in names} | {"resolved": np.zeros(0, bool)}, np.zeros(0)
+        )
+
     def __len__(self) -> int:
         return len(self.opened)
 
     def take(self, which: slice | np.ndarray) -> Cohort:
-        return Cohort({k: v[which] for k, v in self.columns.items()}, self.opened[which])
+        return Cohort(
+            {k: v[which] for k, v in self.columns.items()}, self.opened[which], self.templates
+        )
 
-    def where_template(self, template: str) -> Cohort:
-        return self.take(self.columns["template"] == template)
+    def of_template(self, name: str) -> Cohort:
+        """The cases of one template (needs the codes a database cohort carries)."""
+        code = self.templates.get(name)
+        if code is None or "template" not in self.columns:
+            return self.take(np.zeros(len(self), dtype=bool))
+        return self.take(self.columns["template"] == code)
 
     @property
     def open_count(self) -> int:
@@ -260,22 +276,22 @@ def series(
     return [(start, figure(key, cohort.take(part), stat)) for start, part in buckets(cohort, size)]
 
 
-def ageing(opened: Iterable[datetime], at: datetime) -> dict[str, int]:
-    """Open cases by age (wall-clock) at ``at``."""
-    bands = {"under 1 day": 0, "1-3 days": 0, "3-7 days": 0, "7-30 days": 0, "over 30 days": 0}
-    for moment in opened:
-        days = (at - _aware(moment)).total_seconds() / 86400
-        if days < 1:
-            bands["under 1 day"] += 1
-        elif days < 3:
-            bands["1-3 days"] += 1
-        elif days < 7:
-            bands["3-7 days"] += 1
-        elif days < 30:
-            bands["7-30 days"] += 1
-        else:
-            bands["over 30 days"] += 1
-    return bands
+AGE_BANDS = (
+    ("under 1 day", 1),
+    ("1-3 days", 3),
+    ("3-7 days", 7),
+    ("7-30 days", 30),
+    ("over 30 days", math.inf),
+)
+
+
+def ageing(opened: Sequence[float] | np.ndarray, at: datetime) -> dict[str, int]:
+    """Open cases by wall-clock age at ``at``; ``opened`` in epoch seconds."""
+    days = (at.timestamp() - np.asarray(opened, dtype=float)) / 86400
+    limits = [float(limit) for _, limit in AGE_BANDS[:-1]]
+    band = np.searchsorted(limits, days, side="right")
+    counts = np.bincount(band, minlength=len(AGE_BANDS))
+    return {label: int(n) for (label, _), n in zip(AGE_BANDS, counts, strict=True)}
 
 
 # -- comparison ------------------------------------------------------------------------

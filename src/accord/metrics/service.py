@@ -64,7 +64,7 @@ class Outcomes:
         rows = self.store.cohort(where)
         status = []
         for target in self.targets.list():
-            scoped = rows.where_template(target.template) if target.template else rows
+            scoped = rows.of_template(target.template) if target.template else rows
             current = outcomes.figure(target.metric, scoped, target.stat)
             status.append(
                 TargetStatus(
