@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.auth.members import MemberStore
-from accord.metrics.outcomes import METRICS, Comparison
+from accord.metrics.outcomes import METRICS, verdict_sentence
 from accord.metrics.service import Outcomes, filter_from
 from accord.metrics.store import Filter
 from accord.node import Node, NodeError, party_slug
@@ -406,18 +406,6 @@ def compare(
         )
     cli.out.print(table)
     cli.out.print(escape(verdict_sentence(lb, la, found)), soft_wrap=True)
-
-
-def verdict_sentence(label_b: str, label_a: str, found: list[Comparison]) -> str:
-    """One sentence: what B does better, worse, and where it makes no clear difference."""
-    better = [METRICS[c.metric].label.lower() for c in found if c.verdict == "better"]
-    worse = [METRICS[c.metric].label.lower() for c in found if c.verdict == "worse"]
-    same = [METRICS[c.metric].label.lower() for c in found if c.verdict == "no clear difference"]
-    parts = [f"{label_b} against {label_a}:"]
-    parts.append(f"better on {', '.join(better)};" if better else "better on nothing;")
-    parts.append(f"worse on {', '.join(worse)};" if worse else "worse on nothing;")
-    parts.append(f"no clear difference in {', '.join(same)}." if same else "")
-    return " ".join(p for p in parts if p)
 
 
 def demo(

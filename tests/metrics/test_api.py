@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -74,18 +75,15 @@ def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
     node.close()
 
 
-def apply(desk: Desk, text: str, who: str = "ada") -> dict:  # type: ignore[type-arg]
-    response = desk.client.post(
-        "/api/v1/templates",
-        content=text,
-        headers={**desk.as_(who), "Content-Type": "application/yaml"},
-    )
+def apply(desk: Desk, text: str, who: str = "ada") -> dict[str, Any]:
+    response = desk.client.post("/api/v1/templates", json={"text": text}, headers=desk.as_(who))
     return {"status": response.status_code, **response.json()}
 
 
 def test_templates_are_versioned_and_cases_record_their_version(desk: Desk) -> None:
     assert apply(desk, V1, who="tom")["status"] == 403  # agents do not define templates
     first = apply(desk, V1)
+    assert first["status"] == 201, first
     assert (first["status"], first["version"], first["created"]) == (201, 1, True)
     assert apply(desk, V1)["created"] is False  # unchanged: no new version
     assert apply(desk, V2)["version"] == 2

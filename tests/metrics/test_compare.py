@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from accord.cli_outcomes import verdict_sentence
-from accord.metrics.outcomes import METRICS, compare, compare_metric, figure, statistic
+from accord.metrics.outcomes import (
+    METRICS,
+    compare,
+    compare_metric,
+    figure,
+    statistic,
+    verdict_sentence,
+)
 
 HOUR = 3600
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ HOUR = 3600
 
 
 @pytest.fixture
-def desk(tmp_path: Path, database_url: str) -> Desk:
-    return make_desk(tmp_path, database_url)
+def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
+    made = make_desk(tmp_path, database_url)
+    yield made
+    made.node.close()
 
 
 def plan(desk: Desk, case: str, *, callback_due: str, task_due: str) -> str:

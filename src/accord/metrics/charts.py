@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from accord.metrics.outcomes import Figure, show
+from accord.metrics.outcomes import METRICS, Figure, show
 
 WIDTH, HEIGHT = 560, 200
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 28
@@ -28,7 +28,7 @@ def line_chart(
     the target are drawn hollow and red."""
     shown = [(start, fig.value, fig.n) for start, fig in points if fig.value is not None]
     top = max([v for _, v, _ in shown] + ([target] if target is not None else []) + [0.0])
-    top = _nice(top * 1.1 if top else 1.0)
+    top = 100.0 if METRICS[metric].kind == "rate" else _nice(top * 1.1 if top else 1.0)
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
     def x(i: int) -> float:

@@ -362,3 +362,15 @@ def _aware(moment: datetime) -> datetime:
 
 def _epoch(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def verdict_sentence(label_b: str, label_a: str, found: list[Comparison]) -> str:
+    """One sentence: what B does better, worse, and where it makes no clear difference."""
+    better = [METRICS[c.metric].label.lower() for c in found if c.verdict == "better"]
+    worse = [METRICS[c.metric].label.lower() for c in found if c.verdict == "worse"]
+    same = [METRICS[c.metric].label.lower() for c in found if c.verdict == "no clear difference"]
+    parts = [f"{label_b} against {label_a}:"]
+    parts.append(f"better on {', '.join(better)};" if better else "better on nothing;")
+    parts.append(f"worse on {', '.join(worse)};" if worse else "worse on nothing;")
+    parts.append(f"no clear difference in {', '.join(same)}." if same else "")
+    return " ".join(p for p in parts if p)

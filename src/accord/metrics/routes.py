@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import Field
@@ -45,6 +45,10 @@ PAGES = Environment(
     lstrip_blocks=True,
 )
 BUCKETS = ("day", "week", "month")
+
+
+class TemplateIn(Model):
+    text: str = Field(max_length=200_000, description="The template file's text (YAML or JSON).")
 
 
 class FromTemplateIn(Model):
@@ -136,11 +140,8 @@ def _template_routes(services: Any, workflows: Workflows) -> APIRouter:
         status_code=201,
         summary="Apply a template (YAML or JSON text): a new version if it changed",
     )
-    def apply_template(
-        text: str = Body(media_type="application/yaml", max_length=200_000),
-        who: Principal = Depends(admin),
-    ) -> Any:
-        version, created = workflows.apply(text, by=who.member.username)
+    def apply_template(body: TemplateIn, who: Principal = Depends(admin)) -> Any:
+        version, created = workflows.apply(body.text, by=who.member.username)
         return {**_version_json(version), "created": created}
 
     @router.post("/templates/{ref}/cases", status_code=201, summary="Open a case from a template")
@@ -200,14 +201,14 @@ class Scope:
 
     def __init__(
         self,
-        start: date | None = Query(None, alias="from", description="First day of opening."),
-        end: date | None = Query(None, alias="to", description="Last day of opening."),
+        since: date | None = Query(None, description="First day of opening (YYYY-MM-DD)."),
+        until: date | None = Query(None, description="Last day of opening, included."),
         template: str | None = Query(None, max_length=80, description="name or name@vN"),
         team: str | None = Query(None, max_length=64),
         channel: str | None = Query(None, max_length=20),
         member: str | None = Query(None, max_length=64),
     ) -> None:
-        self.start, self.end = start, end
+        self.start, self.end = since, until
         self.template, self.team, self.channel, self.member = template, team, channel, member
 
     def filter(self, outcomes: Outcomes) -> Filter:
@@ -223,8 +224,8 @@ class Scope:
 
     def query(self) -> dict[str, str]:
         out = {
-            "from": self.start.isoformat() if self.start else "",
-            "to": self.end.isoformat() if self.end else "",
+            "since": self.start.isoformat() if self.start else "",
+            "until": self.end.isoformat() if self.end else "",
             "template": self.template or "",
             "team": self.team or "",
             "channel": self.channel or "",

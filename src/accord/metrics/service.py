@@ -213,6 +213,7 @@ def comparison_json(label_a: str, label_b: str, found: list[Comparison]) -> dict
         "a": label_a,
         "b": label_b,
         "alpha": outcomes.ALPHA,
+        "summary": outcomes.verdict_sentence(label_b, label_a, found),
         "metrics": [
             {
                 "metric": c.metric,
