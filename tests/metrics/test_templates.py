@@ -45,6 +45,14 @@ def test_spec_checks_fields_and_round_trips() -> None:
         ("name: b\ndata: [{key: a, label: A}, {key: a, label: B}]", "a data key appears twice"),
         ("name: b\nsla: {first_response: 0}", "sla.first_response"),
         ("[unclosed", "not YAML"),
+        (
+            "name: b\ndata: [{key: a, label: A, type: money, value: {type: money}}]",
+            "data[0].value.amount: is required",
+        ),
+        (
+            "name: b\ndata: [{key: a, label: A, value: {type: number, value: '1'}}]",
+            "data[0].value is not of type text",
+        ),
     ):
         with pytest.raises(TemplateError, match=re.escape(message)):
             TemplateSpec.parse(text)

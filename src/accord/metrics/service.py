@@ -112,7 +112,12 @@ class Outcomes:
             m = _PERIOD.fullmatch(value)
             if m is None:
                 raise Invalid("a period is YYYY-MM-DD..YYYY-MM-DD", field="group")
-            start, end = (day_start(date.fromisoformat(g)) for g in m.groups())
+            try:
+                start, end = (day_start(date.fromisoformat(g)) for g in m.groups())
+            except ValueError as exc:
+                raise Invalid(f"a period is two real dates: {exc}", field="group") from exc
+            if end <= start:
+                raise Invalid("a period ends after it starts", field="group")
             return spec, replace(base, start=start, end=end)
         if kind == "channel":
             return spec, replace(base, channel=value)

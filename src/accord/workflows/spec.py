@@ -18,6 +18,8 @@ import orjson
 import yaml
 
 from accord.core.bodies import SLUG
+from accord.core.errors import ValueFormatError
+from accord.core.values import check_value
 
 __all__ = ["TemplateError", "TemplateSpec", "diff_specs", "parse_due", "parse_ref"]
 
@@ -137,8 +139,12 @@ class TemplateSpec:
             if item["type"] not in VALUE_TYPES:
                 raise TemplateError(f"data[{i}].type must be one of {', '.join(VALUE_TYPES)}")
             if "value" in d:
-                if not isinstance(d["value"], dict):
-                    raise TemplateError(f"data[{i}].value must be a typed value mapping")
+                try:
+                    check_value(d["value"], f"data[{i}].value")
+                except ValueFormatError as exc:
+                    raise TemplateError(f"{exc.field}: {exc.message}") from exc
+                if d["value"]["type"] != item["type"]:
+                    raise TemplateError(f"data[{i}].value is not of type {item['type']}")
                 item["value"] = d["value"]
             data.append(item)
         out["data"] = data
