@@ -608,6 +608,7 @@ from accord.cli_outcomes import (  # noqa: E402
     demo,
     goal_app,
     metrics_app,
+    practice_app,
     readiness,
     template_app,
 )
@@ -615,6 +616,7 @@ from accord.cli_outcomes import (  # noqa: E402
 app.add_typer(template_app, name="template")
 app.add_typer(metrics_app, name="metrics")
 app.add_typer(goal_app, name="goal")
+app.add_typer(practice_app, name="practice")
 app.command()(compare)
 app.command()(demo)
 app.command()(readiness)

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.auth.members import MemberStore
+from accord.auth.members import Member, MemberStore
 from accord.metrics.outcomes import METRICS, verdict_sentence
 from accord.metrics.service import Outcomes, filter_from
 from accord.metrics.store import Filter
@@ -24,6 +24,7 @@ from accord.node import Node, NodeError, party_slug
 from accord.service.errors import ServiceError
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
+from accord.workflows.practice import STEPS, Practice, Run
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
 from accord.workflows.store import TemplateStore
@@ -31,6 +32,9 @@ from accord.workflows.store import TemplateStore
 template_app = typer.Typer(help="Templates: versioned case types.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Outcome metrics from the case logs.", no_args_is_help=True)
 goal_app = typer.Typer(help="Outcome targets, each with an owner.", no_args_is_help=True)
+practice_app = typer.Typer(
+    help="Practice runs: rehearse a case with a simulated customer.", no_args_is_help=True
+)
 
 Start = Annotated[date | None, typer.Option("--from", help="First day of opening (YYYY-MM-DD).")]
 End = Annotated[date | None, typer.Option("--to", help="Last day of opening (YYYY-MM-DD).")]
@@ -464,6 +468,57 @@ def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
         raise typer.Exit(1)
 
 
+def _practice(node: Node, member: str) -> tuple[Practice, Member]:
+    found = MemberStore(node.db).by_username(member)
+    if found is None or found.disabled:
+        raise _fail(f"no active member {member!r}")
+    practice = Practice(
+        Negotiation(node.cases, node.key, now=_now),
+        party_id=party_slug(node.name),
+        party_name=node.name,
+        now=_now,
+    )
+    return practice, found
+
+
+def _show_run(run: Run) -> None:
+    cli.out.print(f"practice case {run.case_id}")
+    for step, what in STEPS:
+        mark = "done" if run.done[step] else "todo"
+        cli.out.print(escape(f"  [{mark}] {what}"))
+    if run.finished:
+        cli.out.print("finished: this member has done a practice run")
+
+
+def practice_start(
+    member: Annotated[str, typer.Option(help="Username of the member who practises.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Open a practice case: Pat Practice writes in; work it like a real case (never
+    counted in the metrics), then run accord practice check."""
+    practice, found = _practice(_open(data, database), member)
+    try:
+        _show_run(practice.start(found))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+def practice_check(
+    member: Annotated[str, typer.Option(help="Username of the member who practises.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Play the customer's part of the member's latest practice case and show the steps."""
+    practice, found = _practice(_open(data, database), member)
+    try:
+        _show_run(practice.check(found))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+practice_app.command("start")(practice_start)
+practice_app.command("check")(practice_check)
 template_app.command("apply")(template_apply)
 template_app.command("export")(template_export)
 template_app.command("diff")(template_diff)

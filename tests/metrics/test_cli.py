@@ -59,6 +59,11 @@ def test_metrics_goals_and_readiness(demo: list[str], tmp_path: Path) -> None:
     csv_path = tmp_path / "facts.csv"
     accord("metrics", "export", "-o", csv_path, *demo)
     assert len(csv_path.read_text().splitlines()) == 121
+    started = accord("practice", "start", "--member", "tom", *demo)
+    assert "practice case sha256:" in started and "[todo] answer Pat's message" in started
+    assert "[todo]" in accord("practice", "check", "--member", "tom", *demo)
+    assert "have not done a practice run" in found
+    assert "no practice run" in accord("practice", "check", "--member", "ann", *demo, code=1)
     assert "refreshed 0 cases" in accord("metrics", "refresh", *demo)
     assert "refreshed 120 cases" in accord("metrics", "refresh", "--all", *demo)
 

@@ -28,6 +28,7 @@ from accord.store.tables import (
     members,
     metric_targets,
     node_settings,
+    practice_runs,
     teams,
     template_cases,
     web_sessions,
@@ -210,6 +211,23 @@ def _people(conn: Connection) -> list[Finding]:
                 "name a lead for each team, who escalations go to",
             )
         )
+    practised = set(
+        conn.execute(
+            sa.select(practice_runs.c.member_id).where(practice_runs.c.finished_at.is_not(None))
+        ).scalars()
+    )
+    unpractised = sorted(m.username for m in active if m.role != "admin" and m.id not in practised)
+    if unpractised:
+        shown = ", ".join(unpractised[:5]) + (", …" if len(unpractised) > 5 else "")
+        out.append(
+            Finding(
+                "people",
+                "check",
+                f"{len(unpractised)} members have not done a practice run ({shown})",
+                "have each rehearse a case with a simulated customer: "
+                "accord practice start --member USERNAME, then accord practice check",
+            )
+        )
     never = []
     for m in active:
         used = (
@@ -227,15 +245,14 @@ def _people(conn: Connection) -> list[Finding]:
         if used is None:
             never.append(m.username)
     if never:
+        shown = ", ".join(sorted(never)[:5]) + (", …" if len(never) > 5 else "")
         out.append(
             Finding(
                 "people",
                 "check",
-                f"{len(never)} members have never logged in or used a token "
-                f"({', '.join(sorted(never)[:5])}{', …' if len(never) > 5 else ''}): they have not "
-                "tried Accord yet",
-                "have each do a practice run on a copy of a case before go-live "
-                "(accord demo --data ./practice gives a sandbox node)",
+                f"{len(never)} members have never logged in or used a token ({shown})",
+                "make sure each can log in before go-live (accord member list shows who is "
+                "enabled)",
             )
         )
     disabled_owners = _count(

@@ -33,6 +33,7 @@ from accord.store.tables import (
     cases,
     events,
     member_routing,
+    practice_runs,
     template_cases,
 )
 from accord.workflows.spec import TemplateSpec
@@ -184,8 +185,10 @@ class MetricsStore:
             .group_by(case_marks.c.case_id)
             .subquery()
         )
-        query = sa.select(cases.c.case_id).outerjoin(
-            case_metrics, case_metrics.c.case_id == cases.c.case_id
+        query = (
+            sa.select(cases.c.case_id)
+            .outerjoin(case_metrics, case_metrics.c.case_id == cases.c.case_id)
+            .where(cases.c.case_id.not_in(sa.select(practice_runs.c.case_id)))
         )
         if not everything:
             query = query.outerjoin(marks, marks.c.case_id == cases.c.case_id).where(
@@ -236,10 +239,13 @@ class MetricsStore:
         specs: dict[tuple[str, int], frozenset[str]],
     ) -> CaseFacts | None:
         raw_state = conn.execute(
-            sa.select(cases.c.state).where(cases.c.case_id == case_id)
+            sa.select(cases.c.state).where(
+                cases.c.case_id == case_id,
+                cases.c.case_id.not_in(sa.select(practice_runs.c.case_id)),
+            )
         ).scalar_one_or_none()
         if raw_state is None:
-            return None
+            return None  # no such case, or a practice case (never measured)
         state = orjson.loads(raw_state)
         logged: list[Logged] = [
             (load_trusted(r.raw, r.sig, r.event_id), r.party, r.verdict is None)

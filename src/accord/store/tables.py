@@ -611,3 +611,20 @@ metric_targets = sa.Table(
 )
 """Goals for outcomes ("median time to agreement under 4 business hours"), each with the
 member accountable for it; ``template`` narrows a goal to one case type."""
+
+practice_runs = sa.Table(
+    "practice_runs",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_practice_runs_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+"""Practice cases (``accord practice``): a member's rehearsal with a simulated customer,
+kept out of every metric."""

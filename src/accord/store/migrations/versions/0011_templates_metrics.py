@@ -1,4 +1,5 @@
-"""Templates (versioned case types), outcome facts per case, members' marks and targets.
+"""Templates (versioned case types), outcome facts per case, members' marks, targets and
+practice runs.
 
 Revision ID: 0011
 Revises: 0009
@@ -97,9 +98,24 @@ def upgrade() -> None:
         sa.Column("template", sa.String(64)),
         sa.Column("created_at", Stamp, nullable=False),
     )
+    op.create_table(
+        "practice_runs",
+        sa.Column("case_id", sa.String(71), primary_key=True),
+        sa.Column(
+            "member_id",
+            sa.Integer,
+            sa.ForeignKey("members.id", name="fk_practice_runs_member", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("started_at", Stamp, nullable=False),
+        sa.Column("finished_at", Stamp),
+    )
+    op.create_index("ix_practice_runs_member_id", "practice_runs", ["member_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_practice_runs_member_id", table_name="practice_runs")
+    op.drop_table("practice_runs")
     op.drop_table("metric_targets")
     op.drop_index("ix_case_metrics_template", table_name="case_metrics")
     op.drop_index("ix_case_metrics_opened", table_name="case_metrics")
