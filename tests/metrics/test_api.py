@@ -99,6 +99,8 @@ def test_templates_are_versioned_and_cases_record_their_version(desk: Desk) -> N
     body = opened.json()
     assert (body["template"], body["version"], body["owner"]) == ("billing", 1, "Tom Baker")
     case = body["case"]
+    outcomes = desk.client.app.state.outcomes  # type: ignore[attr-defined]
+    assert outcomes.store.stale() == []  # facts kept fresh as the case changes
     shown = desk.client.get(f"/api/v1/cases/{case}", headers=desk.as_("tom")).json()
     assert shown["template"] == "billing"  # the log names the template
     listed = desk.client.get("/api/v1/templates", headers=desk.as_("tom")).json()

@@ -183,11 +183,6 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def period(days: int, now: datetime) -> Filter:
-    """The last ``days`` days up to now."""
-    return Filter(start=now - timedelta(days=days), end=None)
-
-
 def filter_from(
     outcomes_: Outcomes,
     *,
