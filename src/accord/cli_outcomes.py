@@ -415,6 +415,14 @@ def compare(
 def demo(
     cases: Annotated[int, typer.Option(min=1, max=5000, help="How many cases.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (the same seed, the same cases).")] = 7,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The simulated weeks end at the start of this day, UTC (default: now); "
+            "with the same seed, the same cases.",
+        ),
+    ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
@@ -438,7 +446,11 @@ def demo(
         ) as bar:
             task = bar.add_task("cases", total=cases)
             done = seed_demo(
-                node, cases=cases, seed_value=seed, progress=lambda n: bar.update(task, completed=n)
+                node,
+                cases=cases,
+                seed_value=seed,
+                now=until.replace(tzinfo=UTC) if until else None,
+                progress=lambda n: bar.update(task, completed=n),
             )
     finally:
         node.close()

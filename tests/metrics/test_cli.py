@@ -22,7 +22,7 @@ def accord(*args: str | Path, code: int = 0) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     data = tmp_path_factory.mktemp("demo") / "northwind"
-    out = accord("demo", "--cases", "120", "--data", data)
+    out = accord("demo", "--cases", "120", "--until", "2026-11-23", "--data", data)
     assert "seeded 120 cases" in out
     return ["--data", str(data)]
 
