@@ -158,6 +158,47 @@ def test_targets_dashboard_compare_and_csv(desk: Desk) -> None:
         },
     )
     assert bad.status_code == 422
+    scoped = desk.client.post(
+        "/api/v1/targets",
+        headers=desk.as_("ada"),
+        json={
+            "name": "Broadband rounds",
+            "metric": "rounds",
+            "op": "<=",
+            "threshold": 3,
+            "template": "broadband",
+        },
+    )
+    assert scoped.status_code == 201, scoped.text
+    billing_only = desk.client.post(
+        "/api/v1/targets",
+        headers=desk.as_("ada"),
+        json={
+            "name": "Billing rounds",
+            "metric": "rounds",
+            "stat": "max",
+            "op": "<=",
+            "threshold": 0.5,
+            "template": "billing",
+            "owner": "mia",
+        },
+    )
+    assert billing_only.status_code == 201, billing_only.text
+    everything = desk.client.get("/api/v1/targets", headers=desk.as_("tom")).json()
+    by_name = {t["name"]: t for t in everything}
+    assert by_name["Broadband rounds"]["current"]["cases"] == 0  # no broadband cases
+    assert (
+        by_name["Broadband rounds"]["met"] is None and by_name["Broadband rounds"]["owner"] is None
+    )
+    assert by_name["<script>alert(1)</script>"]["current"]["cases"] == 2
+    billing = by_name["Billing rounds"]
+    assert (billing["current"]["cases"], billing["current"]["value"], billing["met"]) == (
+        2,
+        1.0,
+        False,  # each case has the template's opening proposal: one round
+    )
+    desk.client.delete(f"/api/v1/targets/{billing_only.json()['id']}", headers=desk.as_("ada"))
+    desk.client.delete(f"/api/v1/targets/{scoped.json()['id']}", headers=desk.as_("ada"))
     metrics = desk.client.get("/api/v1/metrics?template=billing", headers=desk.as_("tom")).json()
     assert metrics["cases"] == 2 and metrics["open"] == 2
     assert metrics["metrics"]["transfers"]["cases"] == 2
