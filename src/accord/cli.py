@@ -709,6 +709,24 @@ from accord.cli_ops import backup, restore  # noqa: E402
 
 app.command("backup")(backup)
 app.command("restore")(restore)
+# Templates, outcome metrics, targets, comparisons, demo data, readiness: accord.cli_outcomes.
+from accord.cli_outcomes import (  # noqa: E402
+    compare,
+    demo,
+    goal_app,
+    metrics_app,
+    practice_app,
+    readiness,
+    template_app,
+)
+
+app.add_typer(template_app, name="template")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(goal_app, name="goal")
+app.add_typer(practice_app, name="practice")
+app.command()(compare)
+app.command()(demo)
+app.command()(readiness)
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
 from accord.integrations.webhooks import Webhooks
 from accord.jobs.queue import JobQueue
+from accord.metrics.routes import install as install_outcomes
 from accord.node import Node, party_slug
 from accord.ops import metrics
 from accord.ops.http import instrument
@@ -247,6 +248,7 @@ def create_app(
             rate_limit=RateLimit(per_minute=push_rate),
         )
     )
+    install_outcomes(app, services, now)
     return app
 
 

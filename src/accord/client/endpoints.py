@@ -56,7 +56,7 @@ class Endpoints:
         """Readiness: the database answers (``AccordAPIError`` with status 503 if not)."""
 
     @operation("GET", "/metrics")
-    def metrics(self) -> bytes:
+    def prometheus_metrics(self) -> bytes:
         """Prometheus metrics (exposition text); needs ``metrics:read`` off loopback."""
 
     # Session: a member logs in with a password; the client keeps the cookie and the
@@ -510,6 +510,147 @@ class Endpoints:
         cases: list[str] | None = None,
     ) -> Json:
         """Move identities (``{kind, value}``) and cases to a new customer ``name``."""
+    # Templates (case types), outcome metrics, targets and comparisons
+
+    @operation("GET", "/api/v1/templates")
+    def templates(self) -> Json:
+        """Templates and their versions, with the cases each version opened."""
+
+    @operation("POST", "/api/v1/templates")
+    def apply_template(self, text: str) -> Json:
+        """Apply a template file's text: a new version if it changed (workflows:admin)."""
+
+    @operation("GET", "/api/v1/templates/{ref}")
+    def template(self, ref: str) -> Json:
+        """One version of a template: ``name`` (the latest) or ``name@vN``."""
+
+    @operation("GET", "/api/v1/templates/{ref}/yaml")
+    def template_yaml(self, ref: str) -> bytes:
+        """A template version as the YAML file ``apply_template`` reads."""
+
+    @operation("GET", "/api/v1/templates/{name}/diff")
+    def template_diff(self, name: str, *, a: int, b: int) -> Json:
+        """What changed from version ``a`` to version ``b``."""
+
+    @operation("POST", "/api/v1/templates/{ref}/cases")
+    def open_from_template(
+        self,
+        ref: str,
+        title: str,
+        *,
+        customer: dict[str, Any] | None = None,
+        version: int | None = None,
+    ) -> Json:
+        """Open a case from a template; its version is recorded."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/marks")
+    def mark_case(
+        self,
+        case_id: str,
+        kind: str,
+        *,
+        note: str | None = None,
+        value: int | None = None,
+        party: str | None = None,
+    ) -> Json:
+        """Mark that the customer was asked to ``identify`` again or to ``repeat``
+        something, or record a ``rating`` (node-private)."""
+
+    @operation("GET", "/api/v1/metrics")
+    def metrics(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        template: str | None = None,
+        team: str | None = None,
+        channel: str | None = None,
+        member: str | None = None,
+        bucket: str | None = None,
+    ) -> Json:
+        """Every metric over the cases opened in a period, targets, backlog, ageing."""
+
+    @operation("GET", "/api/v1/metrics/export.csv")
+    def metrics_csv(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        template: str | None = None,
+        team: str | None = None,
+        channel: str | None = None,
+        member: str | None = None,
+    ) -> bytes:
+        """The facts of each case, as CSV."""
+
+    @operation("GET", "/api/v1/metrics/series.csv")
+    def metrics_series_csv(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        template: str | None = None,
+        team: str | None = None,
+        channel: str | None = None,
+        member: str | None = None,
+        bucket: str | None = None,
+    ) -> bytes:
+        """Each metric per day, week or month, as CSV."""
+
+    @operation("GET", "/api/v1/metrics/cases/{case_id}")
+    def case_metrics(self, case_id: str) -> Json:
+        """The outcome facts of one case and its marks."""
+
+    @operation("GET", "/api/v1/targets")
+    def targets(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        template: str | None = None,
+        team: str | None = None,
+        channel: str | None = None,
+        member: str | None = None,
+    ) -> Json:
+        """Targets with their owners and where they stand."""
+
+    @operation("POST", "/api/v1/targets")
+    def add_target(
+        self,
+        name: str,
+        metric: str,
+        op: str,
+        threshold: float,
+        *,
+        stat: str | None = None,
+        owner: str | None = None,
+        template: str | None = None,
+    ) -> Json:
+        """Add a target (workflows:admin)."""
+
+    @operation("PUT", "/api/v1/targets/{target_id}/owner")
+    def own_target(self, target_id: int, owner: str) -> Json:
+        """Give a target its owner (workflows:admin)."""
+
+    @operation("DELETE", "/api/v1/targets/{target_id}")
+    def remove_target(self, target_id: int) -> None:
+        """Remove a target (workflows:admin)."""
+
+    @operation("GET", "/api/v1/compare")
+    def compare(
+        self,
+        a: str,
+        b: str,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        template: str | None = None,
+        team: str | None = None,
+        channel: str | None = None,
+        member: str | None = None,
+    ) -> Json:
+        """Two groups (``template:billing@v1``, ``period:…``, ``team:…``, ``channel:…``,
+        ``member:…``) side by side on every metric, with significance tests."""
 
     # The portal: a customer with a case link (AccordClient(portal=token)) acts in that
     # one case as their party, through the same endpoints without the case argument.

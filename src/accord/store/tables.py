@@ -568,3 +568,112 @@ channel_accounts = sa.Table(
 """A WhatsApp number, Messenger page, Telegram bot, Twilio number or X account Accord
 answers on: its settings (JSON) and secrets (JSON, encrypted like mailbox passwords,
 never shown)."""
+# -- templates, outcome metrics and targets (node-private, migration 0020) -------------
+
+case_templates = sa.Table(
+    "case_templates",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.Text, nullable=False),
+)
+"""Every version of every case type (``accord.workflows``): ``spec`` is its canonical JSON.
+Versions are never changed; applying a changed file adds the next version."""
+
+template_cases = sa.Table(
+    "template_cases",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+"""Which template version each case was opened from (the log carries only the name)."""
+
+case_marks = sa.Table(
+    "case_marks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.String(71), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("party", sa.String(64)),
+    sa.Column("value", sa.Integer),
+    sa.Column("member_id", sa.Integer, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("kind IN ('identify', 'repeat', 'rating')", name="ck_case_marks_kind"),
+)
+"""A member's one-click marks: the customer was asked to identify again or to repeat
+something, or a party's satisfaction rating (1-5) taken outside the case."""
+
+case_metrics = sa.Table(
+    "case_metrics",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("marks", sa.Integer, nullable=False),
+    sa.Column("template", sa.String(64)),
+    sa.Column("template_version", sa.Integer),
+    sa.Column("channel", sa.String(20), nullable=False),
+    sa.Column("member_id", sa.Integer),
+    sa.Column("team_id", sa.Integer),
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("first_response_at", sa.DateTime(timezone=True)),
+    sa.Column("first_agreement_at", sa.DateTime(timezone=True)),
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    sa.Column("first_response_s", sa.Integer),
+    sa.Column("agreement_s", sa.Integer),
+    sa.Column("resolution_s", sa.Integer),
+    sa.Column("transfers", sa.Integer, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False),
+    sa.Column("callbacks_promised", sa.Integer, nullable=False),
+    sa.Column("callbacks_kept", sa.Integer, nullable=False),
+    sa.Column("activities_promised", sa.Integer, nullable=False),
+    sa.Column("activities_kept", sa.Integer, nullable=False),
+    sa.Column("rounds", sa.Integer, nullable=False),
+    sa.Column("reopenings", sa.Integer, nullable=False),
+    sa.Column("rating", sa.Float),
+    sa.Column("deviations", sa.Integer),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_case_metrics_opened", "opened_at"),
+    sa.Index("ix_case_metrics_template", "template", "template_version", "opened_at"),
+)
+"""One row of outcome facts per case (``accord.metrics``), derived from its log and the
+node's private data; recomputed when the case's event count or marks change. Durations
+are seconds of business time; ``resolved_at`` is null while the case is open."""
+
+metric_targets = sa.Table(
+    "metric_targets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("metric", sa.String(32), nullable=False),
+    sa.Column("stat", sa.String(16), nullable=False),
+    sa.Column("op", sa.String(2), nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column(
+        "owner_member_id", sa.Integer, sa.ForeignKey("members.id", name="fk_metric_targets_owner")
+    ),
+    sa.Column("template", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+"""Goals for outcomes ("median time to agreement under 4 business hours"), each with the
+member accountable for it; ``template`` narrows a goal to one case type."""
+
+practice_runs = sa.Table(
+    "practice_runs",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_practice_runs_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+"""Practice cases (``accord practice``): a member's rehearsal with a simulated customer,
+kept out of every metric."""

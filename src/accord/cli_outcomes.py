@@ -1,0 +1,550 @@
+"""``accord template``, ``metrics``, ``goal``, ``compare``, ``demo`` and ``readiness``.
+
+Imported at the end of ``accord.cli`` (like ``cli_service``), whose helpers it uses.
+Outcome targets are ``accord goal`` because ``accord sla`` already sets response-time
+targets.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from accord.auth.members import Member, MemberStore
+from accord.metrics.outcomes import METRICS, verdict_sentence
+from accord.metrics.service import Outcomes, filter_from
+from accord.metrics.store import Filter
+from accord.node import Node, NodeError, party_slug
+from accord.service.errors import ServiceError
+from accord.service.negotiation import Actor, Negotiation
+from accord.service.ownership import Ownership
+from accord.workflows.practice import STEPS, Practice, Run
+from accord.workflows.service import Workflows
+from accord.workflows.spec import TemplateError, diff_specs, parse_ref
+from accord.workflows.store import TemplateStore
+
+template_app = typer.Typer(help="Templates: versioned case types.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Outcome metrics from the case logs.", no_args_is_help=True)
+goal_app = typer.Typer(help="Outcome targets, each with an owner.", no_args_is_help=True)
+practice_app = typer.Typer(
+    help="Practice runs: rehearse a case with a simulated customer.", no_args_is_help=True
+)
+
+Start = Annotated[date | None, typer.Option("--from", help="First day of opening (YYYY-MM-DD).")]
+End = Annotated[date | None, typer.Option("--to", help="Last day of opening (YYYY-MM-DD).")]
+TemplateOpt = Annotated[str | None, typer.Option("--template", help="NAME or NAME@vN.")]
+TeamOpt = Annotated[str | None, typer.Option(help="Team name.")]
+ChannelOpt = Annotated[str | None, typer.Option(help="Channel, e.g. email.")]
+MemberOpt = Annotated[str | None, typer.Option(help="Owner's username.")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _outcomes(node: Node) -> Outcomes:
+    return Outcomes(node.db, node.key.public, now=_now)
+
+
+def _workflows(node: Node) -> Workflows:
+    negotiation = Negotiation(node.cases, node.key, now=_now)
+    ownership = Ownership(node.cases, node.key, MemberStore(node.db), now=_now)
+    return Workflows(TemplateStore(node.db, now=_now), negotiation, ownership)
+
+
+def _ref(ref: str) -> tuple[str, int | None]:
+    try:
+        return parse_ref(ref)
+    except TemplateError as exc:
+        raise _fail(str(exc)) from exc
+
+
+# -- templates ------------------------------------------------------------------------
+
+
+def template_apply(
+    file: Annotated[Path, typer.Argument(help="A template file (YAML), or - for stdin.")],
+    by: Annotated[str, typer.Option(help="Who applies it (recorded).")] = "cli",
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Apply a template: a new version if it changed; it becomes the current one."""
+    text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    flows = _workflows(_open(data, database))
+    try:
+        version, created = flows.apply(text, by=by)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    what = "added" if created else "unchanged, still"
+    cli.out.print(f"{what} {version.name}@v{version.version}")
+
+
+def template_export(
+    ref: Annotated[str, typer.Argument(help="NAME (latest) or NAME@vN.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Print a template version as YAML (what `template apply` reads)."""
+    name, version = _ref(ref)
+    try:
+        found = TemplateStore(_open(data, database).db, now=_now).get(name, version)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    text = found.spec.to_yaml(found.version)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+def template_diff(
+    old: Annotated[str, typer.Argument(help="NAME@vN")],
+    new: Annotated[str, typer.Argument(help="NAME@vM")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """What changed between two versions (+ added, - removed, ~ changed)."""
+    store = TemplateStore(_open(data, database).db, now=_now)
+    try:
+        a, b = store.get(*_ref(old)), store.get(*_ref(new))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    lines = diff_specs(a.spec, b.spec)
+    for line in lines or ["no differences"]:
+        cli.out.print(escape(line), soft_wrap=True)
+
+
+def template_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Templates, their versions and how many cases each version opened."""
+    table = Table("template", "title", "versions (cases)")
+    for t in TemplateStore(_open(data, database).db, now=_now).list():
+        versions = ", ".join(f"v{v['version']} ({v['cases']})" for v in t["versions"])
+        table.add_row(escape(t["name"]), escape(t["title"]), versions)
+    cli.out.print(table)
+
+
+def template_open(
+    ref: Annotated[str, typer.Argument(help="NAME (latest) or NAME@vN.")],
+    title: Annotated[str, typer.Argument(help="The case's title.")],
+    member: Annotated[str, typer.Option(help="Username of the member opening it.")],
+    customer: Annotated[str | None, typer.Option(help="The customer's name.")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Open a case from a template; prints the case id."""
+    node = _open(data, database)
+    name, version = _ref(ref)
+    found = MemberStore(node.db).by_username(member)
+    if found is None:
+        raise _fail(f"no member {member!r}")
+    try:
+        opened = _workflows(node).open_case(
+            Actor(member=found.display_name, via="cli"),
+            name,
+            version=version,
+            title=title,
+            party_id=party_slug(node.name),
+            party_name=node.name,
+            party_url=node.url,
+            customer={"id": "customer", "name": customer} if customer else None,
+            member=found,
+        )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(opened.case_id)
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+def _filter(
+    outcomes: Outcomes,
+    start: date | None,
+    end: date | None,
+    template: str | None,
+    team: str | None,
+    channel: str | None,
+    member: str | None,
+) -> Filter:
+    try:
+        return filter_from(
+            outcomes,
+            start=start,
+            end=end,
+            template=template,
+            team=team,
+            channel=channel,
+            member=member,
+        )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+def metrics_show(
+    start: Start = None,
+    end: End = None,
+    template: TemplateOpt = None,
+    team: TeamOpt = None,
+    channel: ChannelOpt = None,
+    member: MemberOpt = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Every metric over the cases opened in a period, with the cases behind each."""
+    outcomes = _outcomes(_open(data, database))
+    board = outcomes.dashboard(_filter(outcomes, start, end, template, team, channel, member))
+    cli.out.print(
+        f"{board.cases} cases opened, {board.open} of them still open; backlog now {board.backlog}"
+    )
+    table = Table("metric", "statistic", "value", "cases")
+    for key, fig in board.summary.items():
+        n = f"{fig.n} promises" if fig.stat == "rate" else str(fig.n)
+        table.add_row(METRICS[key].label, fig.stat, fig.shown(), n)
+    cli.out.print(table)
+    ageing = ", ".join(f"{band}: {n}" for band, n in board.ageing.items())
+    cli.out.print(f"open cases by age: {ageing}")
+
+
+def metrics_case(case: CaseArg, data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """The outcome facts of one case."""
+    node = _open(data, database)
+    facts = _outcomes(node).store.facts(_case_id(node, case))
+    table = Table("fact", "value")
+    for key, value in facts.row().items():
+        shown = value.isoformat() if isinstance(value, datetime) else value
+        table.add_row(key, escape("" if shown is None else str(shown)))
+    cli.out.print(table)
+
+
+def metrics_refresh(
+    everything: Annotated[
+        bool, typer.Option("--all", help="Every case (after changing the calendar).")
+    ] = False,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Recompute the facts of cases that changed (or of every case)."""
+    count = _outcomes(_open(data, database)).store.refresh_stale(everything=everything)
+    cli.out.print(f"refreshed {count} cases")
+
+
+def metrics_mark(
+    case: CaseArg,
+    kind: Annotated[str, typer.Argument(help="identify, repeat or rating.")],
+    member: Annotated[str, typer.Option(help="Username of the member marking.")],
+    note: Annotated[str | None, typer.Option(help="What was asked again.")] = None,
+    value: Annotated[int | None, typer.Option(min=1, max=5, help="A rating 1-5.")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Mark that the customer had to identify again or repeat something (node-private)."""
+    node = _open(data, database)
+    found = MemberStore(node.db).by_username(member)
+    if found is None:
+        raise _fail(f"no member {member!r}")
+    try:
+        _outcomes(node).store.mark(
+            _case_id(node, case), kind, member_id=found.id, note=note, value=value
+        )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"marked {kind}")
+
+
+def metrics_export(
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="CSV file.")] = None,
+    start: Start = None,
+    end: End = None,
+    template: TemplateOpt = None,
+    team: TeamOpt = None,
+    channel: ChannelOpt = None,
+    member: MemberOpt = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """The facts of each case as CSV (durations in seconds of business time)."""
+    outcomes = _outcomes(_open(data, database))
+    text = outcomes.export_csv(_filter(outcomes, start, end, template, team, channel, member))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+# -- goals --------------------------------------------------------------------------------
+
+
+def goal_add(
+    name: Annotated[str, typer.Argument(help="What the target is called.")],
+    metric: Annotated[str, typer.Option(help=f"One of {', '.join(METRICS)}.")],
+    at_most: Annotated[
+        float | None, typer.Option(help="The statistic must stay at or below.")
+    ] = None,
+    at_least: Annotated[float | None, typer.Option(help="The statistic must reach.")] = None,
+    stat: Annotated[str | None, typer.Option(help="median, mean, p90 or max.")] = None,
+    owner: Annotated[str | None, typer.Option(help="Username of its owner.")] = None,
+    template: Annotated[str | None, typer.Option(help="Only cases of this template.")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Add a target, e.g. --metric agreement --stat median --at-most 4 --owner sara."""
+    if (at_most is None) == (at_least is None):
+        raise _fail("give exactly one of --at-most and --at-least")
+    try:
+        target = _outcomes(_open(data, database)).targets.add(
+            name=name,
+            metric=metric,
+            stat=stat,
+            op="<=" if at_most is not None else ">=",
+            threshold=at_most if at_most is not None else at_least,  # type: ignore[arg-type]
+            owner=owner,
+            template=template,
+        )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"added target {target.id}: {escape(target.describe())}")
+
+
+def goal_list(
+    start: Start = None, end: End = None, data: DataDir = None, database: DatabaseUrl = None
+) -> None:
+    """Targets with their owner and where they stand over the period."""
+    outcomes = _outcomes(_open(data, database))
+    board = outcomes.dashboard(_filter(outcomes, start, end, None, None, None, None))
+    table = Table("id", "target", "owner", "now", "cases", "status")
+    for s in board.targets:
+        status = "no data" if s.met is None else "met" if s.met else "missed"
+        table.add_row(
+            str(s.target.id),
+            escape(f"{s.target.name}: {s.target.describe()}"),
+            escape(s.target.owner or "NOBODY"),
+            s.current.shown(),
+            str(s.current.n),
+            status,
+        )
+    cli.out.print(table)
+
+
+def goal_remove(
+    target: Annotated[int, typer.Argument(help="The target's id.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Remove a target."""
+    try:
+        _outcomes(_open(data, database)).targets.remove(target)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"removed target {target}")
+
+
+def goal_own(
+    target: Annotated[int, typer.Argument(help="The target's id.")],
+    owner: Annotated[str, typer.Argument(help="Username of its new owner.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Give a target its owner."""
+    try:
+        found = _outcomes(_open(data, database)).targets.set_owner(target, owner)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    cli.out.print(f"target {found.id} is owned by {escape(found.owner_name or owner)}")
+
+
+# -- compare, demo, readiness --------------------------------------------------------------
+
+
+def compare(
+    template: Annotated[list[str] | None, typer.Option(help="NAME@vN (twice).")] = None,
+    period: Annotated[
+        list[str] | None, typer.Option(help="YYYY-MM-DD..YYYY-MM-DD, end exclusive (twice).")
+    ] = None,
+    team: Annotated[list[str] | None, typer.Option(help="Team name (twice).")] = None,
+    channel: Annotated[list[str] | None, typer.Option(help="Channel (twice).")] = None,
+    member: Annotated[list[str] | None, typer.Option(help="Username (twice).")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Two groups of cases side by side on every metric, saying which differences are
+    more than noise (Mann-Whitney U for durations and counts, Fisher's exact test for
+    on-time rates; p < 0.05)."""
+    groups = [
+        f"{kind}:{value}"
+        for kind, values in (
+            ("template", template),
+            ("period", period),
+            ("team", team),
+            ("channel", channel),
+            ("member", member),
+        )
+        for value in values or []
+    ]
+    if len(groups) != 2:
+        raise _fail("name exactly two groups, e.g. --template billing@v1 --template billing@v2")
+    outcomes = _outcomes(_open(data, database))
+    try:
+        (la, fa), (lb, fb) = outcomes.group(groups[0]), outcomes.group(groups[1])
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    found = outcomes.compare(fa, fb)
+    table = Table("metric", "stat", f"A {la}", "cases", f"B {lb}", "cases", "p", "B against A")
+    for c in found:
+        p = "n/a" if c.p_value is None else f"{c.p_value:.3g}"
+        table.add_row(
+            METRICS[c.metric].label,
+            c.a.stat,
+            c.a.shown(),
+            str(c.a.n),
+            c.b.shown(),
+            str(c.b.n),
+            p,
+            c.verdict,
+        )
+    cli.out.print(table)
+    cli.out.print(escape(verdict_sentence(lb, la, found)), soft_wrap=True)
+
+
+def demo(
+    cases: Annotated[int, typer.Option(min=1, max=5000, help="How many cases.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (the same seed, the same cases).")] = 7,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"],
+            help="The simulated weeks end at the start of this day, UTC (default: now); "
+            "with the same seed, the same cases.",
+        ),
+    ] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Seed a demo organisation (Northwind Broadband): members, teams, templates billing
+    v1 and v2, targets and a few hundred cases over twelve weeks."""
+    from accord.metrics.demo import seed as seed_demo
+    from accord.node import default_data_dir
+
+    home = data or default_data_dir()
+    try:
+        node = Node.open(home, database=database)
+    except NodeError:
+        node = Node.init(home, name="Northwind Broadband", database=database)
+    try:
+        with cli.Progress(
+            cli.TextColumn("seeding"),
+            cli.BarColumn(),
+            cli.MofNCompleteColumn(),
+            console=cli.err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("cases", total=cases)
+            done = seed_demo(
+                node,
+                cases=cases,
+                seed_value=seed,
+                now=until.replace(tzinfo=UTC) if until else None,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    finally:
+        node.close()
+    cli.out.print(
+        f"seeded {done.cases} cases ({done.open} still open) and {done.members} members "
+        f"into {escape(str(home))}. Members (tom, sara, jo, leo, fay, ravi, ann, mia) log in "
+        f"with the password '{escape(done.password)}'; try accord compare --template "
+        "billing@v1 --template billing@v2, or /dashboard after accord serve."
+    )
+
+
+def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """Before go-live: data, process, people and infrastructure findings, each with what
+    to do next. Exits 1 while any finding must be done (todo)."""
+    from accord.metrics.readiness import readiness as check
+
+    node = _open(data, database)
+    findings = check(node.db, now=_now())
+    if not findings:
+        cli.out.print("ready: nothing found")
+        return
+    table = Table("area", "", "finding", "what to do next")
+    for f in findings:
+        table.add_row(f.area, f.severity, escape(f.text), escape(f.action))
+    cli.out.print(table)
+    if any(f.severity == "todo" for f in findings):
+        raise typer.Exit(1)
+
+
+def _practice(node: Node, member: str) -> tuple[Practice, Member]:
+    found = MemberStore(node.db).by_username(member)
+    if found is None or found.disabled:
+        raise _fail(f"no active member {member!r}")
+    practice = Practice(
+        Negotiation(node.cases, node.key, now=_now),
+        party_id=party_slug(node.name),
+        party_name=node.name,
+        now=_now,
+    )
+    return practice, found
+
+
+def _show_run(run: Run) -> None:
+    cli.out.print(f"practice case {run.case_id}")
+    for step, what in STEPS:
+        mark = "done" if run.done[step] else "todo"
+        cli.out.print(escape(f"  [{mark}] {what}"))
+    if run.finished:
+        cli.out.print("finished: this member has done a practice run")
+
+
+def practice_start(
+    member: Annotated[str, typer.Option(help="Username of the member who practises.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Open a practice case: Pat Practice writes in; work it like a real case (never
+    counted in the metrics), then run accord practice check."""
+    practice, found = _practice(_open(data, database), member)
+    try:
+        _show_run(practice.start(found))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+def practice_check(
+    member: Annotated[str, typer.Option(help="Username of the member who practises.")],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Play the customer's part of the member's latest practice case and show the steps."""
+    practice, found = _practice(_open(data, database), member)
+    try:
+        _show_run(practice.check(found))
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+
+
+practice_app.command("start")(practice_start)
+practice_app.command("check")(practice_check)
+template_app.command("apply")(template_apply)
+template_app.command("export")(template_export)
+template_app.command("diff")(template_diff)
+template_app.command("list")(template_list)
+template_app.command("open")(template_open)
+metrics_app.command("show")(metrics_show)
+metrics_app.command("case")(metrics_case)
+metrics_app.command("refresh")(metrics_refresh)
+metrics_app.command("mark")(metrics_mark)
+metrics_app.command("export")(metrics_export)
+goal_app.command("add")(goal_add)
+goal_app.command("list")(goal_list)
+goal_app.command("remove")(goal_remove)
+goal_app.command("own")(goal_own)
+
+from accord import cli  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

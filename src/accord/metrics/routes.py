@@ -1,0 +1,448 @@
+"""The REST endpoints and the members' pages for templates, metrics, targets and
+comparisons, installed on the application by ``install``.
+
+JSON under ``/api/v1`` (``templates``, ``metrics``, ``targets``, ``compare``, case marks);
+HTML at ``/dashboard`` and ``/compare`` (server-rendered, SVG charts, no JavaScript).
+Reading needs ``cases:read``; marking a case ``cases:write``; defining templates and
+targets ``workflows:admin``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import Field
+
+from accord.api.auth import Principal, require
+from accord.api.models import Body as Model
+from accord.api.models import CustomerIn
+from accord.metrics import charts
+from accord.metrics.outcomes import METRICS, STATS
+from accord.metrics.service import (
+    Dashboard,
+    Outcomes,
+    comparison_json,
+    figure_json,
+    filter_from,
+)
+from accord.metrics.store import Filter
+from accord.service.errors import Invalid, ServiceError
+from accord.service.negotiation import Actor
+from accord.workflows.service import Workflows
+from accord.workflows.spec import TemplateError, diff_specs, parse_ref
+from accord.workflows.store import TemplateStore, Version
+
+PAGES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+BUCKETS = ("day", "week", "month")
+log = logging.getLogger(__name__)
+
+
+class TemplateIn(Model):
+    text: str = Field(max_length=200_000, description="The template file's text (YAML or JSON).")
+
+
+class FromTemplateIn(Model):
+    title: str = Field(max_length=300)
+    customer: CustomerIn | None = Field(None, description="A customer this node hosts.")
+    version: int | None = Field(None, ge=1, description="A version (default: the latest).")
+
+
+class MarkIn(Model):
+    kind: str = Field(pattern="^(identify|repeat|rating)$")
+    note: str | None = Field(None, max_length=2000)
+    value: int | None = Field(None, ge=1, le=5, description="The rating, for kind rating.")
+    party: str | None = Field(None, max_length=64, description="Whose rating.")
+
+
+class TargetIn(Model):
+    name: str = Field(min_length=1, max_length=200)
+    metric: str = Field(max_length=32, examples=list(METRICS))
+    stat: str | None = Field(None, max_length=16, examples=list(STATS))
+    op: str = Field(pattern="^(<=|>=)$")
+    threshold: float = Field(ge=0, le=1e9)
+    owner: str | None = Field(None, max_length=64, description="Username of its owner.")
+    template: str | None = Field(None, max_length=64)
+
+
+class OwnerIn(Model):
+    owner: str = Field(max_length=64)
+
+
+def install(app: FastAPI, services: Any, now: Callable[[], datetime]) -> Outcomes:
+    """Add the endpoints and pages to ``app`` (``services``: ``accord.api.app.Services``)."""
+    node = services.node
+    outcomes = Outcomes(node.db, node.key.public, now=now)
+    workflows = Workflows(TemplateStore(node.db, now=now), services.negotiation, services.ownership)
+    app.state.outcomes = outcomes
+    app.state.workflows = workflows
+
+    def keep_fresh(case_id: str, _event_ids: list[str]) -> None:
+        """Recompute the case's facts after each change, so reads rarely wait; a failure
+        here never fails the change (the next read's staleness check catches up)."""
+        try:
+            outcomes.store.refresh([case_id])
+        except Exception:
+            log.warning(
+                "metrics of case %s not refreshed; the next read will", case_id, exc_info=True
+            )
+
+    services.negotiation.listeners.append(keep_fresh)
+    app.include_router(_template_routes(services, workflows), prefix="/api/v1", tags=["templates"])
+    app.include_router(_metric_routes(outcomes), prefix="/api/v1", tags=["metrics"])
+    app.include_router(_pages(outcomes), include_in_schema=False)
+    return outcomes
+
+
+def _version_json(v: Version) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "version": v.version,
+        "created_at": v.created_at.isoformat(),
+        "created_by": v.created_by,
+        "spec": v.spec.data,
+    }
+
+
+def _template_routes(services: Any, workflows: Workflows) -> APIRouter:
+    router = APIRouter()
+    reader, writer = require("cases:read"), require("cases:write")
+    admin = require("workflows:admin")
+
+    @router.get("/templates", summary="Templates (case types) and their versions")
+    def list_templates(_who: Principal = Depends(reader)) -> Any:
+        return workflows.store.list()
+
+    @router.get("/templates/{ref}", summary="One version of a template (name or name@vN)")
+    def get_template(ref: str, _who: Principal = Depends(reader)) -> Any:
+        name, version = _ref(ref)
+        return _version_json(workflows.store.get(name, version))
+
+    @router.get(
+        "/templates/{ref}/yaml",
+        summary="A template version as a YAML file",
+        response_class=PlainTextResponse,
+    )
+    def export_template(ref: str, _who: Principal = Depends(reader)) -> Any:
+        name, version = _ref(ref)
+        v = workflows.store.get(name, version)
+        return PlainTextResponse(v.spec.to_yaml(v.version), media_type="application/yaml")
+
+    @router.get("/templates/{name}/diff", summary="What changed between two versions")
+    def diff_template(
+        name: str,
+        a: int = Query(ge=1, le=1_000_000),
+        b: int = Query(ge=1, le=1_000_000),
+        _who: Principal = Depends(reader),
+    ) -> Any:
+        old, new = workflows.store.get(name, a), workflows.store.get(name, b)
+        return {"name": name, "a": a, "b": b, "changes": diff_specs(old.spec, new.spec)}
+
+    @router.post(
+        "/templates",
+        status_code=201,
+        summary="Apply a template (YAML or JSON text): a new version if it changed",
+    )
+    def apply_template(body: TemplateIn, who: Principal = Depends(admin)) -> Any:
+        version, created = workflows.apply(body.text, by=who.member.username)
+        return {**_version_json(version), "created": created}
+
+    @router.post("/templates/{ref}/cases", status_code=201, summary="Open a case from a template")
+    def open_from_template(ref: str, body: FromTemplateIn, who: Principal = Depends(writer)) -> Any:
+        name, version = _ref(ref)
+        opened = workflows.open_case(
+            Actor(member=who.member.display_name, via=who.via),
+            name,
+            version=body.version or version,
+            title=body.title,
+            party_id=services.party_id,
+            party_name=services.node.name,
+            party_url=services.node.url,
+            customer=body.customer.model_dump() if body.customer else None,
+            member=who.member,
+        )
+        return {
+            "case": opened.case_id,
+            "template": opened.template,
+            "version": opened.version,
+            "events": opened.event_ids,
+            "owner": opened.owner,
+        }
+
+    return router
+
+
+def _ref(ref: str) -> tuple[str, int | None]:
+    try:
+        return parse_ref(ref)
+    except TemplateError as exc:
+        raise Invalid(str(exc), field="template") from exc
+
+
+def _where(
+    outcomes: Outcomes,
+    start: date | None,
+    end: date | None,
+    template: str | None,
+    team: str | None,
+    channel: str | None,
+    member: str | None,
+) -> Filter:
+    return filter_from(
+        outcomes,
+        start=start,
+        end=end,
+        template=template,
+        team=team,
+        channel=channel,
+        member=member,
+    )
+
+
+class Scope:
+    """The filter parameters every metrics endpoint and page takes."""
+
+    def __init__(
+        self,
+        since: date | None = Query(None, description="First day of opening (YYYY-MM-DD)."),
+        until: date | None = Query(None, description="Last day of opening, included."),
+        template: str | None = Query(None, max_length=80, description="name or name@vN"),
+        team: str | None = Query(None, max_length=64),
+        channel: str | None = Query(None, max_length=20),
+        member: str | None = Query(None, max_length=64),
+    ) -> None:
+        self.start, self.end = since, until
+        self.template, self.team, self.channel, self.member = template, team, channel, member
+
+    def filter(self, outcomes: Outcomes) -> Filter:
+        return _where(
+            outcomes,
+            self.start,
+            self.end,
+            self.template or None,
+            self.team or None,
+            self.channel or None,
+            self.member or None,
+        )
+
+    def query(self) -> dict[str, str]:
+        out = {
+            "since": self.start.isoformat() if self.start else "",
+            "until": self.end.isoformat() if self.end else "",
+            "template": self.template or "",
+            "team": self.team or "",
+            "channel": self.channel or "",
+            "member": self.member or "",
+        }
+        return {k: v for k, v in out.items() if v}
+
+
+def _board_json(board: Dashboard) -> dict[str, Any]:
+    return {
+        "cases": board.cases,
+        "open": board.open,
+        "backlog": board.backlog,
+        "ageing": board.ageing,
+        "at": board.at.isoformat(),
+        "metrics": {
+            key: {"label": METRICS[key].label, **figure_json(fig)}
+            for key, fig in board.summary.items()
+        },
+        "targets": [
+            {
+                **s.target.json(),
+                "current": figure_json(s.current),
+                "met": s.met,
+                "series": [
+                    {"bucket": start.date().isoformat(), **figure_json(fig)}
+                    for start, fig in s.series
+                ],
+            }
+            for s in board.targets
+        ],
+    }
+
+
+def _metric_routes(outcomes: Outcomes) -> APIRouter:
+    router = APIRouter()
+    reader, writer = require("cases:read"), require("cases:write")
+    admin = require("workflows:admin")
+
+    @router.get("/metrics", summary="Every metric over the cases opened in a period")
+    def metrics(
+        scope: Scope = Depends(),
+        bucket: str = Query("week", pattern="^(day|week|month)$"),
+        _who: Principal = Depends(reader),
+    ) -> Any:
+        return _board_json(outcomes.dashboard(scope.filter(outcomes), bucket=bucket))
+
+    @router.get(
+        "/metrics/export.csv",
+        summary="The facts of each case, as CSV",
+        response_class=PlainTextResponse,
+    )
+    def export(scope: Scope = Depends(), _who: Principal = Depends(reader)) -> Response:
+        return Response(
+            outcomes.export_csv(scope.filter(outcomes)),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="accord-metrics.csv"'},
+        )
+
+    @router.get(
+        "/metrics/series.csv",
+        summary="Each metric per day, week or month, as CSV",
+        response_class=PlainTextResponse,
+    )
+    def series_csv(
+        scope: Scope = Depends(),
+        bucket: str = Query("week", pattern="^(day|week|month)$"),
+        _who: Principal = Depends(reader),
+    ) -> Response:
+        board = outcomes.dashboard(scope.filter(outcomes), bucket=bucket)
+        return Response(
+            outcomes.series_csv(board),
+            media_type="text/csv",
+            headers={"Content-Disposition": 'attachment; filename="accord-series.csv"'},
+        )
+
+    @router.get("/metrics/cases/{case_id}", summary="The outcome facts of one case")
+    def case_facts(case_id: str, _who: Principal = Depends(reader)) -> Any:
+        facts = outcomes.store.facts(case_id)
+        out = facts.row()
+        for k, v in out.items():
+            if isinstance(v, datetime):
+                out[k] = v.isoformat()
+        return {**out, "marks": outcomes.store.marks(case_id)}
+
+    @router.post(
+        "/cases/{case_id}/marks",
+        status_code=201,
+        summary="Mark that the customer was asked to identify again or repeat (node-private)",
+    )
+    def mark(case_id: str, body: MarkIn, who: Principal = Depends(writer)) -> Any:
+        mark_id = outcomes.store.mark(
+            case_id,
+            body.kind,
+            member_id=who.member.id,
+            note=body.note,
+            value=body.value,
+            party=body.party,
+        )
+        return {"id": mark_id, "case": case_id, "kind": body.kind}
+
+    @router.get("/targets", summary="Targets, each with its owner and where it stands")
+    def list_targets(scope: Scope = Depends(), _who: Principal = Depends(reader)) -> Any:
+        return _board_json(outcomes.dashboard(scope.filter(outcomes)))["targets"]
+
+    @router.post("/targets", status_code=201, summary="Add a target")
+    def add_target(body: TargetIn, _who: Principal = Depends(admin)) -> Any:
+        return outcomes.targets.add(**body.model_dump()).json()
+
+    @router.put("/targets/{target_id}/owner", summary="Give a target its owner")
+    def own_target(target_id: int, body: OwnerIn, _who: Principal = Depends(admin)) -> Any:
+        return outcomes.targets.set_owner(target_id, body.owner).json()
+
+    @router.delete("/targets/{target_id}", status_code=204, summary="Remove a target")
+    def remove_target(target_id: int, _who: Principal = Depends(admin)) -> Response:
+        outcomes.targets.remove(target_id)
+        return Response(status_code=204)
+
+    @router.get(
+        "/compare",
+        summary="Two groups of cases side by side on every metric, with significance tests",
+    )
+    def compare(
+        a: str = Query(max_length=120, examples=["template:billing@v1"]),
+        b: str = Query(max_length=120, examples=["template:billing@v2"]),
+        scope: Scope = Depends(),
+        _who: Principal = Depends(reader),
+    ) -> Any:
+        base = scope.filter(outcomes)
+        (la, fa), (lb, fb) = outcomes.group(a, base), outcomes.group(b, base)
+        return comparison_json(la, lb, outcomes.compare(fa, fb))
+
+    return router
+
+
+def _pages(outcomes: Outcomes) -> APIRouter:
+    router = APIRouter()
+    reader = require("cases:read")
+
+    @router.get("/dashboard", response_class=HTMLResponse)
+    def dashboard(
+        request: Request,
+        scope: Scope = Depends(),
+        bucket: str = Query("week", pattern="^(day|week|month)$"),
+        who: Principal = Depends(reader),
+    ) -> HTMLResponse:
+        board = outcomes.dashboard(scope.filter(outcomes), bucket=bucket)
+        panels = []
+        for s in board.targets:
+            chart = charts.line_chart(
+                f"{s.target.name}: {s.target.describe()}",
+                s.target.metric,
+                s.series,
+                target=s.target.threshold,
+                target_ok_below=s.target.op == "<=",
+            )
+            panels.append({"status": s, "chart": chart})
+        others = [
+            {
+                "metric": METRICS[key],
+                "figure": board.summary[key],
+                "chart": charts.line_chart(METRICS[key].label, key, board.series[key]),
+            }
+            for key in METRICS
+        ]
+        html = PAGES.get_template("dashboard.html").render(
+            who=who.member,
+            board=board,
+            panels=panels,
+            others=others,
+            ageing=charts.bar_chart("Open cases by age", board.ageing),
+            scope=scope,
+            query=scope.query(),
+            bucket=bucket,
+            buckets=BUCKETS,
+            dims=outcomes.store.dimensions(),
+        )
+        return HTMLResponse(html)
+
+    @router.get("/compare", response_class=HTMLResponse)
+    def compare_page(
+        a: str = Query("", max_length=120),
+        b: str = Query("", max_length=120),
+        who: Principal = Depends(reader),
+    ) -> HTMLResponse:
+        result = None
+        error = None
+        if a and b:
+            try:
+                (la, fa), (lb, fb) = outcomes.group(a), outcomes.group(b)
+                result = comparison_json(la, lb, outcomes.compare(fa, fb))
+            except ServiceError as exc:
+                error = exc.message
+        dims = outcomes.store.dimensions()
+        html = PAGES.get_template("compare.html").render(
+            who=who.member,
+            a=a,
+            b=b,
+            result=result,
+            error=error,
+            dims=dims,
+            metrics=METRICS,
+        )
+        return HTMLResponse(html)
+
+    return router
