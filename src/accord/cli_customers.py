@@ -7,6 +7,7 @@ end of ``accord.cli``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from accord.channels.customer_records import CustomerRecords
 from accord.node import Node
+from accord.privacy import Privacy
 from accord.service.errors import ServiceError
 
 customer_app = typer.Typer(
@@ -245,6 +247,64 @@ def customer_suggest(data: DataDir = None, database: DatabaseUrl = None) -> None
         )
 
 
+def _privacy(node: Node) -> Privacy:
+    from accord.channels.blobs import node_blobs
+
+    return Privacy(node, node_blobs(node.data_dir, durable=not node.db.is_sqlite))
+
+
+def customer_export(
+    customer: CustomerArg,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the ZIP.", dir_okay=False)],
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """All of the customer's data as a ZIP (a GDPR access request)."""
+    node = _open(data, database)
+    try:
+        with cli.err.status("collecting"):
+            archive = _privacy(node).export(customer)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    out.write_bytes(archive)
+    cli.out.print(f"wrote {len(archive):,} bytes to {escape(str(out))}")
+
+
+def customer_erase(
+    customer: CustomerArg,
+    by: By,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Erase the customer's node-private data (the shared case logs stay with the parties)."""
+    if not yes:
+        raise _fail("erasing cannot be undone: add --yes to confirm (export first if needed)")
+    node = _open(data, database)
+    member = _member(node, by)
+    try:
+        done = _privacy(node).erase(customer, by=member)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    removed = ", ".join(f"{k} {v}" for k, v in done["removed"].items())
+    cli.out.print(
+        f"customer {done['customer']} erased on {done['at'][:16]} by {done['by']}: {removed}"
+    )
+
+
+def customer_erasures(data: DataDir = None, database: DatabaseUrl = None) -> None:
+    """The record of every erasure: when, by whom, how much of what."""
+    table = Table("customer", "when", "by", "removed")
+    for done in _privacy(_open(data, database)).erasures():
+        table.add_row(
+            str(done["customer"]),
+            done["at"][:16],
+            escape(done["by"]),
+            ", ".join(f"{k} {v}" for k, v in done["removed"].items()),
+        )
+    cli.out.print(table)
+
+
 customer_app.command("list")(customer_list)
 customer_app.command("show")(customer_show)
 customer_app.command("timeline")(customer_timeline)
@@ -255,6 +315,9 @@ customer_app.command("unmerge")(customer_unmerge)
 customer_app.command("split")(customer_split)
 customer_app.command("history")(customer_history)
 customer_app.command("suggest")(customer_suggest)
+customer_app.command("export")(customer_export)
+customer_app.command("erase")(customer_erase)
+customer_app.command("erasures")(customer_erasures)
 
 from accord import cli  # noqa: E402
 from accord.cli import DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

@@ -51,6 +51,7 @@ from accord.metrics.routes import install as install_outcomes
 from accord.node import Node, party_slug
 from accord.ops import metrics
 from accord.ops.http import instrument
+from accord.privacy import Privacy
 from accord.service.callbacks import Callbacks
 from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.negotiation import Actor, Negotiation
@@ -227,9 +228,11 @@ def create_app(
     app.include_router(_case_routes(services, top_level), prefix="/api/v1/cases", tags=["cases"])
     app.include_router(top_level, prefix="/api/v1")
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
-    app.include_router(
-        customer_routes(services.customers), prefix="/api/v1/customers", tags=["customers"]
+    customer_router, erasure_router = customer_routes(
+        services.customers, Privacy(node, node_blobs(node.data_dir, durable=not node.db.is_sqlite))
     )
+    app.include_router(customer_router, prefix="/api/v1/customers", tags=["customers"])
+    app.include_router(erasure_router, prefix="/api/v1", tags=["customers"])
     app.include_router(webchat_routes(services.webchat))
     hooks, channels_top, _ = connector_routes(
         services.connectors, services.mail, services.negotiation

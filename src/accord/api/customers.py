@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
 from accord.channels.customer_records import CustomerRecords
+from accord.privacy import Privacy
 
 CustomerId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
@@ -32,9 +33,11 @@ class SplitIn(Body):
     cases: list[str] = Field(default_factory=list, max_length=1000)
 
 
-def customer_routes(records: CustomerRecords) -> APIRouter:
-    router = APIRouter()
+def customer_routes(records: CustomerRecords, privacy: Privacy) -> tuple[APIRouter, APIRouter]:
+    """(routes under /api/v1/customers, routes under /api/v1)."""
+    router, top = APIRouter(), APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
+    admin = require("customers:admin")
 
     @router.get("", summary="Find customers by name or identity")
     def search(
@@ -94,4 +97,25 @@ def customer_routes(records: CustomerRecords) -> APIRouter:
             by=who.member.username,
         )
 
-    return router
+    @router.get(
+        "/{customer_id}/export",
+        summary="All of the customer's data as a ZIP (a GDPR access request)",
+        response_class=Response,
+    )
+    def export(customer_id: CustomerId, _who: Principal = Depends(admin)) -> Response:
+        data = privacy.export(customer_id)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="customer-{customer_id}.zip"'},
+        )
+
+    @router.post("/{customer_id}/erase", summary="Erase the customer's node-private data")
+    def erase(customer_id: CustomerId, who: Principal = Depends(admin)) -> Any:
+        return privacy.erase(customer_id, by=who.member.username)
+
+    @top.get("/erasures", summary="The record of every erasure (no personal data)")
+    def erased(_who: Principal = Depends(admin)) -> Any:
+        return privacy.erasures()
+
+    return router, top

@@ -19,6 +19,7 @@ TOKENS_ADMIN: Final = "tokens:admin"
 CHANNELS_ADMIN: Final = "channels:admin"
 INBOUND_WRITE: Final = "inbound:write"
 METRICS_READ: Final = "metrics:read"
+CUSTOMERS_ADMIN: Final = "customers:admin"
 WORKFLOWS_ADMIN: Final = "workflows:admin"
 
 # The vocabulary, each scope with its meaning (shown by `accord token create --help`).
@@ -32,6 +33,7 @@ SCOPES: Final[dict[str, str]] = {
     CHANNELS_ADMIN: "configure mailboxes and other channels (their passwords are write-only)",
     INBOUND_WRITE: "hand in messages from outside (an MTA piping mail to Accord)",
     METRICS_READ: "scrape the Prometheus metrics at /metrics (loopback needs no token)",
+    CUSTOMERS_ADMIN: "export a customer's data and erase it (GDPR requests)",
     WORKFLOWS_ADMIN: "define case templates and outcome targets",
 }
 

@@ -73,6 +73,14 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
+    def delete(self, sha256: str) -> int:
+        """Remove the blob (an erasure); 1 if it was here, 0 if not."""
+        try:
+            self.path(sha256).unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
+
     def sweep(self) -> int:
         """Remove temporary files left by killed writers; returns how many."""
         removed = 0

@@ -510,6 +510,7 @@ class Endpoints:
         cases: list[str] | None = None,
     ) -> Json:
         """Move identities (``{kind, value}``) and cases to a new customer ``name``."""
+
     # Templates (case types), outcome metrics, targets and comparisons
 
     @operation("GET", "/api/v1/templates")
@@ -651,6 +652,18 @@ class Endpoints:
     ) -> Json:
         """Two groups (``template:billing@v1``, ``period:…``, ``team:…``, ``channel:…``,
         ``member:…``) side by side on every metric, with significance tests."""
+
+    @operation("GET", "/api/v1/customers/{customer_id}/export")
+    def export_customer(self, customer_id: int) -> bytes:
+        """All of the customer's data as a ZIP (a GDPR access request)."""
+
+    @operation("POST", "/api/v1/customers/{customer_id}/erase")
+    def erase_customer(self, customer_id: int) -> Json:
+        """Erase the customer's node-private data; the record of the erasure."""
+
+    @operation("GET", "/api/v1/erasures")
+    def erasures(self) -> list[Json]:
+        """The record of every erasure: when, by whom, how much of what."""
 
     # The portal: a customer with a case link (AccordClient(portal=token)) acts in that
     # one case as their party, through the same endpoints without the case argument.

@@ -677,3 +677,17 @@ practice_runs = sa.Table(
 )
 """Practice cases (``accord practice``): a member's rehearsal with a simulated customer,
 kept out of every metric."""
+
+# -- erasures (node-private, migration 0021) ----------------------------------------------
+
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.Integer, nullable=False, unique=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("by", sa.Text, nullable=False),
+    sa.Column("removed", sa.Text, nullable=False),
+)
+"""That a customer's node-private data was erased, when, by whom, and how much of each kind
+(``removed``, JSON counts): the proof of an erasure, holding no personal data itself."""
