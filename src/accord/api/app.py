@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
@@ -58,6 +58,7 @@ from accord.service.negotiation import Actor, Negotiation
 from accord.service.notes import Notes
 from accord.service.ownership import Ownership
 from accord.service.sla import ResponseTargets
+from accord.web import install as install_pages
 
 Clock = Callable[[], datetime]
 SESSION_TTL = timedelta(hours=12)
@@ -208,11 +209,6 @@ def create_app(
         """Liveness: the process answers. Reveals no data."""
         return {"status": "ok", "version": __version__}
 
-    @app.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        """Until the members' pages exist, the start page is the API's documentation."""
-        return RedirectResponse("/docs")
-
     @app.get("/ready", tags=["operations"])
     def ready() -> JSONResponse:
         """Readiness: the database answers."""
@@ -252,6 +248,7 @@ def create_app(
         )
     )
     install_outcomes(app, services, now)
+    install_pages(app, services)
     return app
 
 

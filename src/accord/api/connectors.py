@@ -79,28 +79,54 @@ def connector_routes(
     @case.post("/reply", summary="Reply to the customer on the channel they last used")
     def reply(case_id: str, body: ReplyIn, who: Principal = Depends(writer)) -> Any:
         actor = Actor(member=who.member.display_name, via=who.via)
-        channel = body.channel or _last_channel(connectors, case_id)
-        if channel == "email":
-            done = mail.reply(Actor(member=actor.member, via="email"), case_id, body.text)
-            return {
-                "case": case_id,
-                "event": done.outcome.event_ids[0],
-                "channel": "email",
-                "message": done.message_id,
-            }
-        if channel in ("webchat", None):
-            outcome = negotiation.post_message(
-                Actor(member=actor.member, via="web"), case_id, body.text
-            )
-            return {"case": case_id, "event": outcome.event_ids[0], "channel": channel or "case"}
-        return connectors.reply(
-            actor, case_id, body.text, channel=channel, template=body.template, private=body.private
+        return reply_on_channel(
+            connectors,
+            mail,
+            negotiation,
+            actor,
+            case_id,
+            body.text,
+            channel=body.channel,
+            template=body.template,
+            private=body.private,
         )
 
     return hooks, top, case
 
 
-def _last_channel(connectors: Connectors, case_id: str) -> str | None:
+def reply_on_channel(
+    connectors: Connectors,
+    mail: MailChannel,
+    negotiation: Negotiation,
+    actor: Actor,
+    case_id: str,
+    text: str,
+    *,
+    channel: str | None = None,
+    template: str | None = None,
+    private: bool = False,
+) -> dict[str, Any]:
+    """Answer the customer on ``channel``, or the one they last wrote on: email through
+    the outbox, web chat and cases without a channel as a case message, a messaging
+    platform through its connector. The API's reply endpoint and the case page use it."""
+    channel = channel or last_channel(connectors, case_id)
+    if channel == "email":
+        done = mail.reply(Actor(member=actor.member, via="email"), case_id, text)
+        return {
+            "case": case_id,
+            "event": done.outcome.event_ids[0],
+            "channel": "email",
+            "message": done.message_id,
+        }
+    if channel in ("webchat", None):
+        outcome = negotiation.post_message(Actor(member=actor.member, via="web"), case_id, text)
+        return {"case": case_id, "event": outcome.event_ids[0], "channel": channel or "case"}
+    return connectors.reply(
+        actor, case_id, text, channel=channel, template=template, private=private
+    )
+
+
+def last_channel(connectors: Connectors, case_id: str) -> str | None:
     with connectors.db.read() as conn:
         last = connectors.last_inbound(conn, case_id)
     return None if last is None else str(last.channel)

@@ -101,3 +101,36 @@ def case_view(state: State, timeline: list[Event]) -> dict[str, Any]:
         "equivocations": state["equivocations"],
         "timeline": [event_summary(state, e) for e in timeline],
     }
+
+
+def agreement_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changed between two versions of the terms (``{"data", "activities"}``): one
+    entry per data item or activity added, removed or changed, with both sides."""
+    old = before or {"data": {}, "activities": {}}
+    changes: list[dict[str, Any]] = []
+    for section in ("data", "activities"):
+        was, now = old.get(section, {}), after.get(section, {})
+        for key in sorted(set(was) | set(now)):
+            if key not in was:
+                kind = "added"
+            elif key not in now:
+                kind = "removed"
+            elif was[key] != now[key]:
+                kind = "changed"
+            else:
+                continue
+            changes.append(
+                {
+                    "section": "data" if section == "data" else "activity",
+                    "key": key,
+                    "change": kind,
+                    "before": was.get(key),
+                    "after": now.get(key),
+                    "fields": sorted(
+                        f
+                        for f in set(was.get(key) or {}) | set(now.get(key) or {})
+                        if (was.get(key) or {}).get(f) != (now.get(key) or {}).get(f)
+                    ),
+                }
+            )
+    return changes

@@ -691,3 +691,21 @@ erasures = sa.Table(
 )
 """That a customer's node-private data was erased, when, by whom, and how much of each kind
 (``removed``, JSON counts): the proof of an erasure, holding no personal data itself."""
+
+# -- the members' inbox (node-private, derived, migration 0022) ---------------------------
+
+case_inbox = sa.Table(
+    "case_inbox",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("event_count", sa.Integer, nullable=False),
+    sa.Column("next_due", sa.String(32), index=True),
+    sa.Column("waiting", sa.Boolean, nullable=False),
+    sa.Column("last_message_at", sa.String(32)),
+    sa.Column("last_reply_at", sa.String(32)),
+)
+"""What the inbox sorts and filters by, per case, derived from its state (``accord.service
+.inbox``): the earliest due time of an open activity of this node's party, whether the case
+waits on another party, and when the last message and this party's last reply were
+posted. ``event_count`` says which state it was computed from; a row that lags its case is
+recomputed before the inbox is read."""

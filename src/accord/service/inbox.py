@@ -1,0 +1,314 @@
+"""The members' inbox: which cases need whom, and what is due or breached.
+
+Views (``VIEWS``): the member's own cases, their team's queue, every open case, what is
+due today, what is breached (a response target missed since this party last replied, or
+a promised activity overdue), what waits on another party, and resolved cases. Each can
+be narrowed by owner, team, channel or a full-text search (``accord.store.search``).
+
+The inbox reads one derived row per case (``case_inbox``) rather than every case's
+state: a row that lags its case (fewer events than the case has) is recomputed first,
+whichever process wrote the case, so the inbox is exact without any listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.core.state import State
+from accord.core.timefmt import parse_time
+from accord.store.cases import CaseStore
+from accord.store.search import Search
+from accord.store.tables import (
+    case_customers,
+    case_inbox,
+    case_owners,
+    cases,
+    channel_messages,
+    customers,
+    member_routing,
+    members,
+    notes,
+    notifications,
+    teams,
+)
+
+VIEWS = {
+    "mine": "My cases",
+    "team": "My team's queue",
+    "open": "All open",
+    "due": "Due today",
+    "breached": "Breached",
+    "waiting": "Waiting on customer",
+    "resolved": "Resolved",
+}
+OPEN_STATES = ("agreed", "in_progress")
+REFRESH_BATCH = 500
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    case_id: str
+    title: str
+    resolved: bool
+    updated: datetime
+    owner: str | None
+    team: str | None
+    customer: str | None
+    next_due: str | None
+    overdue: bool
+    breached: bool
+    waiting: bool
+    channel: str | None
+    snippet: str | None = None
+
+
+def _derive(state: State, ours: str | None, previous_reply: str | None) -> dict[str, Any]:
+    """The inbox columns of one case, from its state alone."""
+    due = [
+        a["due"]
+        for aid, a in state["terms"]["activities"].items()
+        if a.get("due")
+        and a["owner"] == ours
+        and state["progress"].get(aid, {}).get("state") in OPEN_STATES
+    ]
+    last = state.get("last_message")
+    last_reply = last["time"] if last and last["by"] == ours else previous_reply
+    pending_ours = any(
+        p["state"] == "pending" and p.get("by") == ours for p in state["proposals"].values()
+    )
+    waiting = not state["resolved"] and ((last is not None and last["by"] == ours) or pending_ours)
+    return {
+        "event_count": state["events"],
+        "next_due": min(_stamp(parse_time(d)) for d in due) if due else None,
+        "waiting": waiting,
+        "last_message_at": last["time"] if last else None,
+        "last_reply_at": last_reply,
+    }
+
+
+class Inbox:
+    """The inbox of one node; ``party_key`` is the node's public key (its own party)."""
+
+    def __init__(self, store: CaseStore, party_key: str, *, now: Callable[[], datetime]) -> None:
+        self.store, self.db, self.party_key, self.now = store, store.db, party_key, now
+        self.search_index = Search(store.db)
+
+    def refresh(self) -> int:
+        """Recompute every lagging row; returns how many."""
+        total = 0
+        while True:
+            with self.db.write() as conn:
+                lagging = conn.execute(
+                    sa.select(cases.c.case_id, cases.c.state, case_inbox.c.last_reply_at)
+                    .select_from(
+                        cases.outerjoin(case_inbox, case_inbox.c.case_id == cases.c.case_id)
+                    )
+                    .where(
+                        sa.or_(
+                            case_inbox.c.event_count.is_(None),
+                            case_inbox.c.event_count != cases.c.event_count,
+                        )
+                    )
+                    .limit(REFRESH_BATCH)
+                ).all()
+                for case_id, raw, previous in lagging:
+                    self._write(conn, case_id, orjson.loads(raw), previous)
+            total += len(lagging)
+            if len(lagging) < REFRESH_BATCH:
+                return total
+
+    def _ours(self, state: State) -> str | None:
+        for pid, party in state["parties"].items():
+            if party.get("node") == self.party_key:
+                return str(pid)
+        return None
+
+    def _write(self, conn: Connection, case_id: str, state: State, previous: str | None) -> None:
+        values = _derive(state, self._ours(state), previous)
+        done = conn.execute(
+            case_inbox.update().where(case_inbox.c.case_id == case_id).values(**values)
+        ).rowcount
+        if not done:
+            conn.execute(case_inbox.insert().values(case_id=case_id, **values))
+
+    def _select(
+        self, view: str, member_id: int, owner: str, team: str, channel: str
+    ) -> sa.Select[Any]:
+        if view not in VIEWS:
+            raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
+        now = self.now()
+        end_of_day = now.astimezone(_zone(self.db)).replace(
+            hour=23, minute=59, second=59, microsecond=0
+        )
+        now_s, eod_s = _stamp(now), _stamp(end_of_day)
+        owner_m = members.alias("owner_m")
+        last_channel = (
+            sa.select(channel_messages.c.channel)
+            .where(
+                channel_messages.c.case_id == cases.c.case_id,
+                channel_messages.c.direction == "in",
+            )
+            .order_by(channel_messages.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        customer_name = (
+            sa.select(customers.c.name)
+            .select_from(
+                case_customers.join(customers, customers.c.id == case_customers.c.customer_id)
+            )
+            .where(case_customers.c.case_id == cases.c.case_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        sla_missed = (
+            sa.select(notifications.c.id)
+            .where(notifications.c.case_id == cases.c.case_id, notifications.c.kind == "sla")
+            .exists()
+        )
+        overdue = sa.and_(case_inbox.c.next_due.is_not(None), case_inbox.c.next_due < now_s)
+        breached = sa.and_(
+            cases.c.resolved.is_(False),
+            sa.or_(overdue, sa.and_(sla_missed, sa.not_(case_inbox.c.waiting))),
+        )
+        q = sa.select(
+            cases.c.case_id,
+            cases.c.title,
+            cases.c.resolved,
+            cases.c.updated_at,
+            owner_m.c.display_name,
+            teams.c.name,
+            customer_name.label("customer"),
+            case_inbox.c.next_due,
+            overdue.label("overdue"),
+            breached.label("breached"),
+            case_inbox.c.waiting,
+            last_channel.label("channel"),
+        ).select_from(
+            cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
+            .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
+            .outerjoin(owner_m, owner_m.c.id == case_owners.c.member_id)
+            .outerjoin(member_routing, member_routing.c.member_id == owner_m.c.id)
+            .outerjoin(teams, teams.c.id == member_routing.c.team_id)
+        )
+        open_only = cases.c.resolved.is_(False)
+        if view == "mine":
+            q = q.where(open_only, case_owners.c.member_id == member_id)
+        elif view == "team":
+            my_team = (
+                sa.select(member_routing.c.team_id)
+                .where(member_routing.c.member_id == member_id)
+                .scalar_subquery()
+            )
+            q = q.where(open_only, member_routing.c.team_id == my_team)
+        elif view == "open":
+            q = q.where(open_only)
+        elif view == "due":
+            q = q.where(open_only, case_inbox.c.next_due <= eod_s)
+        elif view == "breached":
+            q = q.where(breached)
+        elif view == "waiting":
+            q = q.where(open_only, case_inbox.c.waiting.is_(True))
+        else:
+            q = q.where(cases.c.resolved.is_(True))
+        if owner:
+            q = q.where(owner_m.c.username == owner)
+        if team:
+            q = q.where(teams.c.name == team)
+        if channel:
+            q = q.where(last_channel == channel)
+        if view in ("due", "breached"):
+            return q.order_by(
+                case_inbox.c.next_due.is_(None), case_inbox.c.next_due, cases.c.updated_at.desc()
+            )
+        return q.order_by(cases.c.updated_at.desc())
+
+    def list(
+        self,
+        view: str,
+        *,
+        member_id: int,
+        query: str = "",
+        owner: str = "",
+        team: str = "",
+        channel: str = "",
+        limit: int = 100,
+    ) -> list[InboxRow]:
+        """The cases of ``view`` as ``member_id`` sees it, most urgent first; with a
+        ``query``, only the cases that match it, best match first, with a snippet."""
+        self.refresh()
+        q = self._select(view, member_id, owner, team, channel)
+        snippets: dict[str, str] = {}
+        if query.strip():
+            snippets = {h.case_id: h.snippet for h in self.search_index.search(query, limit=500)}
+            q = q.where(cases.c.case_id.in_(list(snippets)))
+        with self.db.read() as conn:
+            rows = conn.execute(q.limit(limit)).all()
+        found = [
+            InboxRow(
+                case_id=r[0],
+                title=r[1],
+                resolved=bool(r[2]),
+                updated=r[3],
+                owner=r[4],
+                team=r[5],
+                customer=r[6],
+                next_due=r[7],
+                overdue=bool(r[8]),
+                breached=bool(r[9]),
+                waiting=bool(r[10]),
+                channel=r[11],
+                snippet=snippets.get(r[0]),
+            )
+            for r in rows
+        ]
+        if snippets:  # best match first, as the index ranked them
+            order = {case_id: i for i, case_id in enumerate(snippets)}
+            found.sort(key=lambda row: order[row.case_id])
+        return found
+
+    def counts(self, member_id: int) -> dict[str, int]:
+        """How many cases each view holds (the inbox's tabs)."""
+        self.refresh()
+        out = {}
+        with self.db.read() as conn:
+            for view in VIEWS:
+                inner = self._select(view, member_id, "", "", "").order_by(None).subquery()
+                out[view] = int(
+                    conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
+                )
+        return out
+
+    def changed_since(self) -> str:
+        """A token that changes whenever any case or note changes (for live updates)."""
+        with self.db.read() as conn:
+            updated, count = conn.execute(
+                sa.select(sa.func.max(cases.c.updated_at), sa.func.count())
+            ).one()
+            note_count, last_note = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(notes.c.id))
+            ).one()
+        stamp = updated.isoformat() if updated else "-"
+        return f"{stamp}:{count}:{note_count}:{last_note}"
+
+
+def _stamp(moment: datetime) -> str:
+    """A time as the case log writes it (UTC, seconds, ``Z``), which sorts as text."""
+    return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _zone(db: Any) -> ZoneInfo:
+    from accord.service import settings
+
+    try:
+        return ZoneInfo(settings.calendar(db).timezone)
+    except Exception:  # an unset or broken calendar: the inbox still works, in UTC
+        return ZoneInfo("UTC")

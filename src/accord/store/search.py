@@ -1,0 +1,222 @@
+"""Full-text search over cases: titles, messages and internal notes.
+
+SQLite uses an FTS5 table (``unicode61`` tokens, diacritics folded); PostgreSQL a table
+with a generated ``tsvector`` (the ``simple`` configuration: customers write in many
+languages, so no stemming) and a GIN index. Both answer the same query language: the
+words of the query, all required, the last one as a prefix (``"ref 12"`` finds
+"refund 1234").
+
+The index follows each case: ``search_marks`` holds, per case, how many events it has
+indexed and up to which position, and how many notes. ``catch_up`` indexes what a case
+gained since (its events are appended under the case's lock, so their positions grow in
+commit order) and re-indexes a case's notes when their number changed. Any process — a
+web worker, ``accord worker``, the CLI — can bring it up to date; catch-ups take a lock
+(SQLite's writer lock, a PostgreSQL advisory lock) so nothing is indexed twice; a
+restored or new database builds the index on first use. These tables are derived and
+node-private (notes are), so they are neither in ``accord.store.tables`` nor in backups;
+erasing a customer removes their notes from it (``forget_notes``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from accord.store.database import Database
+from accord.store.tables import events, notes
+
+DOCS = "search_docs"
+MARKS = "search_marks"
+INDEXED_TYPES = ("case.opened", "message.posted")
+_WORD = re.compile(r"\w+", re.UNICODE)
+MAX_WORDS = 12
+BATCH = 500
+LOCK_KEY = 0x5EA2C4  # the advisory lock that serialises catch-ups on PostgreSQL
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A case that matches, with the best-matching passage."""
+
+    case_id: str
+    kind: str  # "title", "message" or "note"
+    snippet: str
+
+
+def create_sql(dialect: str) -> list[str]:
+    """The statements that create the index (used by migration 0022)."""
+    marks = (
+        f"CREATE TABLE {MARKS} (case_id VARCHAR(71) PRIMARY KEY, events INTEGER NOT NULL, "
+        "pos BIGINT NOT NULL, notes INTEGER NOT NULL)"
+    )
+    if dialect == "sqlite":
+        return [
+            f"CREATE VIRTUAL TABLE {DOCS} USING fts5("
+            "case_id UNINDEXED, kind UNINDEXED, body, "
+            "tokenize = 'unicode61 remove_diacritics 2')",
+            marks,
+        ]
+    return [
+        f"CREATE TABLE {DOCS} (id BIGSERIAL PRIMARY KEY, case_id VARCHAR(71) NOT NULL, "
+        "kind VARCHAR(16) NOT NULL, body TEXT NOT NULL, "
+        "tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED)",
+        f"CREATE INDEX ix_{DOCS}_tsv ON {DOCS} USING GIN (tsv)",
+        f"CREATE INDEX ix_{DOCS}_case ON {DOCS} (case_id)",
+        marks,
+    ]
+
+
+def drop_sql() -> list[str]:
+    return [f"DROP TABLE IF EXISTS {DOCS}", f"DROP TABLE IF EXISTS {MARKS}"]
+
+
+def words(query: str) -> list[str]:
+    """The words of a query as the index sees them (at most ``MAX_WORDS``)."""
+    return [w.lower() for w in _WORD.findall(query)][:MAX_WORDS]
+
+
+class Search:
+    """The search index of one node's database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def catch_up(self) -> int:
+        """Index what every case gained since the last call; returns the cases touched."""
+        total = 0
+        while True:
+            with self.db.write() as conn:
+                done = self._step(conn)
+            total += done
+            if done < BATCH:
+                return total
+
+    def _step(self, conn: Connection) -> int:
+        if not self.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        stale_events = conn.execute(
+            sa.text(
+                f"SELECT c.case_id, c.event_count, m.pos FROM cases c "
+                f"LEFT JOIN {MARKS} m ON m.case_id = c.case_id "
+                "WHERE m.events IS NULL OR m.events <> c.event_count LIMIT :n"
+            ),
+            {"n": BATCH},
+        ).all()
+        stale_notes = conn.execute(
+            sa.text(
+                f"SELECT n.case_id, count(*) FROM notes n LEFT JOIN {MARKS} m "
+                "ON m.case_id = n.case_id GROUP BY n.case_id, m.notes "
+                "HAVING m.notes IS NULL OR m.notes <> count(*) LIMIT :n"
+            ),
+            {"n": BATCH},
+        ).all()
+        docs: list[dict[str, str]] = []
+        marks: dict[str, dict[str, int]] = {}
+        for case_id, count, pos in stale_events:
+            rows = conn.execute(
+                sa.select(events.c.pos, events.c.type, events.c.raw).where(
+                    events.c.case_id == case_id,
+                    events.c.pos > (pos or 0),
+                    events.c.type.in_(INDEXED_TYPES),
+                )
+            ).all()
+            for _pos, kind, raw in rows:
+                body = orjson.loads(raw)["body"]
+                text = body["title"] if kind == "case.opened" else body.get("text", "")
+                if text:
+                    kinds = "title" if kind == "case.opened" else "message"
+                    docs.append({"c": case_id, "k": kinds, "b": text})
+            last = conn.execute(
+                sa.select(sa.func.max(events.c.pos)).where(events.c.case_id == case_id)
+            ).scalar()
+            marks[case_id] = {"events": count, "pos": int(last or 0)}
+        for case_id, count in stale_notes:
+            self.forget_notes(conn, [case_id])
+            texts = conn.execute(sa.select(notes.c.text).where(notes.c.case_id == case_id))
+            docs.extend({"c": case_id, "k": "note", "b": t} for (t,) in texts)
+            marks.setdefault(case_id, {})["notes"] = int(count)
+        if docs:
+            conn.execute(
+                sa.text(f"INSERT INTO {DOCS} (case_id, kind, body) VALUES (:c, :k, :b)"), docs
+            )
+        for case_id, values in marks.items():
+            self._mark(conn, case_id, values)
+        return max(len(stale_events), len(stale_notes))
+
+    def _mark(self, conn: Connection, case_id: str, values: dict[str, int]) -> None:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        done = conn.execute(
+            sa.text(f"UPDATE {MARKS} SET {sets} WHERE case_id = :case_id"),
+            {"case_id": case_id, **values},
+        ).rowcount
+        if not done:
+            row = {"events": -1, "pos": 0, "notes": 0, **values}
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {MARKS} (case_id, events, pos, notes) "
+                    "VALUES (:case_id, :events, :pos, :notes)"
+                ),
+                {"case_id": case_id, **row},
+            )
+
+    def forget_notes(self, conn: Connection, case_ids: Sequence[str]) -> None:
+        """Remove the notes of these cases from the index (erasure)."""
+        if case_ids:
+            conn.execute(
+                sa.text(f"DELETE FROM {DOCS} WHERE kind = 'note' AND case_id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                {"ids": list(case_ids)},
+            )
+            conn.execute(
+                sa.text(f"UPDATE {MARKS} SET notes = 0 WHERE case_id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                {"ids": list(case_ids)},
+            )
+
+    def search(
+        self, query: str, *, limit: int = 50, within: Iterable[str] | None = None
+    ) -> list[Hit]:
+        """Cases matching every word of ``query`` (best first), one hit per case."""
+        terms = words(query)
+        if not terms:
+            return []
+        self.catch_up()
+        with self.db.read() as conn:
+            if self.db.is_sqlite:
+                match = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
+                rows = conn.execute(
+                    sa.text(
+                        f"SELECT case_id, kind, snippet({DOCS}, 2, '[', ']', '…', 12) "
+                        f"FROM {DOCS} WHERE {DOCS} MATCH :m ORDER BY rank LIMIT :n"
+                    ),
+                    {"m": match.strip(), "n": limit * 5},
+                ).all()
+            else:
+                quoted = [t.replace("'", "''").replace("\\", "\\\\") for t in terms]
+                tsquery = " & ".join(f"'{t}'" for t in quoted[:-1])
+                tsquery = (tsquery + " & " if tsquery else "") + f"'{quoted[-1]}':*"
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT case_id, kind, ts_headline('simple', body, q, "
+                        "'StartSel=[,StopSel=],MaxWords=14,MinWords=6,MaxFragments=1') "
+                        f"FROM {DOCS}, to_tsquery('simple', :q) q WHERE tsv @@ q "
+                        "ORDER BY ts_rank(tsv, q) DESC LIMIT :n"
+                    ),
+                    {"q": tsquery, "n": limit * 5},
+                ).all()
+        allowed = None if within is None else set(within)
+        hits: dict[str, Hit] = {}
+        for case_id, kind, snippet in rows:
+            if case_id in hits or (allowed is not None and case_id not in allowed):
+                continue
+            hits[case_id] = Hit(case_id, kind, " ".join(str(snippet).split()))
+            if len(hits) >= limit:
+                break
+        return list(hits.values())

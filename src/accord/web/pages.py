@@ -1,0 +1,516 @@
+"""The members' pages: login, the inbox and the case workspace.
+
+Every page needs a session (``accord.web.session``); every form post carries its CSRF
+token and answers with a redirect (post, redirect, get), or with the page again and the
+problem named when the service refused. The services do the work, exactly as for the
+REST API: a page is another way to call them, never a second implementation.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from accord.api.auth import SESSION_COOKIE
+from accord.api.connectors import last_channel, reply_on_channel
+from accord.auth.scopes import CASES_WRITE, NOTES_READ, NOTES_WRITE
+from accord.channels.blobs import node_blobs
+from accord.service.errors import NotFound, ServiceError
+from accord.service.inbox import VIEWS, Inbox
+from accord.service.negotiation import Actor
+from accord.service.views import agreement_diff, case_view
+from accord.store.tables import case_customers
+from accord.web import swimlane
+from accord.web.files import download
+from accord.web.forms import FormError, changes_from_form, prefill
+from accord.web.render import change_words, describe, party_name, render, when
+from accord.web.session import (
+    SESSION_TTL,
+    Viewer,
+    check_csrf,
+    login_limiter,
+    need,
+    safe_next,
+    secure_headers,
+    viewer,
+)
+
+CHANNELS = (
+    "email",
+    "webchat",
+    "whatsapp",
+    "whatsapp-twilio",
+    "messenger",
+    "instagram",
+    "telegram",
+    "sms",
+    "x",
+)
+
+
+def zone_of(services: Any) -> ZoneInfo:
+    from accord.service import settings
+
+    try:
+        return ZoneInfo(settings.calendar(services.node.db).timezone)
+    except Exception:  # no calendar set: UTC
+        return ZoneInfo("UTC")
+
+
+def acceptances(n: Any, case_id: str, state: dict[str, Any]) -> list[dict[str, str]]:
+    """Who accepted the current agreement, as whom, and when."""
+    if not state["agreements"]:
+        return []
+    current = state["agreements"][-1]
+    found = {e.id: e for e in n.cases.get(case_id, list(current["acceptances"].values()))}
+    out = []
+    for party, event_id in current["acceptances"].items():
+        event = found.get(event_id)
+        out.append(
+            {
+                "party": party_name(state["parties"], party),
+                "member": event.author.member if event else "",
+                "time": event.time if event else current["time"],
+            }
+        )
+    return out
+
+
+def _see_other(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
+    """The routes; ``outcomes`` (``accord.metrics.service.Outcomes``) records the marks."""
+    router = APIRouter()
+
+    # -- login ------------------------------------------------------------------------
+    @router.get("/login")
+    def login_page(next: str = Query("/", max_length=2000)) -> Response:
+        return render("login.html", next=safe_next(next), error=None, username="")
+
+    @router.post("/login")
+    def login(
+        request: Request,
+        username: str = Form("", max_length=64),
+        password: str = Form("", max_length=1024),
+        next: str = Form("/", max_length=2000),
+    ) -> Response:
+        limiter = login_limiter(request)
+        address = request.client.host if request.client else "?"
+        wait = max(limiter.take(f"user:{username.lower()}"), limiter.take(f"addr:{address}"))
+        if wait:
+            response = render(
+                "login.html",
+                status=429,
+                next=safe_next(next),
+                username=username,
+                error=f"Too many attempts. Try again in {wait} seconds.",
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        member = services.members.authenticate(username, password)
+        if member is None:
+            return render(
+                "login.html",
+                status=401,
+                next=safe_next(next),
+                username=username,
+                error="Wrong username or password.",
+            )
+        token, _csrf = services.sessions.create(member.id, SESSION_TTL)
+        redirect = _see_other(safe_next(next))
+        redirect.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=int(SESSION_TTL.total_seconds()),
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return redirect
+
+    @router.post("/logout")
+    def logout(request: Request, csrf: str = Form(""), who: Viewer = Depends(viewer)) -> Response:
+        check_csrf(who, csrf)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            services.sessions.delete(token)
+        response = _see_other("/login")
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # -- inbox ------------------------------------------------------------------------
+    @router.get("/")
+    def inbox_page(
+        view: str = Query("mine", max_length=16),
+        q: str = Query("", max_length=200),
+        owner: str = Query("", max_length=64),
+        team: str = Query("", max_length=100),
+        channel: str = Query("", max_length=32),
+        partial: bool = Query(False),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        if view not in VIEWS:
+            view = "mine"
+        rows = inbox.list(
+            view, member_id=who.member.id, query=q, owner=owner, team=team, channel=channel
+        )
+        context = {
+            "who": who,
+            "page": "inbox",
+            "views": VIEWS,
+            "view": view,
+            "counts": inbox.counts(who.member.id),
+            "rows": rows,
+            "q": q,
+            "owner": owner,
+            "team": team,
+            "channel": channel,
+            "channels": CHANNELS,
+            "members": services.members.list(include_disabled=False),
+            "teams": services.ownership.list_teams(),
+            "zone": zone_of(services),
+            "when": when,
+            "now": services.negotiation.now(),
+        }
+        return render("_inbox_rows.html" if partial else "inbox.html", **context)
+
+    @router.get("/web/changes")
+    def changes(who: Viewer = Depends(viewer)) -> Response:
+        """A token that changes whenever a case or note changes: the pages poll it to
+        update themselves (any process can answer; nothing is held in memory)."""
+        return secure_headers(JSONResponse({"token": inbox.changed_since()}))
+
+    # -- case workspace ---------------------------------------------------------------
+    def case_page(
+        case_id: str,
+        who: Viewer,
+        *,
+        error: str | None = None,
+        field: str | None = None,
+        form: dict[str, str] | None = None,
+        counter: str = "",
+        diff_from: int | None = None,
+        diff_to: int | None = None,
+        status: int = 200,
+        link: dict[str, str] | None = None,
+    ) -> Response:
+        n = services.negotiation
+        state = n.state(case_id)
+        view = case_view(state, n.cases.timeline(case_id, limit=200))
+        zone = zone_of(services)
+        now = n.now()
+        ours = services.party_id
+        agreements = state["agreements"]
+        accepted = acceptances(n, case_id, state)
+        versions = [a["version"] for a in agreements]
+        diff = None
+        if versions:
+            to_v: int = diff_to if diff_to is not None and diff_to in versions else versions[-1]
+            from_v = diff_from if diff_from is not None and diff_from < to_v else to_v - 1
+            by_version = {a["version"]: a["terms"] for a in agreements}
+            diff = {
+                "from": from_v,
+                "to": to_v,
+                "changes": agreement_diff(by_version.get(from_v), by_version[to_v]),
+            }
+        proposals = []
+        for pid, p in view["open_proposals"].items():
+            proposals.append(
+                {
+                    "id": pid,
+                    "by": party_name(state["parties"], p["by"]),
+                    "time": p["time"],
+                    "note": p.get("note"),
+                    "changes": [change_words(c, state["parties"], zone) for c in p["changes"]],
+                    "accepted_by": [party_name(state["parties"], x) for x in p["accepted_by"]],
+                    "waiting_for": [
+                        party_name(state["parties"], x)
+                        for x in state["parties"]
+                        if x not in p["accepted_by"]
+                    ],
+                    "mine_to_accept": ours not in p["accepted_by"],
+                    "counter_of": p.get("counter_of"),
+                }
+            )
+        owner = services.ownership.owner(case_id)
+        with services.node.db.read() as conn:
+            customer_ids = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(case_customers.c.customer_id).where(
+                        case_customers.c.case_id == case_id
+                    )
+                )
+            ]
+        customers = [services.customers.view(c) for c in customer_ids]
+        counter_of = view["open_proposals"].get(counter) if counter else None
+        fields = form or prefill(counter_of, zone)
+        timeline = list(reversed(view["timeline"]))
+        return render(
+            "case.html",
+            status=status,
+            who=who,
+            page="case",
+            case=view,
+            state=state,
+            case_id=case_id,
+            ours=ours,
+            zone=zone,
+            now=now,
+            when=when,
+            describe=describe,
+            party_name=party_name,
+            change_words=change_words,
+            swimlane=swimlane.render(state, now, zone),
+            accepted=accepted,
+            proposals=proposals,
+            diff=diff,
+            versions=versions,
+            owner=owner,
+            history=services.ownership.history(case_id),
+            notes=services.notes.list(case_id) if who.may(NOTES_READ) else None,
+            customers=customers,
+            timeline=timeline,
+            members=services.members.list(include_disabled=False),
+            channels=CHANNELS,
+            last_channel=last_channel(services.connectors, case_id),
+            error=error,
+            field=field,
+            link=link,
+            form=fields,
+            counter=counter if counter_of else "",
+            activities=[(aid, a) for aid, a in state["terms"]["activities"].items()],
+        )
+
+    @router.get("/cases/{case_id}")
+    def show_case(
+        case_id: str,
+        counter: str = Query("", max_length=71),
+        diff_from: int | None = Query(None, alias="from", ge=0),
+        diff_to: int | None = Query(None, alias="to", ge=1),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        full = (
+            services.node.cases.find_case(case_id) if not case_id.startswith("sha256:") else case_id
+        )
+        if full is None:
+            raise NotFound(f"no case {case_id!r}")
+        return case_page(full, who, counter=counter, diff_from=diff_from, diff_to=diff_to)
+
+    def act(case_id: str, who: Viewer, csrf: str, scope: str, anchor: str, work: Any) -> Response:
+        check_csrf(who, csrf)
+        need(who, scope)
+        try:
+            work(Actor(member=who.member.display_name, via="web"))
+        except FormError as exc:
+            return case_page(case_id, who, error=exc.message, field=exc.field, status=400)
+        except ServiceError as exc:
+            return case_page(case_id, who, error=exc.message, field=exc.field, status=exc.status)
+        return _see_other(f"/cases/{case_id}#{anchor}")
+
+    @router.post("/cases/{case_id}/reply")
+    def reply(
+        case_id: str,
+        text: str = Form(..., min_length=1, max_length=100_000),
+        channel: str = Form("", max_length=32),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "conversation",
+            lambda actor: reply_on_channel(
+                services.connectors,
+                services.mail,
+                services.negotiation,
+                actor,
+                case_id,
+                text,
+                channel=channel or None,
+            ),
+        )
+
+    @router.post("/cases/{case_id}/notes")
+    def add_note(
+        case_id: str,
+        text: str = Form(..., min_length=1, max_length=20_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        services.negotiation.state(case_id)
+        return act(
+            case_id,
+            who,
+            csrf,
+            NOTES_WRITE,
+            "notes",
+            lambda _actor: services.notes.add(case_id, who.member.display_name, text),
+        )
+
+    @router.post("/cases/{case_id}/handoff")
+    def handoff(
+        case_id: str,
+        username: str = Form(..., max_length=64),
+        note: str = Form(..., min_length=1, max_length=10_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "owner",
+            lambda _actor: services.ownership.handoff(case_id, username, note, by=who.member),
+        )
+
+    @router.post("/cases/{case_id}/propose")
+    async def propose(case_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        zone = zone_of(services)
+
+        def work(actor: Actor) -> None:
+            changes = changes_from_form(form, zone)
+            note = form.get("note", "").strip() or None
+            if form.get("counter_of"):
+                services.negotiation.counter(actor, case_id, form["counter_of"], changes, note=note)
+            else:
+                services.negotiation.propose(actor, case_id, changes, note=note)
+
+        from starlette.concurrency import run_in_threadpool
+
+        check_csrf(who, form.get("csrf"))
+        need(who, CASES_WRITE)
+        try:
+            await run_in_threadpool(work, Actor(member=who.member.display_name, via="web"))
+        except (FormError, ServiceError) as exc:
+            return await run_in_threadpool(
+                case_page,
+                case_id,
+                who,
+                error=exc.message,
+                field=exc.field,
+                form=form,
+                counter=form.get("counter_of", ""),
+                status=400 if isinstance(exc, FormError) else exc.status,
+            )
+        return _see_other(f"/cases/{case_id}#proposals")
+
+    @router.post("/cases/{case_id}/proposals/{proposal_id}/accept")
+    def accept(
+        case_id: str, proposal_id: str, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "agreement",
+            lambda actor: services.negotiation.accept(actor, case_id, proposal_id),
+        )
+
+    @router.post("/cases/{case_id}/proposals/{proposal_id}/reject")
+    def reject(
+        case_id: str,
+        proposal_id: str,
+        reason: str = Form("", max_length=10_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "proposals",
+            lambda actor: services.negotiation.reject(
+                actor, case_id, proposal_id, reason=reason.strip() or None
+            ),
+        )
+
+    @router.post("/cases/{case_id}/activities/{activity}/progress")
+    def progress(
+        case_id: str,
+        activity: str,
+        state: str = Form(..., pattern="^(in_progress|done)$"),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "activities",
+            lambda actor: services.negotiation.report_progress(actor, case_id, activity, state),
+        )
+
+    @router.post("/cases/{case_id}/satisfied")
+    def satisfied(
+        case_id: str,
+        rating: int | None = Form(None, ge=1, le=5),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "agreement",
+            lambda actor: services.negotiation.satisfied(actor, case_id, rating=rating),
+        )
+
+    @router.post("/cases/{case_id}/mark")
+    def mark(
+        case_id: str,
+        kind: str = Form(..., pattern="^(identify|repeat)$"),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "conversation",
+            lambda _actor: outcomes.store.mark(case_id, kind, member_id=who.member.id),
+        )
+
+    @router.post("/cases/{case_id}/portal-link")
+    def portal_link(
+        case_id: str,
+        party: str = Form(..., max_length=64),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        check_csrf(who, csrf)
+        need(who, CASES_WRITE)
+        state = services.negotiation.state(case_id)
+        hosted = state["parties"].get(party)
+        if hosted is None or hosted.get("hosted_by") != services.node.key.public:
+            return case_page(case_id, who, error="This node does not host that party.", status=403)
+        token = services.links.issue(
+            case_id, party, f"link made by {who.member.username}", timedelta(days=7)
+        )
+        made = {"party": party_name(state["parties"], party), "path": f"/portal/{token}"}
+        return case_page(case_id, who, link=made)
+
+    blobs = node_blobs(services.node.data_dir, durable=not services.node.db.is_sqlite)
+
+    @router.get("/cases/{case_id}/files/{sha}")
+    def get_file(case_id: str, sha: str, who: Viewer = Depends(viewer)) -> Response:
+        return download(blobs, services.negotiation.state(case_id), sha)
+
+    return router

@@ -1,0 +1,290 @@
+"""The customer's portal: their case through the magic link (``/portal/{token}``).
+
+The link's token is the credential (``accord.auth.portal``): it names one case and the
+customer's party, expires, and is checked on every request. Because a forged form
+cannot know the token in its own address, the token also protects the forms against
+cross-site posts; pages send ``Referrer-Policy: no-referrer`` so it never leaks to
+another site. The customer sees what was agreed, who owns the case and how to reach
+them, what each side still has to do, and can accept, reject or counter, write, add
+files, mark themselves satisfied and download their signed copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from accord.auth.errors import LinkExpired, LinkInvalid
+from accord.auth.portal import PortalGrant
+from accord.channels.blobs import StorageFull, node_blobs
+from accord.core.bundle import write_bundle
+from accord.service.errors import Forbidden, ServiceError
+from accord.service.negotiation import Actor
+from accord.service.views import case_view
+from accord.store.tables import case_refs
+from accord.web import swimlane
+from accord.web.files import download
+from accord.web.forms import FormError, changes_from_form, prefill, slug
+from accord.web.pages import acceptances, zone_of
+from accord.web.render import change_words, describe, party_name, render, when
+from accord.web.session import secure_headers
+
+MAX_UPLOAD = 10 * 1024 * 1024
+
+
+def portal_routes(services: Any) -> APIRouter:
+    router = APIRouter()
+    blobs = node_blobs(services.node.data_dir, durable=not services.node.db.is_sqlite)
+
+    def grant_of(token: str) -> PortalGrant | Response:
+        try:
+            grant: PortalGrant = services.links.verify(token)
+        except LinkExpired:
+            return render(
+                "portal_gone.html",
+                status=401,
+                referrer="no-referrer",
+                reason="This case link has expired. Ask us for a new one — your case and "
+                "everything in it is kept.",
+            )
+        except LinkInvalid:
+            return render(
+                "portal_gone.html",
+                status=401,
+                referrer="no-referrer",
+                reason="This case link is not valid. Check that you copied all of it.",
+            )
+        return grant
+
+    def actor_of(grant: PortalGrant) -> Actor:
+        state = services.negotiation.state(grant.case_id)
+        party = state["parties"].get(grant.party_id)
+        if party is None:
+            raise Forbidden("this case link names a party that is not in the case")
+        return Actor(
+            member=party["name"], via="portal", party=grant.party_id, session=grant.session_ref
+        )
+
+    def page(
+        token: str,
+        grant: PortalGrant,
+        *,
+        error: str | None = None,
+        form: dict[str, str] | None = None,
+        counter: str = "",
+        status: int = 200,
+    ) -> Response:
+        n = services.negotiation
+        state = n.state(grant.case_id)
+        view = case_view(state, n.cases.timeline(grant.case_id, limit=200))
+        zone = zone_of(services)
+        now = n.now()
+        owner = services.ownership.owner(grant.case_id)
+        direct_line = None
+        with services.node.db.read() as conn:
+            ref = conn.execute(
+                case_refs.select().where(case_refs.c.case_id == grant.case_id)
+            ).first()
+        mailbox = services.mail.mailboxes.default() if ref else None
+        if ref is not None and mailbox is not None:
+            direct_line = mailbox.direct_line(ref.token)
+        todo: dict[str, list[dict[str, Any]]] = {}
+        for aid, activity in state["terms"]["activities"].items():
+            progress = state["progress"].get(aid, {}).get("state")
+            if progress in ("agreed", "in_progress"):
+                todo.setdefault(activity["owner"], []).append({"id": aid, **activity})
+        proposals = [
+            {
+                "id": pid,
+                "by": party_name(state["parties"], p["by"]),
+                "time": p["time"],
+                "note": p.get("note"),
+                "changes": [change_words(c, state["parties"], zone) for c in p["changes"]],
+                "mine_to_accept": grant.party_id not in p["accepted_by"],
+            }
+            for pid, p in view["open_proposals"].items()
+        ]
+        countered = view["open_proposals"].get(counter) if counter else None
+        return render(
+            "portal.html",
+            status=status,
+            referrer="no-referrer",
+            token=token,
+            case=view,
+            state=state,
+            me=grant.party_id,
+            ours_party=services.party_id if services.party_id in state["parties"] else None,
+            accepted=acceptances(n, grant.case_id, state),
+            zone=zone,
+            now=now,
+            when=when,
+            describe=describe,
+            party_name=party_name,
+            change_words=change_words,
+            swimlane=swimlane.render(state, now, zone),
+            owner=owner,
+            direct_line=direct_line,
+            todo=todo,
+            proposals=proposals,
+            timeline=list(reversed(view["timeline"])),
+            error=error,
+            form=form or prefill(countered, zone),
+            counter=counter if countered else "",
+            activities=list(state["terms"]["activities"].items()),
+            satisfied=grant.party_id in state["satisfied"],
+        )
+
+    def act(token: str, anchor: str, work: Callable[[Actor, PortalGrant], Any]) -> Response:
+        grant = grant_of(token)
+        if isinstance(grant, Response):
+            return grant
+        try:
+            work(actor_of(grant), grant)
+        except FormError as exc:
+            return page(token, grant, error=exc.message, status=400)
+        except ServiceError as exc:
+            return page(token, grant, error=exc.message, status=exc.status)
+        return RedirectResponse(f"/portal/{token}#{anchor}", status_code=303)
+
+    @router.get("/portal/{token}")
+    def show(token: str, counter: str = "") -> Response:
+        grant = grant_of(token)
+        if isinstance(grant, Response):
+            return grant
+        return page(token, grant, counter=counter[:71])
+
+    @router.post("/portal/{token}/message")
+    def message(token: str, text: str = Form(..., min_length=1, max_length=100_000)) -> Response:
+        return act(
+            token,
+            "conversation",
+            lambda actor, g: services.negotiation.post_message(actor, g.case_id, text),
+        )
+
+    @router.post("/portal/{token}/files")
+    async def add_file(
+        token: str,
+        upload: UploadFile = File(...),
+        label: str = Form("", max_length=200),
+    ) -> Response:
+        data = await upload.read(MAX_UPLOAD + 1)
+        name = (upload.filename or "file").replace("\\", "/").rsplit("/", 1)[-1][:200] or "file"
+
+        def work(actor: Actor, grant: PortalGrant) -> None:
+            if not data:
+                raise FormError("upload", "the file is empty")
+            if len(data) > MAX_UPLOAD:
+                raise FormError(
+                    "upload", f"the file is larger than {MAX_UPLOAD // (1024 * 1024)} MB"
+                )
+            try:
+                sha = blobs.put(data)
+            except StorageFull as exc:
+                raise FormError("upload", "we cannot store files right now; try later") from exc
+            value = {
+                "type": "file",
+                "sha256": sha,
+                "name": name,
+                "size": len(data),
+                "media_type": (upload.content_type or "application/octet-stream")[:100],
+            }
+            key = "file-" + slug(name, "upload")[:40] + "-" + sha[:8]
+            services.negotiation.set_info(
+                actor, grant.case_id, key, value, label=label.strip() or name
+            )
+
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(act, token, "information", work)
+
+    @router.get("/portal/{token}/files/{sha}")
+    def get_file(token: str, sha: str) -> Response:
+        grant = grant_of(token)
+        if isinstance(grant, Response):
+            return grant
+        return download(blobs, services.negotiation.state(grant.case_id), sha)
+
+    @router.post("/portal/{token}/propose")
+    async def propose(token: str, request: Request) -> Response:
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        zone = zone_of(services)
+
+        def work(actor: Actor, grant: PortalGrant) -> None:
+            changes = changes_from_form(form, zone)
+            note = form.get("note", "").strip() or None
+            if form.get("counter_of"):
+                services.negotiation.counter(
+                    actor, grant.case_id, form["counter_of"], changes, note=note
+                )
+            else:
+                services.negotiation.propose(actor, grant.case_id, changes, note=note)
+
+        def run() -> Response:
+            grant = grant_of(token)
+            if isinstance(grant, Response):
+                return grant
+            try:
+                work(actor_of(grant), grant)
+            except (FormError, ServiceError) as exc:
+                status = 400 if isinstance(exc, FormError) else exc.status
+                return page(
+                    token,
+                    grant,
+                    error=exc.message,
+                    form=form,
+                    counter=form.get("counter_of", ""),
+                    status=status,
+                )
+            return RedirectResponse(f"/portal/{token}#proposals", status_code=303)
+
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(run)
+
+    @router.post("/portal/{token}/proposals/{proposal_id}/accept")
+    def accept(token: str, proposal_id: str) -> Response:
+        return act(
+            token,
+            "agreement",
+            lambda actor, g: services.negotiation.accept(actor, g.case_id, proposal_id),
+        )
+
+    @router.post("/portal/{token}/proposals/{proposal_id}/reject")
+    def reject(token: str, proposal_id: str, reason: str = Form("", max_length=10_000)) -> Response:
+        return act(
+            token,
+            "proposals",
+            lambda actor, g: services.negotiation.reject(
+                actor, g.case_id, proposal_id, reason=reason.strip() or None
+            ),
+        )
+
+    @router.post("/portal/{token}/satisfied")
+    def satisfied(token: str, rating: int | None = Form(None, ge=1, le=5)) -> Response:
+        return act(
+            token,
+            "agreement",
+            lambda actor, g: services.negotiation.satisfied(actor, g.case_id, rating=rating),
+        )
+
+    @router.get("/portal/{token}/copy")
+    def copy(token: str) -> Response:
+        """The customer's signed copy of the case: verify it with ``accord verify``."""
+        grant = grant_of(token)
+        if isinstance(grant, Response):
+            return grant
+        n = services.negotiation
+        state = n.state(grant.case_id)
+        data = write_bundle(
+            grant.case_id, n.cases.events(grant.case_id), state, exported_by=n.key.public
+        )
+        response = Response(data, media_type="application/jsonl")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="accord-case-{grant.case_id[7:19]}.jsonl"'
+        )
+        return secure_headers(response, referrer="no-referrer")
+
+    return router

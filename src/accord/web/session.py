@@ -1,0 +1,100 @@
+"""Who is looking at a page: the member behind the session cookie, and their CSRF token.
+
+Pages share the API's sessions (``accord.auth.sessions``): logging in here also admits the
+browser to ``/api/v1`` and the outcome pages. A page that needs a member and finds none
+redirects to ``/login``; every form post carries the session's CSRF token in a hidden
+field, compared in constant time. Logins are rate-limited per username and per address.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import HTTPException, Request, Response
+
+from accord.api.auth import SESSION_COOKIE
+from accord.api.ratelimit import RateLimiter
+from accord.auth.members import Member
+from accord.auth.sessions import csrf_matches
+
+SESSION_TTL = timedelta(hours=12)
+LOGIN_ATTEMPTS_PER_MINUTE = 10
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
+
+
+class LoginRequired(Exception):
+    """No live session: the handler sends the browser to the login page."""
+
+    def __init__(self, next_path: str) -> None:
+        super().__init__(next_path)
+        self.next_path = next_path
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The member on this page, what they may do, and the token their forms carry."""
+
+    member: Member
+    scopes: frozenset[str]
+    csrf: str
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+def viewer(request: Request) -> Viewer:
+    """The logged-in member (a FastAPI dependency); ``LoginRequired`` otherwise."""
+    services: Any = request.app.state.services
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = services.sessions.lookup(cookie) if cookie else None
+    if found is None:
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise LoginRequired(path)
+    member, csrf = found
+    return Viewer(member, member.scopes, csrf)
+
+
+def check_csrf(who: Viewer, given: str | None) -> None:
+    """Refuse a form post whose hidden CSRF field does not match the session."""
+    if not csrf_matches(who.csrf, given):
+        raise HTTPException(403, detail="this form has expired or did not come from Accord")
+
+
+def need(who: Viewer, scope: str) -> None:
+    if not who.may(scope):
+        raise HTTPException(403, detail=f"your role does not allow this ({scope})")
+
+
+def login_redirect(next_path: str) -> str:
+    return "/login?next=" + quote(safe_next(next_path), safe="")
+
+
+def safe_next(path: str | None) -> str:
+    """Only a path on this site: never an open redirect to another one."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+def secure_headers(response: Response, *, referrer: str = "same-origin") -> Response:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = referrer
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def login_limiter(request: Request) -> RateLimiter:
+    """The application's login limiter (one per application, so per process)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.login_limiter = RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)
+    return limiter

@@ -1,0 +1,90 @@
+// Accord's pages: keyboard shortcuts and live updates. Every page works without it.
+(function () {
+  "use strict";
+  var body = document.body;
+
+  // -- live updates: poll a change token; on change, refresh the list or the page --------
+  var live = body.getAttribute("data-live");
+  if (live) {
+    var interval = parseInt(body.getAttribute("data-live-interval") || "3000", 10);
+    var last = null;
+    var busy = false;
+    var typing = function () {
+      var el = document.activeElement;
+      return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "submit")) && el.value;
+    };
+    var check = function () {
+      if (busy || document.hidden) return;
+      busy = true;
+      fetch("/web/changes", { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          if (last !== null && data.token !== last) {
+            var target = body.getAttribute("data-live-target");
+            if (target) {
+              return fetch(live, { credentials: "same-origin" })
+                .then(function (r) { return r.text(); })
+                .then(function (html) {
+                  var box = document.getElementById(target);
+                  if (box) { box.innerHTML = html; selectRow(0, false); }
+                  last = data.token;
+                });
+            } else if (!typing()) {
+              window.location.reload();
+            }
+          }
+          last = data.token;
+        })
+        .catch(function () {})
+        .then(function () { busy = false; });
+    };
+    check();
+    window.setInterval(check, interval);
+  }
+
+  // -- keyboard shortcuts ---------------------------------------------------------------
+  var rows = function () { return Array.prototype.slice.call(document.querySelectorAll("tr[data-row]")); };
+  var current = -1;
+  function selectRow(i, focus) {
+    var all = rows();
+    if (!all.length) { current = -1; return; }
+    current = Math.max(0, Math.min(i, all.length - 1));
+    all.forEach(function (r, j) { r.setAttribute("aria-selected", j === current ? "true" : "false"); });
+    var link = all[current].querySelector("a.case-link");
+    if (link && focus !== false) link.focus();
+  }
+  var help = document.getElementById("shortcuts");
+  function toggleHelp() { if (help) help.hidden = !help.hidden; }
+  var closer = document.querySelector("[data-close-shortcuts]");
+  if (closer) closer.addEventListener("click", toggleHelp);
+  function focusOn(id) { var el = document.getElementById(id); if (el) { el.focus(); el.scrollIntoView({ block: "center" }); } }
+  var pendingG = false;
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable)) {
+      if (e.key === "Escape") t.blur();
+      return;
+    }
+    if (pendingG) {
+      pendingG = false;
+      if (e.key === "i") { window.location.href = "/"; e.preventDefault(); }
+      return;
+    }
+    switch (e.key) {
+      case "/": var s = document.querySelector("[data-search]"); if (s) { s.focus(); e.preventDefault(); } break;
+      case "j": selectRow(current + 1); e.preventDefault(); break;
+      case "k": selectRow(current - 1); e.preventDefault(); break;
+      case "o": case "Enter":
+        if (current >= 0) { var a = rows()[current].querySelector("a.case-link"); if (a) { window.location.href = a.href; e.preventDefault(); } }
+        break;
+      case "g": pendingG = true; break;
+      case "r": focusOn("reply-text"); e.preventDefault(); break;
+      case "n": focusOn("note-text"); e.preventDefault(); break;
+      case "p": focusOn("act_title"); e.preventDefault(); break;
+      case "?": toggleHelp(); e.preventDefault(); break;
+      case "Escape": if (help && !help.hidden) toggleHelp(); break;
+    }
+  });
+})();
