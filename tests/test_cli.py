@@ -144,8 +144,9 @@ def test_serve_answers_health(tmp_path: Path) -> None:
         assert client.get("/health").json()["status"] == "ok"
         assert client.get("/ready").json() == {"status": "ready"}
         assert client.get("/api/v1/cases").status_code == 401
-        home = client.get("/")
-        assert home.status_code == 307 and home.headers["location"] == "/docs"
+        home = client.get("/")  # the inbox, once logged in
+        assert home.status_code == 303 and home.headers["location"] == "/login?next=%2F"
+        assert "Log in to Accord" in client.get("/login").text
         # on SQLite the timer worker runs inline: at start it schedules the next digest
         for _ in range(100):
             if "digest.daily" in accord("jobs", "list", "--data", data):

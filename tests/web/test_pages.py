@@ -185,3 +185,51 @@ def test_admin_needs_admin_scopes(desk: Desk, who: str, allowed: bool) -> None:
     )
     assert (made.status_code == 303) is allowed
     assert (desk.services.members.by_username("kim") is not None) is allowed
+
+
+PAYLOAD = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def test_script_payloads_render_as_text_on_every_page(desk: Desk) -> None:
+    from accord.service.negotiation import Actor
+
+    n = desk.services.negotiation
+    tom = Actor(member="Tom Baker", via="web")
+    opened = n.open_case(
+        tom,
+        title=f"Title {PAYLOAD}",
+        party_id=desk.services.party_id,
+        party_name="Northwind Broadband",
+        party_url=None,
+        customer={"name": f"Dana {PAYLOAD}"},
+    )
+    case_id = opened.case_id
+    customer = next(p for p, v in n.state(case_id)["parties"].items() if v.get("hosted_by"))
+    dana = Actor(member=f"Dana {PAYLOAD}", via="portal", party=customer, session="s")
+    n.post_message(dana, case_id, f"Message {PAYLOAD}")
+    sha = "ab" * 32
+    n.set_info(
+        dana,
+        case_id,
+        "photo",
+        {"type": "file", "sha256": sha, "name": f"{PAYLOAD}.png", "size": 3},
+        label=f"Label {PAYLOAD}",
+    )
+    desk.services.notes.add(case_id, "Tom Baker", f"Note {PAYLOAD}")
+    client = TestClient(desk.app)
+    csrf = login(client, "ann")
+    link = desk.services.links.issue(
+        case_id, customer, "test", __import__("datetime").timedelta(hours=1)
+    )
+    pages = {
+        "inbox": client.get("/?view=open").text,
+        "search": client.get("/?view=open&q=message").text,
+        "case": client.get(f"/cases/{case_id}").text,
+        "admin": client.get("/admin").text,
+        "portal": TestClient(desk.app).get(f"/portal/{link}").text,
+    }
+    for name, html in pages.items():
+        assert "<script>alert" not in html, name
+        assert "<img src=x" not in html, name
+        assert "&lt;script&gt;" in html or name == "admin", name
+    assert csrf

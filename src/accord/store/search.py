@@ -20,6 +20,7 @@ erasing a customer removes their notes from it (``forget_notes``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -63,8 +64,8 @@ def create_sql(dialect: str) -> list[str]:
         ]
     return [
         f"CREATE TABLE {DOCS} (id BIGSERIAL PRIMARY KEY, case_id VARCHAR(71) NOT NULL, "
-        "kind VARCHAR(16) NOT NULL, body TEXT NOT NULL, "
-        "tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', body)) STORED)",
+        "kind VARCHAR(16) NOT NULL, body TEXT NOT NULL, folded TEXT NOT NULL, "
+        "tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', folded)) STORED)",
         f"CREATE INDEX ix_{DOCS}_tsv ON {DOCS} USING GIN (tsv)",
         f"CREATE INDEX ix_{DOCS}_case ON {DOCS} (case_id)",
         marks,
@@ -75,9 +76,17 @@ def drop_sql() -> list[str]:
     return [f"DROP TABLE IF EXISTS {DOCS}", f"DROP TABLE IF EXISTS {MARKS}"]
 
 
+def fold(text: str) -> str:
+    """Lower case without diacritics ("Ünïcode" → "unicode"), as both indexes match:
+    FTS5 folds by itself (``remove_diacritics``); PostgreSQL indexes this form, since
+    ``unaccent`` cannot serve a generated column."""
+    flat = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in flat if not unicodedata.combining(c)).lower()
+
+
 def words(query: str) -> list[str]:
     """The words of a query as the index sees them (at most ``MAX_WORDS``)."""
-    return [w.lower() for w in _WORD.findall(query)][:MAX_WORDS]
+    return _WORD.findall(fold(query))[:MAX_WORDS]
 
 
 class Search:
@@ -141,9 +150,14 @@ class Search:
             docs.extend({"c": case_id, "k": "note", "b": t} for (t,) in texts)
             marks.setdefault(case_id, {})["notes"] = int(count)
         if docs:
-            conn.execute(
-                sa.text(f"INSERT INTO {DOCS} (case_id, kind, body) VALUES (:c, :k, :b)"), docs
-            )
+            if self.db.is_sqlite:
+                insert = f"INSERT INTO {DOCS} (case_id, kind, body) VALUES (:c, :k, :b)"
+            else:
+                insert = (
+                    f"INSERT INTO {DOCS} (case_id, kind, body, folded) VALUES (:c, :k, :b, :f)"
+                )
+                docs = [{**d, "f": fold(d["b"])} for d in docs]
+            conn.execute(sa.text(insert), docs)
         for case_id, values in marks.items():
             self._mark(conn, case_id, values)
         return max(len(stale_events), len(stale_notes))

@@ -144,6 +144,8 @@ def render(state: State, now: datetime, zone: ZoneInfo) -> Markup:
             f"{escape(label)}</text>"
         )
     out.append(
+        f'<line x1="{axis_x1 + 20}" y1="{TOP - 18}" x2="{axis_x1 + 20}" y2="{height - 12}" '
+        'stroke="#8a96a3" stroke-dasharray="2 3"/>'
         f'<text x="{axis_x1 + 30}" y="{TOP - 12}" font-size="11" fill="#4a5562">no due time</text>'
     )
     lanes = {pid: i for i, (pid, _) in enumerate(parties)}
