@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
 
+# The first run seeds the demo organisation (members log in with 'northwind demo password').
 run: .venv
-	$(BIN)/accord init --data $(ACCORD_HOME) --if-missing --name "Northwind Broadband (demo)"
+	test -e $(ACCORD_HOME)/node.key || $(BIN)/accord demo --data $(ACCORD_HOME)
 	$(BIN)/accord serve --data $(ACCORD_HOME) --host 127.0.0.1 --port $(PORT)
 
 lint: .venv
