@@ -50,7 +50,8 @@ class Desk:
 
 def make_desk(root: Path, **options: Any) -> Desk:
     node = Node.init(root, name="Northwind Broadband")
-    app = create_app(node, rate_limit=0, **options)
+    options.setdefault("rate_limit", 0)
+    app = create_app(node, **options)
     services = app.state.services
     services.members.create("tom", PASSWORD, role="agent", display_name="Tom Baker")
     services.members.create("ann", PASSWORD, role="admin", display_name="Ann Lee")

@@ -4,6 +4,7 @@ and search, the case workspace's forms, the portal's magic link, and escaping.""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -79,7 +80,8 @@ def test_inbox_views_search_and_live_token(desk: Desk) -> None:
     assert "Broadband down" in client.get("/?view=open&q=mornings").text
     assert client.get("/web/changes").json()["token"] != token
     partial = client.get("/?view=open&partial=1")
-    assert partial.text.lstrip().startswith("<table") and "<html" not in partial.text
+    assert partial.text.lstrip().startswith('<nav class="tabs"') and "<html" not in partial.text
+    assert "<table" in partial.text
     assert second
 
 
@@ -233,3 +235,22 @@ def test_script_payloads_render_as_text_on_every_page(desk: Desk) -> None:
         assert "<img src=x" not in html, name
         assert "&lt;script&gt;" in html or name == "admin", name
     assert csrf
+
+
+def test_a_case_link_is_rate_limited_like_the_portal_api(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from tests.web.conftest import make_desk
+
+    desk = make_desk(tmp_path / "limited", rate_limit=3)
+    try:
+        case_id = desk.mail("Broadband down", "No sync light since Monday.")
+        state = desk.services.negotiation.state(case_id)
+        customer = next(p for p, v in state["parties"].items() if v.get("hosted_by"))
+        link = desk.services.links.issue(case_id, customer, "test", timedelta(hours=1))
+        client = TestClient(desk.app)
+        statuses = [client.get(f"/portal/{link}").status_code for _ in range(5)]
+        assert statuses[:3] == [200, 200, 200] and statuses[-1] == 429
+    finally:
+        desk.services.close()
+        desk.node.close()

@@ -56,7 +56,7 @@ def rate_limiter(app: FastAPI) -> RateLimiter | None:
     return limiter
 
 
-def _spend(request: Request, caller: str) -> None:
+def spend(request: Request, caller: str) -> None:
     """Count one request of ``caller``; ``429`` with ``Retry-After`` over the limit."""
     limiter = rate_limiter(request.app)
     if limiter is None:
@@ -82,7 +82,7 @@ def principal(request: Request) -> Principal:
         grant = services.tokens.authenticate(credential.strip())
         if grant is None:
             raise _unauthorised("the API token is unknown, expired or revoked")
-        _spend(request, f"token:{grant.token_id}")
+        spend(request, f"token:{grant.token_id}")
         return Principal(grant.member, frozenset(grant.scopes), "api")
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
@@ -90,7 +90,7 @@ def principal(request: Request) -> Principal:
         if found is None:
             raise _unauthorised("the session has expired; log in again", "Session")
         member, csrf = found
-        _spend(request, f"member:{member.id}")
+        spend(request, f"member:{member.id}")
         if request.method not in SAFE_METHODS and not csrf_matches(
             csrf, request.headers.get(CSRF_HEADER, "")
         ):
@@ -123,5 +123,5 @@ def portal_grant(request: Request) -> PortalGrant:
         raise _unauthorised("this case link has expired; ask for a new one", "Portal") from exc
     except LinkInvalid as exc:
         raise _unauthorised("this case link is not valid", "Portal") from exc
-    _spend(request, f"portal:{grant.session_ref}")
+    spend(request, f"portal:{grant.session_ref}")
     return grant

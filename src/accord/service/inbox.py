@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from accord.core.state import State
 from accord.core.timefmt import parse_time
+from accord.service.ownership import SYSTEM_MEMBER
 from accord.store.cases import CaseStore
 from accord.store.search import Search
 from accord.store.tables import (
@@ -70,8 +71,11 @@ class InboxRow:
     snippet: str | None = None
 
 
-def _derive(state: State, ours: str | None, previous_reply: str | None) -> dict[str, Any]:
-    """The inbox columns of one case, from its state alone."""
+def _derive(
+    state: State, ours: str | None, previous_reply: str | None, last_by_person: bool
+) -> dict[str, Any]:
+    """The inbox columns of one case, from its state; ``last_by_person``: the last
+    message is not one of Accord's own notices (an acknowledgement does not answer)."""
     due = [
         a["due"]
         for aid, a in state["terms"]["activities"].items()
@@ -80,7 +84,8 @@ def _derive(state: State, ours: str | None, previous_reply: str | None) -> dict[
         and state["progress"].get(aid, {}).get("state") in OPEN_STATES
     ]
     last = state.get("last_message")
-    last_reply = last["time"] if last and last["by"] == ours else previous_reply
+    ours_last = last is not None and last["by"] == ours and last_by_person
+    last_reply = last["time"] if last and ours_last else previous_reply
     pending_ours = any(
         p["state"] == "pending" and p.get("by") == ours for p in state["proposals"].values()
     )
@@ -132,7 +137,13 @@ class Inbox:
         return None
 
     def _write(self, conn: Connection, case_id: str, state: State, previous: str | None) -> None:
-        values = _derive(state, self._ours(state), previous)
+        ours = self._ours(state)
+        last = state.get("last_message")
+        by_person = False
+        if last is not None and last["by"] == ours:
+            found = self.store.get(case_id, [last["event"]])
+            by_person = bool(found) and found[0].author.member != SYSTEM_MEMBER
+        values = _derive(state, ours, previous, by_person)
         done = conn.execute(
             case_inbox.update().where(case_inbox.c.case_id == case_id).values(**values)
         ).rowcount

@@ -141,3 +141,12 @@ def prefill(proposal: Mapping[str, Any] | None, zone: ZoneInfo) -> dict[str, str
         elif change["op"] == "activity.remove":
             fields["remove_activity"] = change["activity"]
     return fields
+
+
+def edit_item(state: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The form's fields to change the agreed data item ``key`` (a proposal, like any
+    change to the terms)."""
+    item = state["terms"]["data"].get(key)
+    if item is None:
+        return {}
+    return prefill({"changes": [{"op": "data.put", "key": key, **item}]}, ZoneInfo("UTC"))

@@ -27,7 +27,7 @@ from accord.service.views import agreement_diff, case_view
 from accord.store.tables import case_customers
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, changes_from_form, prefill
+from accord.web.forms import FormError, changes_from_form, edit_item, prefill
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import (
     SESSION_TTL,
@@ -201,6 +201,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         diff_to: int | None = None,
         status: int = 200,
         link: dict[str, str] | None = None,
+        edit: str = "",
     ) -> Response:
         n = services.negotiation
         state = n.state(case_id)
@@ -252,7 +253,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             ]
         customers = [services.customers.view(c) for c in customer_ids]
         counter_of = view["open_proposals"].get(counter) if counter else None
-        fields = form or prefill(counter_of, zone)
+        fields = form or (edit_item(state, edit) if edit else prefill(counter_of, zone))
         timeline = list(reversed(view["timeline"]))
         return render(
             "case.html",
@@ -285,6 +286,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             error=error,
             field=field,
             link=link,
+            base=f"/cases/{case_id}",
             form=fields,
             counter=counter if counter_of else "",
             activities=[(aid, a) for aid, a in state["terms"]["activities"].items()],
@@ -296,6 +298,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         counter: str = Query("", max_length=71),
         diff_from: int | None = Query(None, alias="from", ge=0),
         diff_to: int | None = Query(None, alias="to", ge=1),
+        edit: str = Query("", max_length=64),
         who: Viewer = Depends(viewer),
     ) -> Response:
         full = (
@@ -303,7 +306,9 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         )
         if full is None:
             raise NotFound(f"no case {case_id!r}")
-        return case_page(full, who, counter=counter, diff_from=diff_from, diff_to=diff_to)
+        return case_page(
+            full, who, counter=counter, diff_from=diff_from, diff_to=diff_to, edit=edit
+        )
 
     def act(case_id: str, who: Viewer, csrf: str, scope: str, anchor: str, work: Any) -> Response:
         check_csrf(who, csrf)

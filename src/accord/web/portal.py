@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
+from accord.api.auth import spend
 from accord.auth.errors import LinkExpired, LinkInvalid
 from accord.auth.portal import PortalGrant
 from accord.channels.blobs import StorageFull, node_blobs
@@ -27,7 +28,7 @@ from accord.service.views import case_view
 from accord.store.tables import case_refs
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, changes_from_form, prefill, slug
+from accord.web.forms import FormError, changes_from_form, edit_item, prefill, slug
 from accord.web.pages import acceptances, zone_of
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import secure_headers
@@ -39,7 +40,9 @@ def portal_routes(services: Any) -> APIRouter:
     router = APIRouter()
     blobs = node_blobs(services.node.data_dir, durable=not services.node.db.is_sqlite)
 
-    def grant_of(token: str) -> PortalGrant | Response:
+    def grant_of(token: str, request: Request) -> PortalGrant | Response:
+        """The link's grant, or the page that says why not; spends one request of the
+        link's rate limit (as the portal API does)."""
         try:
             grant: PortalGrant = services.links.verify(token)
         except LinkExpired:
@@ -57,6 +60,7 @@ def portal_routes(services: Any) -> APIRouter:
                 referrer="no-referrer",
                 reason="This case link is not valid. Check that you copied all of it.",
             )
+        spend(request, f"portal:{grant.session_ref}")
         return grant
 
     def actor_of(grant: PortalGrant) -> Actor:
@@ -75,6 +79,7 @@ def portal_routes(services: Any) -> APIRouter:
         error: str | None = None,
         form: dict[str, str] | None = None,
         counter: str = "",
+        edit: str = "",
         status: int = 200,
     ) -> Response:
         n = services.negotiation
@@ -131,14 +136,17 @@ def portal_routes(services: Any) -> APIRouter:
             proposals=proposals,
             timeline=list(reversed(view["timeline"])),
             error=error,
-            form=form or prefill(countered, zone),
+            form=form or (edit_item(state, edit) if edit else prefill(countered, zone)),
+            base=f"/portal/{token}",
             counter=counter if countered else "",
             activities=list(state["terms"]["activities"].items()),
             satisfied=grant.party_id in state["satisfied"],
         )
 
-    def act(token: str, anchor: str, work: Callable[[Actor, PortalGrant], Any]) -> Response:
-        grant = grant_of(token)
+    def act(
+        request: Request, token: str, anchor: str, work: Callable[[Actor, PortalGrant], Any]
+    ) -> Response:
+        grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
         try:
@@ -150,15 +158,18 @@ def portal_routes(services: Any) -> APIRouter:
         return RedirectResponse(f"/portal/{token}#{anchor}", status_code=303)
 
     @router.get("/portal/{token}")
-    def show(token: str, counter: str = "") -> Response:
-        grant = grant_of(token)
+    def show(request: Request, token: str, counter: str = "", edit: str = "") -> Response:
+        grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
-        return page(token, grant, counter=counter[:71])
+        return page(token, grant, counter=counter[:71], edit=edit[:64])
 
     @router.post("/portal/{token}/message")
-    def message(token: str, text: str = Form(..., min_length=1, max_length=100_000)) -> Response:
+    def message(
+        request: Request, token: str, text: str = Form(..., min_length=1, max_length=100_000)
+    ) -> Response:
         return act(
+            request,
             token,
             "conversation",
             lambda actor, g: services.negotiation.post_message(actor, g.case_id, text),
@@ -166,6 +177,7 @@ def portal_routes(services: Any) -> APIRouter:
 
     @router.post("/portal/{token}/files")
     async def add_file(
+        request: Request,
         token: str,
         upload: UploadFile = File(...),
         label: str = Form("", max_length=200),
@@ -198,11 +210,11 @@ def portal_routes(services: Any) -> APIRouter:
 
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(act, token, "information", work)
+        return await run_in_threadpool(act, request, token, "information", work)
 
     @router.get("/portal/{token}/files/{sha}")
-    def get_file(token: str, sha: str) -> Response:
-        grant = grant_of(token)
+    def get_file(request: Request, token: str, sha: str) -> Response:
+        grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
         return download(blobs, services.negotiation.state(grant.case_id), sha)
@@ -223,7 +235,7 @@ def portal_routes(services: Any) -> APIRouter:
                 services.negotiation.propose(actor, grant.case_id, changes, note=note)
 
         def run() -> Response:
-            grant = grant_of(token)
+            grant = grant_of(token, request)
             if isinstance(grant, Response):
                 return grant
             try:
@@ -245,16 +257,20 @@ def portal_routes(services: Any) -> APIRouter:
         return await run_in_threadpool(run)
 
     @router.post("/portal/{token}/proposals/{proposal_id}/accept")
-    def accept(token: str, proposal_id: str) -> Response:
+    def accept(request: Request, token: str, proposal_id: str) -> Response:
         return act(
+            request,
             token,
             "agreement",
             lambda actor, g: services.negotiation.accept(actor, g.case_id, proposal_id),
         )
 
     @router.post("/portal/{token}/proposals/{proposal_id}/reject")
-    def reject(token: str, proposal_id: str, reason: str = Form("", max_length=10_000)) -> Response:
+    def reject(
+        request: Request, token: str, proposal_id: str, reason: str = Form("", max_length=10_000)
+    ) -> Response:
         return act(
+            request,
             token,
             "proposals",
             lambda actor, g: services.negotiation.reject(
@@ -263,17 +279,20 @@ def portal_routes(services: Any) -> APIRouter:
         )
 
     @router.post("/portal/{token}/satisfied")
-    def satisfied(token: str, rating: int | None = Form(None, ge=1, le=5)) -> Response:
+    def satisfied(
+        request: Request, token: str, rating: int | None = Form(None, ge=1, le=5)
+    ) -> Response:
         return act(
+            request,
             token,
             "agreement",
             lambda actor, g: services.negotiation.satisfied(actor, g.case_id, rating=rating),
         )
 
     @router.get("/portal/{token}/copy")
-    def copy(token: str) -> Response:
+    def copy(request: Request, token: str) -> Response:
         """The customer's signed copy of the case: verify it with ``accord verify``."""
-        grant = grant_of(token)
+        grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
         n = services.negotiation
