@@ -34,6 +34,7 @@ from accord.store.tables import (
     cases,
     channel_messages,
     customers,
+    events,
     member_routing,
     members,
     notes,
@@ -51,6 +52,17 @@ VIEWS = {
     "resolved": "Resolved",
 }
 OPEN_STATES = ("agreed", "in_progress")
+_UPDATE = (
+    case_inbox.update()
+    .where(case_inbox.c.case_id == sa.bindparam("b_case_id"))
+    .values(
+        event_count=sa.bindparam("event_count"),
+        next_due=sa.bindparam("next_due"),
+        waiting=sa.bindparam("waiting"),
+        last_message_at=sa.bindparam("last_message_at"),
+        last_reply_at=sa.bindparam("last_reply_at"),
+    )
+)
 REFRESH_BATCH = 500
 
 
@@ -112,7 +124,12 @@ class Inbox:
         while True:
             with self.db.write() as conn:
                 lagging = conn.execute(
-                    sa.select(cases.c.case_id, cases.c.state, case_inbox.c.last_reply_at)
+                    sa.select(
+                        cases.c.case_id,
+                        cases.c.state,
+                        case_inbox.c.last_reply_at,
+                        case_inbox.c.case_id.is_not(None),
+                    )
                     .select_from(
                         cases.outerjoin(case_inbox, case_inbox.c.case_id == cases.c.case_id)
                     )
@@ -124,8 +141,21 @@ class Inbox:
                     )
                     .limit(REFRESH_BATCH)
                 ).all()
-                for case_id, raw, previous in lagging:
-                    self._write(conn, case_id, orjson.loads(raw), previous)
+                updates: list[dict[str, Any]] = []
+                inserts: list[dict[str, Any]] = []
+                for case_id, raw, previous, known in lagging:
+                    row = {
+                        "b_case_id": case_id,
+                        **self._values(conn, case_id, orjson.loads(raw), previous),
+                    }
+                    (updates if known else inserts).append(row)
+                if updates:
+                    conn.execute(_UPDATE, updates)
+                if inserts:
+                    conn.execute(
+                        case_inbox.insert(),
+                        [{"case_id": r.pop("b_case_id"), **r} for r in inserts],
+                    )
             total += len(lagging)
             if len(lagging) < REFRESH_BATCH:
                 return total
@@ -136,23 +166,33 @@ class Inbox:
                 return str(pid)
         return None
 
-    def _write(self, conn: Connection, case_id: str, state: State, previous: str | None) -> None:
+    def _values(
+        self, conn: Connection, case_id: str, state: State, previous: str | None
+    ) -> dict[str, Any]:
         ours = self._ours(state)
         last = state.get("last_message")
         by_person = False
         if last is not None and last["by"] == ours:
-            found = self.store.get(case_id, [last["event"]])
-            by_person = bool(found) and found[0].author.member != SYSTEM_MEMBER
-        values = _derive(state, ours, previous, by_person)
-        done = conn.execute(
-            case_inbox.update().where(case_inbox.c.case_id == case_id).values(**values)
-        ).rowcount
-        if not done:
-            conn.execute(case_inbox.insert().values(case_id=case_id, **values))
+            raw = conn.execute(
+                sa.select(events.c.raw).where(
+                    events.c.case_id == case_id, events.c.event_id == last["event"]
+                )
+            ).scalar()
+            by_person = raw is not None and orjson.loads(raw)["author"]["member"] != SYSTEM_MEMBER
+        return _derive(state, ours, previous, by_person)
 
     def _select(
-        self, view: str, member_id: int, owner: str, team: str, channel: str
+        self,
+        view: str,
+        member_id: int,
+        owner: str,
+        team: str,
+        channel: str,
+        *,
+        count_only: bool = False,
     ) -> sa.Select[Any]:
+        """The view's query: its rows, or with ``count_only`` just the case ids (no
+        per-row lookups of customer and channel)."""
         if view not in VIEWS:
             raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
         now = self.now()
@@ -190,7 +230,7 @@ class Inbox:
             cases.c.resolved.is_(False),
             sa.or_(overdue, sa.and_(sla_missed, sa.not_(case_inbox.c.waiting))),
         )
-        q = sa.select(
+        columns: list[Any] = [
             cases.c.case_id,
             cases.c.title,
             cases.c.resolved,
@@ -203,7 +243,8 @@ class Inbox:
             breached.label("breached"),
             case_inbox.c.waiting,
             last_channel.label("channel"),
-        ).select_from(
+        ]
+        q = sa.select(*(columns[:1] if count_only else columns)).select_from(
             cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
             .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
             .outerjoin(owner_m, owner_m.c.id == case_owners.c.member_id)
@@ -292,7 +333,11 @@ class Inbox:
         out = {}
         with self.db.read() as conn:
             for view in VIEWS:
-                inner = self._select(view, member_id, "", "", "").order_by(None).subquery()
+                inner = (
+                    self._select(view, member_id, "", "", "", count_only=True)
+                    .order_by(None)
+                    .subquery()
+                )
                 out[view] = int(
                     conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
                 )

@@ -23,6 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -126,56 +127,90 @@ class Search:
         ).all()
         docs: list[dict[str, str]] = []
         marks: dict[str, dict[str, int]] = {}
-        for case_id, count, pos in stale_events:
+        if stale_events:
+            since = {case_id: pos or 0 for case_id, _count, pos in stale_events}
+            ids = list(since)
             rows = conn.execute(
-                sa.select(events.c.pos, events.c.type, events.c.raw).where(
-                    events.c.case_id == case_id,
-                    events.c.pos > (pos or 0),
-                    events.c.type.in_(INDEXED_TYPES),
+                sa.select(events.c.case_id, events.c.pos, events.c.type, events.c.raw).where(
+                    events.c.case_id.in_(ids), events.c.type.in_(INDEXED_TYPES)
                 )
             ).all()
-            for _pos, kind, raw in rows:
+            for case_id, pos, kind, raw in rows:
+                if pos <= since[case_id]:
+                    continue
                 body = orjson.loads(raw)["body"]
                 text = body["title"] if kind == "case.opened" else body.get("text", "")
                 if text:
                     kinds = "title" if kind == "case.opened" else "message"
                     docs.append({"c": case_id, "k": kinds, "b": text})
-            last = conn.execute(
-                sa.select(sa.func.max(events.c.pos)).where(events.c.case_id == case_id)
-            ).scalar()
-            marks[case_id] = {"events": count, "pos": int(last or 0)}
-        for case_id, count in stale_notes:
-            self.forget_notes(conn, [case_id])
-            texts = conn.execute(sa.select(notes.c.text).where(notes.c.case_id == case_id))
-            docs.extend({"c": case_id, "k": "note", "b": t} for (t,) in texts)
-            marks.setdefault(case_id, {})["notes"] = int(count)
+            last = dict(
+                conn.execute(
+                    sa.select(events.c.case_id, sa.func.max(events.c.pos))
+                    .where(events.c.case_id.in_(ids))
+                    .group_by(events.c.case_id)
+                ).all()
+            )
+            for case_id, count, _pos in stale_events:
+                marks[case_id] = {"events": count, "pos": int(last.get(case_id) or 0)}
+        if stale_notes:
+            ids = [case_id for case_id, _count in stale_notes]
+            self.forget_notes(conn, ids)
+            texts = conn.execute(
+                sa.select(notes.c.case_id, notes.c.text).where(notes.c.case_id.in_(ids))
+            )
+            docs.extend({"c": case_id, "k": "note", "b": t} for case_id, t in texts)
+            for case_id, count in stale_notes:
+                marks.setdefault(case_id, {})["notes"] = int(count)
         if docs:
             if self.db.is_sqlite:
                 insert = f"INSERT INTO {DOCS} (case_id, kind, body) VALUES (:c, :k, :b)"
             else:
-                insert = (
-                    f"INSERT INTO {DOCS} (case_id, kind, body, folded) VALUES (:c, :k, :b, :f)"
-                )
+                insert = f"INSERT INTO {DOCS} (case_id, kind, body, folded) VALUES (:c, :k, :b, :f)"
                 docs = [{**d, "f": fold(d["b"])} for d in docs]
             conn.execute(sa.text(insert), docs)
-        for case_id, values in marks.items():
-            self._mark(conn, case_id, values)
+        self._mark(conn, marks)
         return max(len(stale_events), len(stale_notes))
 
-    def _mark(self, conn: Connection, case_id: str, values: dict[str, int]) -> None:
-        sets = ", ".join(f"{k} = :{k}" for k in values)
-        done = conn.execute(
-            sa.text(f"UPDATE {MARKS} SET {sets} WHERE case_id = :case_id"),
-            {"case_id": case_id, **values},
-        ).rowcount
-        if not done:
-            row = {"events": -1, "pos": 0, "notes": 0, **values}
+    def _mark(self, conn: Connection, marks: dict[str, dict[str, int]]) -> None:
+        """Record how far each case is indexed: one statement per kind of change."""
+        if not marks:
+            return
+        known = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                sa.text(
+                    f"SELECT case_id, events, pos, notes FROM {MARKS} WHERE case_id IN :ids"
+                ).bindparams(sa.bindparam("ids", expanding=True)),
+                {"ids": list(marks)},
+            )
+        }
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        for case_id, values in marks.items():
+            old = known.get(case_id)
+            row: dict[str, Any] = (
+                {"events": old[0], "pos": old[1], "notes": old[2]}
+                if old is not None
+                else {"events": -1, "pos": 0, "notes": 0}
+            )
+            row.update(values)
+            row["case_id"] = case_id
+            (updates if old is not None else inserts).append(row)
+        if updates:
+            conn.execute(
+                sa.text(
+                    f"UPDATE {MARKS} SET events = :events, pos = :pos, notes = :notes "
+                    "WHERE case_id = :case_id"
+                ),
+                updates,
+            )
+        if inserts:
             conn.execute(
                 sa.text(
                     f"INSERT INTO {MARKS} (case_id, events, pos, notes) "
                     "VALUES (:case_id, :events, :pos, :notes)"
                 ),
-                {"case_id": case_id, **row},
+                inserts,
             )
 
     def forget_notes(self, conn: Connection, case_ids: Sequence[str]) -> None:
