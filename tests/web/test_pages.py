@@ -254,3 +254,47 @@ def test_a_case_link_is_rate_limited_like_the_portal_api(tmp_path: Path) -> None
     finally:
         desk.services.close()
         desk.node.close()
+
+
+def test_admin_tokens_shown_once_revocable_and_bad_templates_named(desk: Desk) -> None:
+    client = TestClient(desk.app)
+    csrf = login(client, "ann")
+    made = client.post(
+        "/admin/tokens",
+        data={"csrf": csrf, "name": "crm", "scopes": ["cases:read"], "days": "30"},
+    )
+    assert made.status_code == 200 and "not shown again" in made.text
+    token = re.search(r'id="new-token" readonly value="([^"]+)"', made.text)
+    assert token and desk.services.tokens.authenticate(token.group(1)) is not None
+    assert token.group(1) not in client.get("/admin").text  # shown once only
+    (info,) = desk.services.tokens.list()
+    revoked = client.post(
+        f"/admin/tokens/{info.id}/revoke", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert revoked.status_code == 303
+    assert desk.services.tokens.authenticate(token.group(1)) is None
+    bad = client.post("/admin/templates", data={"csrf": csrf, "text": "name: [unclosed"})
+    assert bad.status_code == 400 and 'class="error"' in bad.text
+
+
+def test_files_download_only_through_their_case_as_attachments(desk: Desk) -> None:
+    from accord.channels.blobs import node_blobs
+    from accord.service.negotiation import Actor
+
+    first = desk.mail("Broadband down", "No sync light since Monday.")
+    other = desk.mail("Refund", "Billed twice.", sender="lee@example.org", name="Lee Park")
+    blobs = node_blobs(desk.node.data_dir, durable=False)
+    sha = blobs.put(b"<html><script>alert(1)</script></html>")
+    tom = Actor(member="Tom Baker", via="web")
+    desk.services.negotiation.set_info(
+        tom, first, "page", {"type": "file", "sha256": sha, "name": "x.html", "size": 38}
+    )
+    client = TestClient(desk.app)
+    login(client)
+    got = client.get(f"/cases/{first}/files/{sha}")
+    assert got.status_code == 200 and got.content.startswith(b"<html>")
+    assert got.headers["content-type"] == "application/octet-stream"
+    assert got.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in got.headers["content-security-policy"]
+    assert client.get(f"/cases/{other}/files/{sha}").status_code == 404
+    assert client.get(f"/cases/{first}/files/../../node.key").status_code == 404

@@ -254,7 +254,7 @@ def admin_routes(services: Any, app_state: Any) -> APIRouter:
                 return page(who, error=str(exc), status=400)
             return page(
                 who,
-                notice=f"Token “{made.name}” made. Copy it now: it is not shown again.",
+                notice=f"Token “{name}” made. Copy it now: it is not shown again.",
                 new_token=made.token,
             )
 
