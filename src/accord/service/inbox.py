@@ -188,11 +188,8 @@ class Inbox:
         owner: str,
         team: str,
         channel: str,
-        *,
-        count_only: bool = False,
     ) -> sa.Select[Any]:
-        """The view's query: its rows, or with ``count_only`` just the case ids (no
-        per-row lookups of customer and channel)."""
+        """The view's query, most urgent first."""
         if view not in VIEWS:
             raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
         now = self.now()
@@ -244,33 +241,14 @@ class Inbox:
             case_inbox.c.waiting,
             last_channel.label("channel"),
         ]
-        q = sa.select(*(columns[:1] if count_only else columns)).select_from(
+        q = sa.select(*columns).select_from(
             cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
             .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
             .outerjoin(owner_m, owner_m.c.id == case_owners.c.member_id)
             .outerjoin(member_routing, member_routing.c.member_id == owner_m.c.id)
             .outerjoin(teams, teams.c.id == member_routing.c.team_id)
         )
-        open_only = cases.c.resolved.is_(False)
-        if view == "mine":
-            q = q.where(open_only, case_owners.c.member_id == member_id)
-        elif view == "team":
-            my_team = (
-                sa.select(member_routing.c.team_id)
-                .where(member_routing.c.member_id == member_id)
-                .scalar_subquery()
-            )
-            q = q.where(open_only, member_routing.c.team_id == my_team)
-        elif view == "open":
-            q = q.where(open_only)
-        elif view == "due":
-            q = q.where(open_only, case_inbox.c.next_due <= eod_s)
-        elif view == "breached":
-            q = q.where(breached)
-        elif view == "waiting":
-            q = q.where(open_only, case_inbox.c.waiting.is_(True))
-        else:
-            q = q.where(cases.c.resolved.is_(True))
+        q = q.where(self._conditions(member_id, eod_s, breached)[view])
         if owner:
             q = q.where(owner_m.c.username == owner)
         if team:
@@ -282,6 +260,26 @@ class Inbox:
                 case_inbox.c.next_due.is_(None), case_inbox.c.next_due, cases.c.updated_at.desc()
             )
         return q.order_by(cases.c.updated_at.desc())
+
+    def _conditions(
+        self, member_id: int, eod_s: str, breached: Any
+    ) -> dict[str, sa.ColumnElement[bool]]:
+        """Which cases each view holds, as conditions over the inbox's joins."""
+        open_only = cases.c.resolved.is_(False)
+        my_team = (
+            sa.select(member_routing.c.team_id)
+            .where(member_routing.c.member_id == member_id)
+            .scalar_subquery()
+        )
+        return {
+            "mine": sa.and_(open_only, case_owners.c.member_id == member_id),
+            "team": sa.and_(open_only, member_routing.c.team_id == my_team),
+            "open": open_only,
+            "due": sa.and_(open_only, case_inbox.c.next_due <= eod_s),
+            "breached": breached,
+            "waiting": sa.and_(open_only, case_inbox.c.waiting.is_(True)),
+            "resolved": cases.c.resolved.is_(True),
+        }
 
     def list(
         self,
@@ -328,20 +326,33 @@ class Inbox:
         return found
 
     def counts(self, member_id: int) -> dict[str, int]:
-        """How many cases each view holds (the inbox's tabs)."""
+        """How many cases each view holds (the inbox's tabs), in one scan."""
         self.refresh()
-        out = {}
+        now = self.now()
+        end_of_day = now.astimezone(_zone(self.db)).replace(
+            hour=23, minute=59, second=59, microsecond=0
+        )
+        sla_missed = (
+            sa.select(notifications.c.id)
+            .where(notifications.c.case_id == cases.c.case_id, notifications.c.kind == "sla")
+            .exists()
+        )
+        overdue = sa.and_(case_inbox.c.next_due.is_not(None), case_inbox.c.next_due < _stamp(now))
+        breached = sa.and_(
+            cases.c.resolved.is_(False),
+            sa.or_(overdue, sa.and_(sa.not_(case_inbox.c.waiting), sla_missed)),
+        )
+        conditions = self._conditions(member_id, _stamp(end_of_day), breached)
+        query = sa.select(
+            *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items())
+        ).select_from(
+            cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
+            .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
+            .outerjoin(member_routing, member_routing.c.member_id == case_owners.c.member_id)
+        )
         with self.db.read() as conn:
-            for view in VIEWS:
-                inner = (
-                    self._select(view, member_id, "", "", "", count_only=True)
-                    .order_by(None)
-                    .subquery()
-                )
-                out[view] = int(
-                    conn.execute(sa.select(sa.func.count()).select_from(inner)).scalar_one()
-                )
-        return out
+            row = conn.execute(query).one()
+        return {view: int(row[i] or 0) for i, view in enumerate(conditions)}
 
     def changed_since(self) -> str:
         """A token that changes whenever any case or note changes (for live updates)."""

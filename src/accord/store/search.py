@@ -38,6 +38,14 @@ INDEXED_TYPES = ("case.opened", "message.posted")
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 12
 BATCH = 500
+_STALE_EVENTS = (
+    f"SELECT c.case_id FROM cases c LEFT JOIN {MARKS} m ON m.case_id = c.case_id "
+    "WHERE m.events IS NULL OR m.events <> c.event_count"
+)
+_STALE_NOTES = (
+    f" UNION ALL SELECT n.case_id FROM notes n LEFT JOIN {MARKS} m ON m.case_id = n.case_id "
+    "GROUP BY n.case_id, m.notes HAVING m.notes IS NULL OR m.notes <> count(*)"
+)
 LOCK_KEY = 0x5EA2C4  # the advisory lock that serialises catch-ups on PostgreSQL
 
 
@@ -98,32 +106,35 @@ class Search:
 
     def catch_up(self) -> int:
         """Index what every case gained since the last call; returns the cases touched."""
-        total = 0
-        while True:
+        with self.db.read() as conn:
+            stale = [r[0] for r in conn.execute(sa.text(_STALE_EVENTS + _STALE_NOTES))]
+        ids = list(dict.fromkeys(stale))
+        for start in range(0, len(ids), BATCH):
             with self.db.write() as conn:
-                done = self._step(conn)
-            total += done
-            if done < BATCH:
-                return total
+                self._step(conn, ids[start : start + BATCH])
+        return len(ids)
 
-    def _step(self, conn: Connection) -> int:
+    def _step(self, conn: Connection, ids: list[str]) -> None:
+        """Index these cases' new events and changed notes (checked again under the lock:
+        another process may have indexed them meanwhile)."""
         if not self.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+        expanding: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
         stale_events = conn.execute(
             sa.text(
                 f"SELECT c.case_id, c.event_count, m.pos FROM cases c "
                 f"LEFT JOIN {MARKS} m ON m.case_id = c.case_id "
-                "WHERE m.events IS NULL OR m.events <> c.event_count LIMIT :n"
-            ),
-            {"n": BATCH},
+                "WHERE (m.events IS NULL OR m.events <> c.event_count) AND c.case_id IN :ids"
+            ).bindparams(expanding),
+            {"ids": ids},
         ).all()
         stale_notes = conn.execute(
             sa.text(
                 f"SELECT n.case_id, count(*) FROM notes n LEFT JOIN {MARKS} m "
-                "ON m.case_id = n.case_id GROUP BY n.case_id, m.notes "
-                "HAVING m.notes IS NULL OR m.notes <> count(*) LIMIT :n"
-            ),
-            {"n": BATCH},
+                "ON m.case_id = n.case_id WHERE n.case_id IN :ids GROUP BY n.case_id, m.notes "
+                "HAVING m.notes IS NULL OR m.notes <> count(*)"
+            ).bindparams(expanding),
+            {"ids": ids},
         ).all()
         docs: list[dict[str, str]] = []
         marks: dict[str, dict[str, int]] = {}
@@ -169,7 +180,6 @@ class Search:
                 docs = [{**d, "f": fold(d["b"])} for d in docs]
             conn.execute(sa.text(insert), docs)
         self._mark(conn, marks)
-        return max(len(stale_events), len(stale_notes))
 
     def _mark(self, conn: Connection, marks: dict[str, dict[str, int]]) -> None:
         """Record how far each case is indexed: one statement per kind of change."""
