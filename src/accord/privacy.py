@@ -30,6 +30,7 @@ from accord.channels.blobs import BlobStore
 from accord.channels.customer_records import CustomerRecords
 from accord.core.bundle import write_bundle
 from accord.node import Node
+from accord.store.search import Search
 from accord.store.tables import (
     channel_messages,
     customer_changes,
@@ -259,6 +260,7 @@ class Privacy:
                 if case_ids
                 else 0
             )
+            Search(self.node.db).forget_notes(conn, case_ids)  # nor findable by search
             conn.execute(
                 customer_changes.update()
                 .where(

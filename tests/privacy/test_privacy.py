@@ -93,6 +93,9 @@ def test_export_then_erase(desk: tuple[TestClient, Any, dict[str, str]]) -> None
     assert hashlib.sha256(archive.read(attachment)).hexdigest() == hashlib.sha256(PDF).hexdigest()
     assert "README.txt" in names
 
+    from accord.store.search import Search
+
+    assert Search(services.node.db).search("upset October")  # the note is findable...
     erased = client.post(
         f"/api/v1/customers/{customer}/erase", headers={"Authorization": auth["admin"]}
     )
@@ -114,6 +117,7 @@ def test_export_then_erase(desk: tuple[TestClient, Any, dict[str, str]]) -> None
         )
         assert conn.execute(sa.select(sa.func.count()).select_from(notes)).scalar_one() == 0
         rows = conn.execute(sa.select(channel_messages)).all()
+    assert not [h for h in Search(node.db).search("upset October") if h.kind == "note"]
     assert all(r.sender == "" and r.subject == "" and r.raw_sha256 is None for r in rows)
     blobs = node.data_dir / "blobs"
     assert not any(p.read_bytes() == PDF for p in blobs.rglob("*") if p.is_file())

@@ -12,6 +12,7 @@ whichever process wrote the case, so the inbox is exact without any listener.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -64,6 +65,7 @@ _UPDATE = (
     )
 )
 REFRESH_BATCH = 500
+FULL_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -117,9 +119,27 @@ class Inbox:
     def __init__(self, store: CaseStore, party_key: str, *, now: Callable[[], datetime]) -> None:
         self.store, self.db, self.party_key, self.now = store, store.db, party_key, now
         self.search_index = Search(store.db)
+        self._seen: datetime | None = None
+        self._checked = 0.0
 
     def refresh(self) -> int:
-        """Recompute every lagging row; returns how many."""
+        """Recompute every lagging row; returns how many. Skipped while no case has
+        changed since this process last looked (the latest ``updated_at``, an index
+        lookup), except at most ``FULL_CHECK_SECONDS`` apart."""
+        with self.db.read() as conn:
+            latest = conn.execute(sa.select(sa.func.max(cases.c.updated_at))).scalar()
+        clock = time.monotonic()
+        if (
+            latest is not None
+            and latest == self._seen
+            and clock - self._checked < FULL_CHECK_SECONDS
+        ):
+            return 0
+        total = self._refresh()
+        self._seen, self._checked = latest, clock
+        return total
+
+    def _refresh(self) -> int:
         total = 0
         while True:
             with self.db.write() as conn:
@@ -325,8 +345,9 @@ class Inbox:
             found.sort(key=lambda row: order[row.case_id])
         return found
 
-    def counts(self, member_id: int) -> dict[str, int]:
-        """How many cases each view holds (the inbox's tabs), in one scan."""
+    def counts(self, member_id: int) -> dict[str, int | None]:
+        """How many open cases each view holds (the inbox's tabs), in one scan of the
+        open cases; ``resolved`` is not counted (it only grows), so it is ``None``."""
         self.refresh()
         now = self.now()
         end_of_day = now.astimezone(_zone(self.db)).replace(
@@ -343,28 +364,31 @@ class Inbox:
             sa.or_(overdue, sa.and_(sa.not_(case_inbox.c.waiting), sla_missed)),
         )
         conditions = self._conditions(member_id, _stamp(end_of_day), breached)
-        query = sa.select(
-            *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items())
-        ).select_from(
-            cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
-            .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
-            .outerjoin(member_routing, member_routing.c.member_id == case_owners.c.member_id)
+        del conditions["resolved"]
+        query = (
+            sa.select(
+                *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items())
+            )
+            .select_from(
+                cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
+                .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
+                .outerjoin(member_routing, member_routing.c.member_id == case_owners.c.member_id)
+            )
+            .where(cases.c.resolved.is_(False))
         )
         with self.db.read() as conn:
             row = conn.execute(query).one()
-        return {view: int(row[i] or 0) for i, view in enumerate(conditions)}
+        counted: dict[str, int | None] = {v: int(row[i] or 0) for i, v in enumerate(conditions)}
+        return {**counted, "resolved": None}
 
     def changed_since(self) -> str:
-        """A token that changes whenever any case or note changes (for live updates)."""
+        """A token that changes whenever any case changes or a note is added (for live
+        updates): two index lookups, cheap enough to poll."""
         with self.db.read() as conn:
-            updated, count = conn.execute(
-                sa.select(sa.func.max(cases.c.updated_at), sa.func.count())
-            ).one()
-            note_count, last_note = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(notes.c.id))
-            ).one()
+            updated = conn.execute(sa.select(sa.func.max(cases.c.updated_at))).scalar()
+            last_note = conn.execute(sa.select(sa.func.max(notes.c.id))).scalar()
         stamp = updated.isoformat() if updated else "-"
-        return f"{stamp}:{count}:{note_count}:{last_note}"
+        return f"{stamp}:{last_note or 0}"
 
 
 def _stamp(moment: datetime) -> str:

@@ -30,6 +30,7 @@ cases = sa.Table(
     sa.Column("resolved", sa.Boolean, nullable=False),
     sa.Column("opened_at", sa.String(32), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_cases_updated_at", "updated_at"),  # migration 0022: the inbox's order
 )
 
 events = sa.Table(

@@ -1,5 +1,6 @@
-"""Full-text search over cases (FTS5 on SQLite, tsvector on PostgreSQL) and the members'
-inbox row per case. Both are derived: they fill themselves on first use.
+"""Full-text search over cases (FTS5 on SQLite, tsvector on PostgreSQL), the members'
+inbox row per case (both derived: they fill themselves on first use), and an index on
+cases by last change (the inbox's order, and how it knows nothing changed).
 
 Revision ID: 0022
 Revises: 0021
@@ -32,9 +33,11 @@ def upgrade() -> None:
         sa.Column("last_reply_at", sa.String(32)),
     )
     op.create_index("ix_case_inbox_next_due", "case_inbox", ["next_due"])
+    op.create_index("ix_cases_updated_at", "cases", ["updated_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_cases_updated_at", table_name="cases")
     op.drop_index("ix_case_inbox_next_due", table_name="case_inbox")
     op.drop_table("case_inbox")
     for statement in search.drop_sql():
