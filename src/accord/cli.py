@@ -122,6 +122,18 @@ def init(
 
 
 @app.command()
+def _warm_indexes(app: Any) -> None:
+    """Bring the inbox rows and the search index up to date in the background at start,
+    so the first search after an upgrade does not wait for a whole index build."""
+    import logging
+
+    try:
+        app.state.inbox.refresh()
+        app.state.inbox.search_index.catch_up()
+    except Exception:  # the pages catch up on their own; this only saves them the wait
+        logging.getLogger("accord.web").warning("warming the indexes failed", exc_info=True)
+
+
 def serve(
     ctx: typer.Context,
     data: DataDir = None,
@@ -232,6 +244,7 @@ def serve(
     )
     pulls = PeriodicSync(app.state.services.federation, int(values["sync_interval"]))
     pulls.start()
+    app.state.services.background.submit(_warm_indexes, app)
     inline = node.db.is_sqlite if inline_worker is None else inline_worker
     timers = InlineWorker(node) if inline else None
     if timers is not None:
