@@ -53,6 +53,20 @@ VIEWS = {
     "resolved": "Resolved",
 }
 OPEN_STATES = ("agreed", "in_progress")
+LOCK_KEY = 0x1B0C5  # the advisory lock that serialises inbox refreshes on PostgreSQL
+_STALE = sa.or_(case_inbox.c.event_count.is_(None), case_inbox.c.event_count != cases.c.event_count)
+_JOINED = cases.outerjoin(case_inbox, case_inbox.c.case_id == cases.c.case_id)
+_LAGGING = sa.select(cases.c.case_id).select_from(_JOINED).where(_STALE)
+_LAGGING_ROWS = (
+    sa.select(
+        cases.c.case_id,
+        cases.c.state,
+        case_inbox.c.last_reply_at,
+        case_inbox.c.case_id.is_not(None),
+    )
+    .select_from(_JOINED)
+    .where(_STALE, cases.c.case_id.in_(sa.bindparam("ids", expanding=True)))
+)
 _UPDATE = (
     case_inbox.update()
     .where(case_inbox.c.case_id == sa.bindparam("b_case_id"))
@@ -140,26 +154,17 @@ class Inbox:
         return total
 
     def _refresh(self) -> int:
-        total = 0
-        while True:
+        """Find the lagging cases in one scan, then recompute them in chunks, each under
+        a lock (SQLite's writer lock, a PostgreSQL advisory lock) and checked again there,
+        so two processes never write the same row twice."""
+        with self.db.read() as conn:
+            ids = [r[0] for r in conn.execute(_LAGGING)]
+        for start in range(0, len(ids), REFRESH_BATCH):
             with self.db.write() as conn:
+                if not self.db.is_sqlite:
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
                 lagging = conn.execute(
-                    sa.select(
-                        cases.c.case_id,
-                        cases.c.state,
-                        case_inbox.c.last_reply_at,
-                        case_inbox.c.case_id.is_not(None),
-                    )
-                    .select_from(
-                        cases.outerjoin(case_inbox, case_inbox.c.case_id == cases.c.case_id)
-                    )
-                    .where(
-                        sa.or_(
-                            case_inbox.c.event_count.is_(None),
-                            case_inbox.c.event_count != cases.c.event_count,
-                        )
-                    )
-                    .limit(REFRESH_BATCH)
+                    _LAGGING_ROWS, {"ids": ids[start : start + REFRESH_BATCH]}
                 ).all()
                 updates: list[dict[str, Any]] = []
                 inserts: list[dict[str, Any]] = []
@@ -176,9 +181,7 @@ class Inbox:
                         case_inbox.insert(),
                         [{"case_id": r.pop("b_case_id"), **r} for r in inserts],
                     )
-            total += len(lagging)
-            if len(lagging) < REFRESH_BATCH:
-                return total
+        return len(ids)
 
     def _ours(self, state: State) -> str | None:
         for pid, party in state["parties"].items():
