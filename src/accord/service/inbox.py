@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from accord.core.state import State
 from accord.core.timefmt import parse_time
@@ -166,12 +165,38 @@ class Inbox:
                 lagging = conn.execute(
                     _LAGGING_ROWS, {"ids": ids[start : start + REFRESH_BATCH]}
                 ).all()
+                states = [(r[0], orjson.loads(r[1]), r[2], r[3]) for r in lagging]
+                ours = {case_id: self._ours(state) for case_id, state, _, _ in states}
+                # whose was our party's last message: a person's, or Accord's own notice?
+                wanted = [
+                    (case_id, state["last_message"]["event"])
+                    for case_id, state, _, _ in states
+                    if state.get("last_message") and state["last_message"]["by"] == ours[case_id]
+                ]
+                authors = (
+                    {
+                        event_id: orjson.loads(raw)["author"]["member"]
+                        for event_id, raw in conn.execute(
+                            sa.select(events.c.event_id, events.c.raw).where(
+                                events.c.case_id.in_([c for c, _ in wanted]),
+                                events.c.event_id.in_([e for _, e in wanted]),
+                            )
+                        )
+                    }
+                    if wanted
+                    else {}
+                )
                 updates: list[dict[str, Any]] = []
                 inserts: list[dict[str, Any]] = []
-                for case_id, raw, previous, known in lagging:
+                for case_id, state, previous, known in states:
+                    last = state.get("last_message")
+                    by_person = (
+                        last is not None
+                        and authors.get(last["event"], SYSTEM_MEMBER) != SYSTEM_MEMBER
+                    )
                     row = {
                         "b_case_id": case_id,
-                        **self._values(conn, case_id, orjson.loads(raw), previous),
+                        **_derive(state, ours[case_id], previous, by_person),
                     }
                     (updates if known else inserts).append(row)
                 if updates:
@@ -188,21 +213,6 @@ class Inbox:
             if party.get("node") == self.party_key:
                 return str(pid)
         return None
-
-    def _values(
-        self, conn: Connection, case_id: str, state: State, previous: str | None
-    ) -> dict[str, Any]:
-        ours = self._ours(state)
-        last = state.get("last_message")
-        by_person = False
-        if last is not None and last["by"] == ours:
-            raw = conn.execute(
-                sa.select(events.c.raw).where(
-                    events.c.case_id == case_id, events.c.event_id == last["event"]
-                )
-            ).scalar()
-            by_person = raw is not None and orjson.loads(raw)["author"]["member"] != SYSTEM_MEMBER
-        return _derive(state, ours, previous, by_person)
 
     def _select(
         self,
