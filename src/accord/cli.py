@@ -121,19 +121,19 @@ def init(
     out.print(f"  database     {redact(node.db.url)}")
 
 
-@app.command()
-def _warm_indexes(app: Any) -> None:
+def _warm_indexes(served: Any) -> None:
     """Bring the inbox rows and the search index up to date in the background at start,
     so the first search after an upgrade does not wait for a whole index build."""
     import logging
 
     try:
-        app.state.inbox.refresh()
-        app.state.inbox.search_index.catch_up()
+        served.state.inbox.refresh()
+        served.state.inbox.search_index.catch_up()
     except Exception:  # the pages catch up on their own; this only saves them the wait
         logging.getLogger("accord.web").warning("warming the indexes failed", exc_info=True)
 
 
+@app.command()
 def serve(
     ctx: typer.Context,
     data: DataDir = None,
