@@ -88,7 +88,7 @@ PEOPLE = {
     "fay": ("Fay Moss", "lead", "Front desk"),
     "ravi": ("Ravi Kumar", "agent", "Billing"),
     "ann": ("Ann Lee", "agent", "Billing"),
-    "mia": ("Mia Stone", "lead", "Billing"),
+    "mia": ("Mia Stone", "admin", "Billing"),  # leads Billing; the admin who sees /admin
 }
 LEADS = {"Broadband": "sara", "Front desk": "fay", "Billing": "mia"}
 CHANNELS = (("email", 0.45), ("phone", 0.25), ("webchat", 0.2), ("whatsapp", 0.1))

@@ -12,7 +12,6 @@ whichever process wrote the case, so the inbox is exact without any listener.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,8 +23,10 @@ import sqlalchemy as sa
 
 from accord.core.state import State
 from accord.core.timefmt import parse_time
+from accord.service import settings
 from accord.service.ownership import SYSTEM_MEMBER
 from accord.store.cases import CaseStore
+from accord.store.changes import Unchanged, latest_change
 from accord.store.search import Search
 from accord.store.tables import (
     case_customers,
@@ -37,7 +38,6 @@ from accord.store.tables import (
     events,
     member_routing,
     members,
-    notes,
     notifications,
     teams,
 )
@@ -78,7 +78,6 @@ _UPDATE = (
     )
 )
 REFRESH_BATCH = 500
-FULL_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -132,24 +131,17 @@ class Inbox:
     def __init__(self, store: CaseStore, party_key: str, *, now: Callable[[], datetime]) -> None:
         self.store, self.db, self.party_key, self.now = store, store.db, party_key, now
         self.search_index = Search(store.db)
-        self._seen: datetime | None = None
-        self._checked = 0.0
+        self.unchanged = Unchanged(store.db)
 
     def refresh(self) -> int:
         """Recompute every lagging row; returns how many. Skipped while no case has
         changed since this process last looked (the latest ``updated_at``, an index
         lookup), except at most ``FULL_CHECK_SECONDS`` apart."""
-        with self.db.read() as conn:
-            latest = conn.execute(sa.select(sa.func.max(cases.c.updated_at))).scalar()
-        clock = time.monotonic()
-        if (
-            latest is not None
-            and latest == self._seen
-            and clock - self._checked < FULL_CHECK_SECONDS
-        ):
+        skip, mark, clock = self.unchanged.check()
+        if skip:
             return 0
         total = self._refresh()
-        self._seen, self._checked = latest, clock
+        self.unchanged.checked(mark, clock)
         return total
 
     def _refresh(self) -> int:
@@ -225,11 +217,7 @@ class Inbox:
         """The view's query, most urgent first."""
         if view not in VIEWS:
             raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
-        now = self.now()
-        end_of_day = now.astimezone(_zone(self.db)).replace(
-            hour=23, minute=59, second=59, microsecond=0
-        )
-        now_s, eod_s = _stamp(now), _stamp(end_of_day)
+        conditions, overdue, breached = self._conditions(member_id)
         owner_m = members.alias("owner_m")
         last_channel = (
             sa.select(channel_messages.c.channel)
@@ -249,16 +237,6 @@ class Inbox:
             .where(case_customers.c.case_id == cases.c.case_id)
             .limit(1)
             .scalar_subquery()
-        )
-        sla_missed = (
-            sa.select(notifications.c.id)
-            .where(notifications.c.case_id == cases.c.case_id, notifications.c.kind == "sla")
-            .exists()
-        )
-        overdue = sa.and_(case_inbox.c.next_due.is_not(None), case_inbox.c.next_due < now_s)
-        breached = sa.and_(
-            cases.c.resolved.is_(False),
-            sa.or_(overdue, sa.and_(sla_missed, sa.not_(case_inbox.c.waiting))),
         )
         columns: list[Any] = [
             cases.c.case_id,
@@ -281,7 +259,7 @@ class Inbox:
             .outerjoin(member_routing, member_routing.c.member_id == owner_m.c.id)
             .outerjoin(teams, teams.c.id == member_routing.c.team_id)
         )
-        q = q.where(self._conditions(member_id, eod_s, breached)[view])
+        q = q.where(conditions[view])
         if owner:
             q = q.where(owner_m.c.username == owner)
         if team:
@@ -295,24 +273,39 @@ class Inbox:
         return q.order_by(cases.c.updated_at.desc())
 
     def _conditions(
-        self, member_id: int, eod_s: str, breached: Any
-    ) -> dict[str, sa.ColumnElement[bool]]:
-        """Which cases each view holds, as conditions over the inbox's joins."""
+        self, member_id: int
+    ) -> tuple[dict[str, sa.ColumnElement[bool]], sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        """Which cases each view holds, as conditions over the inbox's joins, with the
+        ``overdue`` and ``breached`` conditions the rows also show."""
+        now = self.now()
+        end_of_day = now.astimezone(settings.zone(self.db)).replace(
+            hour=23, minute=59, second=59, microsecond=0
+        )
+        sla_missed = (
+            sa.select(notifications.c.id)
+            .where(notifications.c.case_id == cases.c.case_id, notifications.c.kind == "sla")
+            .exists()
+        )
         open_only = cases.c.resolved.is_(False)
+        overdue = sa.and_(case_inbox.c.next_due.is_not(None), case_inbox.c.next_due < _stamp(now))
+        breached = sa.and_(
+            open_only, sa.or_(overdue, sa.and_(sla_missed, sa.not_(case_inbox.c.waiting)))
+        )
         my_team = (
             sa.select(member_routing.c.team_id)
             .where(member_routing.c.member_id == member_id)
             .scalar_subquery()
         )
-        return {
+        views = {
             "mine": sa.and_(open_only, case_owners.c.member_id == member_id),
             "team": sa.and_(open_only, member_routing.c.team_id == my_team),
             "open": open_only,
-            "due": sa.and_(open_only, case_inbox.c.next_due <= eod_s),
+            "due": sa.and_(open_only, case_inbox.c.next_due <= _stamp(end_of_day)),
             "breached": breached,
             "waiting": sa.and_(open_only, case_inbox.c.waiting.is_(True)),
             "resolved": cases.c.resolved.is_(True),
         }
+        return views, overdue, breached
 
     def list(
         self,
@@ -362,21 +355,7 @@ class Inbox:
         """How many open cases each view holds (the inbox's tabs), in one scan of the
         open cases; ``resolved`` is not counted (it only grows), so it is ``None``."""
         self.refresh()
-        now = self.now()
-        end_of_day = now.astimezone(_zone(self.db)).replace(
-            hour=23, minute=59, second=59, microsecond=0
-        )
-        sla_missed = (
-            sa.select(notifications.c.id)
-            .where(notifications.c.case_id == cases.c.case_id, notifications.c.kind == "sla")
-            .exists()
-        )
-        overdue = sa.and_(case_inbox.c.next_due.is_not(None), case_inbox.c.next_due < _stamp(now))
-        breached = sa.and_(
-            cases.c.resolved.is_(False),
-            sa.or_(overdue, sa.and_(sa.not_(case_inbox.c.waiting), sla_missed)),
-        )
-        conditions = self._conditions(member_id, _stamp(end_of_day), breached)
+        conditions, _, _ = self._conditions(member_id)
         del conditions["resolved"]
         query = (
             sa.select(
@@ -397,22 +376,10 @@ class Inbox:
     def changed_since(self) -> str:
         """A token that changes whenever any case changes or a note is added (for live
         updates): two index lookups, cheap enough to poll."""
-        with self.db.read() as conn:
-            updated = conn.execute(sa.select(sa.func.max(cases.c.updated_at))).scalar()
-            last_note = conn.execute(sa.select(sa.func.max(notes.c.id))).scalar()
-        stamp = updated.isoformat() if updated else "-"
-        return f"{stamp}:{last_note or 0}"
+        updated, last_note = latest_change(self.db)
+        return f"{updated.isoformat() if updated else '-'}:{last_note or 0}"
 
 
 def _stamp(moment: datetime) -> str:
     """A time as the case log writes it (UTC, seconds, ``Z``), which sorts as text."""
     return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _zone(db: Any) -> ZoneInfo:
-    from accord.service import settings
-
-    try:
-        return ZoneInfo(settings.calendar(db).timezone)
-    except Exception:  # an unset or broken calendar: the inbox still works, in UTC
-        return ZoneInfo("UTC")

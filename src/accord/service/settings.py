@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
@@ -35,6 +36,15 @@ def calendar(db: Database) -> BusinessCalendar:
     if not config:
         return BusinessCalendar.always()
     return build_calendar(config)
+
+
+def zone(db: Database) -> ZoneInfo:
+    """The business calendar's time zone, for showing times to people; UTC while the
+    stored calendar is unusable (the pages still work, and say times in UTC)."""
+    try:
+        return ZoneInfo(calendar(db).timezone)
+    except Invalid:
+        return ZoneInfo("UTC")
 
 
 def build_calendar(config: dict[str, Any]) -> BusinessCalendar:

@@ -20,7 +20,6 @@ erasing a customer removes their notes from it (``forget_notes``).
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.store.changes import Unchanged
 from accord.store.database import Database
-from accord.store.tables import cases, events, notes
+from accord.store.tables import events, notes
 
 DOCS = "search_docs"
 MARKS = "search_marks"
@@ -39,7 +39,6 @@ INDEXED_TYPES = ("case.opened", "message.posted")
 _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_WORDS = 12
 BATCH = 500
-FULL_CHECK_SECONDS = 30.0
 _STALE_EVENTS = (
     f"SELECT c.case_id FROM cases c LEFT JOIN {MARKS} m ON m.case_id = c.case_id "
     "WHERE m.events IS NULL OR m.events <> c.event_count"
@@ -105,27 +104,22 @@ class Search:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._seen: tuple[Any, Any] | None = None
-        self._checked = 0.0
+        self.unchanged = Unchanged(db)
 
     def catch_up(self) -> int:
         """Index what every case gained since the last call; returns the cases touched.
         Skipped while no case changed and no note was added since this process last
         looked (two index lookups), except at most ``FULL_CHECK_SECONDS`` apart."""
+        skip, mark, clock = self.unchanged.check()
+        if skip:
+            return 0
         with self.db.read() as conn:
-            mark = (
-                conn.execute(sa.select(sa.func.max(cases.c.updated_at))).scalar(),
-                conn.execute(sa.select(sa.func.max(notes.c.id))).scalar(),
-            )
-            clock = time.monotonic()
-            if mark == self._seen and clock - self._checked < FULL_CHECK_SECONDS:
-                return 0
             stale = [r[0] for r in conn.execute(sa.text(_STALE_EVENTS + _STALE_NOTES))]
         ids = list(dict.fromkeys(stale))
         for start in range(0, len(ids), BATCH):
             with self.db.write() as conn:
                 self._step(conn, ids[start : start + BATCH])
-        self._seen, self._checked = mark, clock
+        self.unchanged.checked(mark, clock)
         return len(ids)
 
     def _step(self, conn: Connection, ids: list[str]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from accord.auth.errors import AuthError
 from accord.auth.scopes import (
@@ -257,8 +258,6 @@ def admin_routes(services: Any, app_state: Any) -> APIRouter:
                 notice=f"Token “{name}” made. Copy it now: it is not shown again.",
                 new_token=made.token,
             )
-
-        from starlette.concurrency import run_in_threadpool
 
         return await run_in_threadpool(work)
 

@@ -150,3 +150,16 @@ def edit_item(state: Mapping[str, Any], key: str) -> dict[str, str]:
     if item is None:
         return {}
     return prefill({"changes": [{"op": "data.put", "key": key, **item}]}, ZoneInfo("UTC"))
+
+
+def submit_proposal(
+    negotiation: Any, actor: Any, case_id: str, form: Mapping[str, str], zone: ZoneInfo
+) -> None:
+    """Propose what the form asks for, or counter ``counter_of`` with it (members' page
+    and portal alike)."""
+    changes = changes_from_form(form, zone)
+    note = form.get("note", "").strip() or None
+    if form.get("counter_of"):
+        negotiation.counter(actor, case_id, form["counter_of"], changes, note=note)
+    else:
+        negotiation.propose(actor, case_id, changes, note=note)

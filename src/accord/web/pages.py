@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from accord.api.auth import SESSION_COOKIE
 from accord.api.connectors import last_channel, reply_on_channel
 from accord.auth.scopes import CASES_WRITE, NOTES_READ, NOTES_WRITE
 from accord.channels.blobs import node_blobs
+from accord.service import settings
 from accord.service.errors import NotFound, ServiceError
 from accord.service.inbox import VIEWS, Inbox
 from accord.service.negotiation import Actor
@@ -27,7 +29,7 @@ from accord.service.views import agreement_diff, case_view
 from accord.store.tables import case_customers
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, changes_from_form, edit_item, prefill
+from accord.web.forms import FormError, edit_item, prefill, submit_proposal
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import (
     SESSION_TTL,
@@ -54,12 +56,8 @@ CHANNELS = (
 
 
 def zone_of(services: Any) -> ZoneInfo:
-    from accord.service import settings
-
-    try:
-        return ZoneInfo(settings.calendar(services.node.db).timezone)
-    except Exception:  # no calendar set: UTC
-        return ZoneInfo("UTC")
+    """The zone the pages show times in: the business calendar's."""
+    return settings.zone(services.node.db)
 
 
 def acceptances(n: Any, case_id: str, state: dict[str, Any]) -> list[dict[str, str]]:
@@ -310,15 +308,31 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             full, who, counter=counter, diff_from=diff_from, diff_to=diff_to, edit=edit
         )
 
-    def act(case_id: str, who: Viewer, csrf: str, scope: str, anchor: str, work: Any) -> Response:
+    def act(
+        case_id: str,
+        who: Viewer,
+        csrf: str,
+        scope: str,
+        anchor: str,
+        work: Any,
+        form: dict[str, str] | None = None,
+    ) -> Response:
+        """Check the form's CSRF token and the scope, do ``work`` as the member, and
+        redirect; on a refusal, the page again with the problem (and ``form`` refilled)."""
         check_csrf(who, csrf)
         need(who, scope)
         try:
             work(Actor(member=who.member.display_name, via="web"))
-        except FormError as exc:
-            return case_page(case_id, who, error=exc.message, field=exc.field, status=400)
-        except ServiceError as exc:
-            return case_page(case_id, who, error=exc.message, field=exc.field, status=exc.status)
+        except (FormError, ServiceError) as exc:
+            return case_page(
+                case_id,
+                who,
+                error=exc.message,
+                field=exc.field,
+                form=form,
+                counter=(form or {}).get("counter_of", ""),
+                status=400 if isinstance(exc, FormError) else exc.status,
+            )
         return _see_other(f"/cases/{case_id}#{anchor}")
 
     @router.post("/cases/{case_id}/reply")
@@ -384,33 +398,16 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
     async def propose(case_id: str, request: Request, who: Viewer = Depends(viewer)) -> Response:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         zone = zone_of(services)
-
-        def work(actor: Actor) -> None:
-            changes = changes_from_form(form, zone)
-            note = form.get("note", "").strip() or None
-            if form.get("counter_of"):
-                services.negotiation.counter(actor, case_id, form["counter_of"], changes, note=note)
-            else:
-                services.negotiation.propose(actor, case_id, changes, note=note)
-
-        from starlette.concurrency import run_in_threadpool
-
-        check_csrf(who, form.get("csrf"))
-        need(who, CASES_WRITE)
-        try:
-            await run_in_threadpool(work, Actor(member=who.member.display_name, via="web"))
-        except (FormError, ServiceError) as exc:
-            return await run_in_threadpool(
-                case_page,
-                case_id,
-                who,
-                error=exc.message,
-                field=exc.field,
-                form=form,
-                counter=form.get("counter_of", ""),
-                status=400 if isinstance(exc, FormError) else exc.status,
-            )
-        return _see_other(f"/cases/{case_id}#proposals")
+        return await run_in_threadpool(
+            act,
+            case_id,
+            who,
+            form.get("csrf", ""),
+            CASES_WRITE,
+            "proposals",
+            lambda actor: submit_proposal(services.negotiation, actor, case_id, form, zone),
+            form,
+        )
 
     @router.post("/cases/{case_id}/proposals/{proposal_id}/accept")
     def accept(

@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from accord.api.auth import spend
 from accord.auth.errors import LinkExpired, LinkInvalid
@@ -28,7 +29,7 @@ from accord.service.views import case_view
 from accord.store.tables import case_refs
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, changes_from_form, edit_item, prefill, slug
+from accord.web.forms import FormError, edit_item, prefill, slug, submit_proposal
 from accord.web.pages import acceptances, zone_of
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import secure_headers
@@ -144,17 +145,28 @@ def portal_routes(services: Any) -> APIRouter:
         )
 
     def act(
-        request: Request, token: str, anchor: str, work: Callable[[Actor, PortalGrant], Any]
+        request: Request,
+        token: str,
+        anchor: str,
+        work: Callable[[Actor, PortalGrant], Any],
+        form: dict[str, str] | None = None,
     ) -> Response:
+        """Do ``work`` as the link's party and redirect; on a refusal, the page again with
+        the problem (and ``form`` refilled)."""
         grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
         try:
             work(actor_of(grant), grant)
-        except FormError as exc:
-            return page(token, grant, error=exc.message, status=400)
-        except ServiceError as exc:
-            return page(token, grant, error=exc.message, status=exc.status)
+        except (FormError, ServiceError) as exc:
+            return page(
+                token,
+                grant,
+                error=exc.message,
+                form=form,
+                counter=(form or {}).get("counter_of", ""),
+                status=400 if isinstance(exc, FormError) else exc.status,
+            )
         return RedirectResponse(f"/portal/{token}#{anchor}", status_code=303)
 
     @router.get("/portal/{token}")
@@ -208,8 +220,6 @@ def portal_routes(services: Any) -> APIRouter:
                 actor, grant.case_id, key, value, label=label.strip() or name
             )
 
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(act, request, token, "information", work)
 
     @router.get("/portal/{token}/files/{sha}")
@@ -223,38 +233,14 @@ def portal_routes(services: Any) -> APIRouter:
     async def propose(token: str, request: Request) -> Response:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         zone = zone_of(services)
-
-        def work(actor: Actor, grant: PortalGrant) -> None:
-            changes = changes_from_form(form, zone)
-            note = form.get("note", "").strip() or None
-            if form.get("counter_of"):
-                services.negotiation.counter(
-                    actor, grant.case_id, form["counter_of"], changes, note=note
-                )
-            else:
-                services.negotiation.propose(actor, grant.case_id, changes, note=note)
-
-        def run() -> Response:
-            grant = grant_of(token, request)
-            if isinstance(grant, Response):
-                return grant
-            try:
-                work(actor_of(grant), grant)
-            except (FormError, ServiceError) as exc:
-                status = 400 if isinstance(exc, FormError) else exc.status
-                return page(
-                    token,
-                    grant,
-                    error=exc.message,
-                    form=form,
-                    counter=form.get("counter_of", ""),
-                    status=status,
-                )
-            return RedirectResponse(f"/portal/{token}#proposals", status_code=303)
-
-        from starlette.concurrency import run_in_threadpool
-
-        return await run_in_threadpool(run)
+        return await run_in_threadpool(
+            act,
+            request,
+            token,
+            "proposals",
+            lambda actor, g: submit_proposal(services.negotiation, actor, g.case_id, form, zone),
+            form,
+        )
 
     @router.post("/portal/{token}/proposals/{proposal_id}/accept")
     def accept(request: Request, token: str, proposal_id: str) -> Response:
