@@ -7,6 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from accord.cli import app
+from tests.clocks import cheap_passwords
 
 runner = CliRunner()
 
@@ -96,7 +97,7 @@ def test_teams_routing_calendar_targets_and_a_handoff(tmp_path: Path) -> None:
 
     opened = Node.open(tmp_path / "northwind")
     try:
-        members = MemberStore(opened.db)
+        members = MemberStore(opened.db, passwords=cheap_passwords())
         tom = members.by_username("tom")
         assert tom is not None
         from datetime import UTC, datetime

@@ -6,6 +6,8 @@ import importlib.util
 import re
 from pathlib import Path
 
+from tests.clocks import TickingClock, cheap_passwords
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,7 +39,7 @@ def test_api_reference_names_every_endpoint(tmp_path: Path) -> None:
 
     node = Node.init(tmp_path / "node", name="Docs")
     try:
-        spec = create_app(node).openapi()
+        spec = create_app(node, now=TickingClock(), passwords=cheap_passwords()).openapi()
     finally:
         node.close()
     reference = (ROOT / "docs/api.md").read_text()

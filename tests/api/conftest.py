@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from accord.api.app import create_app
 from accord.node import Node
+from tests.clocks import cheap_passwords
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
@@ -41,7 +42,7 @@ class Api:
 def api(tmp_path: Path, database_url: str) -> Iterator[Api]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     clock = Clock()
-    app = create_app(node, now=clock)
+    app = create_app(node, now=clock, passwords=cheap_passwords())
     services = app.state.services
     tom = services.members.create(
         "tom", "correct horse battery", role="agent", display_name="Tom Baker"

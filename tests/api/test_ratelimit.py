@@ -16,6 +16,7 @@ from accord.api.app import create_app
 from accord.api.auth import rate_limiter
 from accord.api.ratelimit import ENV, RateLimiter, configure
 from accord.node import Node
+from tests.clocks import TickingClock, cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write"]
 
@@ -43,7 +44,12 @@ def limited(tmp_path: Path) -> Iterator[Limited]:
     """30 requests a minute (one every 2 s), bursts of 3."""
     node = Node.init(tmp_path / "node", name="Northwind Broadband")
     clock = Monotonic()
-    app = create_app(node, rate_limit=RateLimiter(30, burst=3, clock=clock))
+    app = create_app(
+        node,
+        rate_limit=RateLimiter(30, burst=3, clock=clock),
+        now=TickingClock(),
+        passwords=cheap_passwords(),
+    )
     services = app.state.services
     tom = services.members.create("tom", "correct horse battery", role="agent", display_name="Tom")
     first = services.tokens.create(tom.id, "one", CASEWORK).token
@@ -145,7 +151,7 @@ def test_configured_by_argument_or_environment(
 
     node = Node.init(tmp_path / "node", name="Northwind Broadband")
     monkeypatch.setenv(ENV, "2")
-    app = create_app(node)
+    app = create_app(node, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     tom = services.members.create("tom", "correct horse battery", role="agent", display_name="Tom")
     headers = {"Authorization": f"Bearer {services.tokens.create(tom.id, 't', CASEWORK).token}"}

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from accord.api.app import create_app
 from accord.node import Node
+from tests.clocks import TickingClock, cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
 
@@ -29,7 +30,9 @@ class Context:
 @pytest.fixture
 def api_schema(tmp_path: Path) -> Iterator[Any]:
     node = Node.init(tmp_path / "node", name="Northwind Broadband")
-    app = create_app(node, rate_limit=0)  # ~600 generated requests on one token
+    app = create_app(
+        node, rate_limit=0, now=TickingClock(), passwords=cheap_passwords()
+    )  # ~600 generated requests on one token
     services = app.state.services
     tom = services.members.create(
         "tom", "correct horse battery", role="agent", display_name="Tom Baker"

@@ -18,6 +18,7 @@ from accord.node import Node, party_slug
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Negotiation
 from accord.service.ownership import Ownership
+from tests.clocks import cheap_passwords
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -42,7 +43,7 @@ def node(database_url: str, tmp_path: Path) -> Iterator[Node]:
 
 @pytest.fixture
 def intake(node: Node) -> Intake:
-    members = MemberStore(node.db)
+    members = MemberStore(node.db, passwords=cheap_passwords())
     ownership = Ownership(node.cases, node.key, members, now=lambda: NOW)
     members.create("tom", "correct horse battery", role="agent", display_name="Tom Baker")
     ownership.set_profile("tom", availability="online")

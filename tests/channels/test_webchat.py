@@ -5,7 +5,6 @@ doubled, and bad frames get a clear error."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,13 @@ from accord.api.app import create_app
 from accord.node import Node
 from accord.service.negotiation import Actor
 from accord.service.notes import Notes
+from tests.clocks import TickingClock, cheap_passwords
 
 
 @pytest.fixture
 def desk(tmp_path: Path, database_url: str) -> Iterator[tuple[TestClient, Any]]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
-    app = create_app(node, now=lambda: datetime.now(UTC))
+    app = create_app(node, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     services.members.create("tom", "correct horse battery", role="agent", display_name="Tom Baker")
     services.ownership.set_profile("tom", availability="online")

@@ -18,19 +18,20 @@ import uvicorn
 from accord.api.app import create_app
 from accord.node import Node
 from accord.service.negotiation import Actor
+from tests.browser import ARGS, CHROMIUM
+from tests.clocks import TickingClock, cheap_passwords
 from tests.servers import free_port
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+    pytest.mark.usefixtures("chromium"),
 ]
 
 
 @pytest.fixture
 def accord(tmp_path: Path) -> Iterator[tuple[str, Any]]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband")
-    app = create_app(node)
+    app = create_app(node, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     services.members.create("tom", "correct horse battery", role="agent", display_name="Tom Baker")
     services.ownership.set_profile("tom", availability="online")
@@ -77,7 +78,7 @@ def test_send_receive_reload(site: str, accord: tuple[str, Any], tmp_path: Path)
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+            args=ARGS,
         )
         try:
             page = browser.new_page()

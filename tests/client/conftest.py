@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from accord.api.app import create_app
 from accord.api.ratelimit import RateLimiter
 from accord.node import Node
+from tests.clocks import TickingClock, cheap_passwords
 
 from ..servers import free_port
 
@@ -53,7 +54,12 @@ class Desk:
 def make_desk(tmp_path: Path, per_minute: int = 600, burst: int | None = None) -> Desk:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband")
     clock = Monotonic()
-    app = create_app(node, rate_limit=RateLimiter(per_minute, burst=burst, clock=clock))
+    app = create_app(
+        node,
+        rate_limit=RateLimiter(per_minute, burst=burst, clock=clock),
+        now=TickingClock(),
+        passwords=cheap_passwords(),
+    )
     services = app.state.services
     tom = services.members.create("tom", PASSWORD, role="agent", display_name="Tom Baker")
     ada = services.members.create("ada", PASSWORD, role="admin", display_name="Ada Admin")

@@ -13,6 +13,7 @@ from accord.auth.tokens import TokenStore
 from accord.cli import app
 from accord.client import AccordClient, NotFound, StaleProposal
 from accord.node import Node
+from tests.clocks import cheap_passwords
 
 from ..servers import free_port, running_node
 from .conftest import CASEWORK, PASSWORD
@@ -31,7 +32,9 @@ def remote(*args: str, token: str | None = None, code: int = 0) -> str:
 def test_remote_commands_and_the_client_against_accord_serve(tmp_path: Path) -> None:
     data = tmp_path / "northwind"
     node = Node.init(data, name="Northwind Broadband")
-    tom = MemberStore(node.db).create("tom", PASSWORD, role="agent", display_name="Tom Baker")
+    tom = MemberStore(node.db, passwords=cheap_passwords()).create(
+        "tom", PASSWORD, role="agent", display_name="Tom Baker"
+    )
     token = TokenStore(node.db).create(tom.id, "remote", CASEWORK).token
     node.close()
 

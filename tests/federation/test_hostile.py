@@ -33,6 +33,7 @@ from accord.federation.signing import sign_request
 from accord.federation.sync import Federation
 from accord.node import Node
 from accord.service.negotiation import Negotiation
+from tests.clocks import cheap_passwords
 
 from ..core.builders import activity_put, data_put, money
 
@@ -185,7 +186,7 @@ def make_a(tmp_path: Path, database_url: str) -> Iterator[MakeA]:
             stack.callback(node.close)
             node.set_url(A_URL)
             clock = Clock()
-            app = create_app(node, now=clock, push_rate=push_rate)
+            app = create_app(node, now=clock, push_rate=push_rate, passwords=cheap_passwords())
             client = stack.enter_context(TestClient(app, base_url=A_URL))
             hostile = NodeKey.generate()
             a = NodeA(node, app, client, clock, hostile, "")
@@ -206,7 +207,7 @@ def sqlite_a(tmp_path: Path) -> Iterator[NodeA]:
     node = Node.init(tmp_path / "a", name="Northwind Broadband")
     node.set_url(A_URL)
     clock = Clock()
-    app = create_app(node, now=clock)
+    app = create_app(node, now=clock, passwords=cheap_passwords())
     hostile = NodeKey.generate()
     with TestClient(app, base_url=A_URL) as client:
         a = NodeA(node, app, client, clock, hostile, "")
@@ -877,7 +878,7 @@ def pair(tmp_path: Path, database_url: str) -> Iterator[Pair]:
             )
     made += node_a.cases.create_many(node_a.key, genesis.case, messages(2), member=TOM, time=NOW)
     assert len(made) == 35
-    app_a = create_app(node_a, now=clock)
+    app_a = create_app(node_a, now=clock, passwords=cheap_passwords())
     with TestClient(app_a, base_url=A_URL) as a_client:
         peer = Peer(a_client)
         fed_b = Federation(

@@ -18,6 +18,7 @@ from accord.integrations.webhooks import Webhooks
 from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node
+from tests.clocks import cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
 START = datetime(2026, 10, 23, 11, 0, tzinfo=UTC)
@@ -105,7 +106,7 @@ class Hub:
 def hub(tmp_path: Path, database_url: str) -> Iterator[Hub]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     clock = Clock(START)
-    app = create_app(node, now=clock)
+    app = create_app(node, now=clock, passwords=cheap_passwords())
     services = app.state.services
     tokens = {}
     for username, name, role in (

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 
 from accord.api.app import create_app
 from accord.node import Node
+from tests.clocks import TickingClock, cheap_passwords
 
 ADMIN = ["cases:read", "cases:write", "members:admin"]
 
@@ -25,7 +26,7 @@ class Context:
 @pytest.fixture
 def webhook_schema(tmp_path: Path) -> Iterator[Any]:
     node = Node.init(tmp_path / "node", name="Northwind Broadband")
-    app = create_app(node)
+    app = create_app(node, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     services.webhooks.resolver = lambda _host, _port: ["93.184.216.34"]  # no real DNS
     ada = services.members.create(

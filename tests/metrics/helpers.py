@@ -15,6 +15,7 @@ from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
 from accord.workflows.service import Workflows
 from accord.workflows.store import TemplateStore
+from tests.clocks import cheap_passwords
 
 TOM = Actor(member="Tom Baker", via="api")
 PRIYA = Actor(member="Priya Shah", via="portal", party="priya", session="sess-priya")
@@ -54,7 +55,7 @@ def make_desk(tmp_path: Path, database_url: str, start: str = "2026-11-02 08:00"
     clock = Clock(datetime(2026, 1, 1, tzinfo=UTC))
     clock.set(start)
     settings.set_calendar(node.db, timezone="Europe/London", hours="mon-fri 09:00-17:00")
-    store = MemberStore(node.db)
+    store = MemberStore(node.db, passwords=cheap_passwords())
     people = {"tom": ("Tom Baker", "agent"), "sara": ("Sara Lind", "lead")}
     found = {
         u: store.create(u, "correct horse battery", role=r, display_name=n)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from accord.api.app import create_app
 from accord.node import Node
 from accord.service import settings
+from tests.clocks import cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
 V1 = """
@@ -53,7 +54,7 @@ class Desk:
 def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     clock = Clock()
-    app = create_app(node, now=clock, rate_limit=0)
+    app = create_app(node, now=clock, rate_limit=0, passwords=cheap_passwords())
     services = app.state.services
     settings.set_calendar(node.db, timezone="Europe/London", hours="mon-fri 09:00-17:00")
     tokens = {}

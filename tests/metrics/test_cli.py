@@ -69,7 +69,7 @@ def test_metrics_goals_and_readiness(demo: list[str], tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_pages_in_a_browser(demo: list[str], tmp_path: Path) -> None:
+def test_the_pages_in_a_browser(demo: list[str], tmp_path: Path, chromium: str) -> None:
     """Headless Chromium logs in as a lead and opens both pages (tools/screenshots.py)."""
     import importlib.util
 

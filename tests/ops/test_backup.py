@@ -16,6 +16,7 @@ from accord.channels.blobs import node_blobs
 from accord.node import Node
 from accord.ops.backup import BackupError, backup, restore
 from accord.service.negotiation import Actor, Negotiation
+from tests.clocks import cheap_passwords
 
 SUPPORT = Actor(member="Tom Baker", via="api")
 
@@ -110,7 +111,7 @@ def test_postgresql_to_postgresql_keeps_sequences_going(
         _busy(source, 2)
         from accord.auth.members import MemberStore
 
-        MemberStore(source.db).create(
+        MemberStore(source.db, passwords=cheap_passwords()).create(
             "tom", "correct horse battery", role="agent", display_name="Tom"
         )
         backup(source, tmp_path / "b.tar.gz")
@@ -118,7 +119,7 @@ def test_postgresql_to_postgresql_keeps_sequences_going(
         done = restore(tmp_path / "b.tar.gz", tmp_path / "b", database=urls[1])
         assert done.verified == 2
         # A new row after the restored ones gets a fresh id (the sequence moved on).
-        made = MemberStore(done.node.db).create(
+        made = MemberStore(done.node.db, passwords=cheap_passwords()).create(
             "sara", "correct horse battery", role="lead", display_name="Sara"
         )
         assert made.id == 2

@@ -16,12 +16,13 @@ from fastapi.testclient import TestClient
 from accord.api.app import create_app
 from accord.node import Node
 from accord.ops.logs import JsonFormatter
+from tests.clocks import TickingClock, cheap_passwords
 
 
 @pytest.fixture
 def desk(tmp_path: Path, database_url: str) -> Iterator[tuple[TestClient, Any, dict[str, str]]]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
-    app = create_app(node, rate_limit=0)
+    app = create_app(node, rate_limit=0, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     ada = services.members.create("ada", "correct horse battery", role="admin", display_name="Ada")
     token = services.tokens.create(ada.id, "ops", ["metrics:read", "cases:read", "cases:write"])
@@ -104,7 +105,7 @@ def test_the_database_out_of_reach_is_a_503_and_nothing_half_written(
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     url = sa.make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
     node = Node.init(tmp_path / "n", name="Northwind", database=url)
-    app = create_app(node, rate_limit=0)
+    app = create_app(node, rate_limit=0, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     tom = services.members.create("tom", "correct horse battery", role="agent", display_name="Tom")
     token = services.tokens.create(tom.id, "t", ["cases:read", "cases:write"]).token

@@ -23,6 +23,7 @@ from accord.core.bundle import verify_bundle
 from accord.node import Node
 from accord.service.negotiation import Actor
 from accord.store.tables import channel_messages, customer_identities, customers, notes
+from tests.clocks import TickingClock, cheap_passwords
 
 PDF = b"%PDF-1.7 Priya's October bill"
 
@@ -30,7 +31,7 @@ PDF = b"%PDF-1.7 Priya's October bill"
 @pytest.fixture
 def desk(tmp_path: Path, database_url: str) -> Iterator[tuple[TestClient, Any, dict[str, str]]]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
-    app = create_app(node, rate_limit=0)
+    app = create_app(node, rate_limit=0, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     ada = services.members.create("ada", "correct horse battery", role="admin", display_name="Ada")
     tom = services.members.create("tom", "correct horse battery", role="agent", display_name="Tom")

@@ -20,6 +20,7 @@ from accord.node import Node
 from accord.service import settings
 from accord.service.sla import ResponseTargets
 from accord.store.tables import case_owners
+from tests.clocks import cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
 FRIDAY_NOON = datetime(2026, 10, 23, 11, 0, tzinfo=UTC)  # 12:00 BST in London
@@ -68,7 +69,7 @@ class Desk:
 def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     clock = Clock(FRIDAY_NOON)
-    app = create_app(node, now=clock)
+    app = create_app(node, now=clock, passwords=cheap_passwords())
     services = app.state.services
     people = {
         "tom": ("Tom Baker", "agent"),

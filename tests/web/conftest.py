@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from accord.api.app import create_app
 from accord.channels.email.mailboxes import Mailbox
 from accord.node import Node
+from tests.clocks import TickingClock, cheap_passwords
 
 PASSWORD = "correct horse battery"
 
@@ -51,7 +52,9 @@ class Desk:
 def make_desk(root: Path, **options: Any) -> Desk:
     node = Node.init(root, name="Northwind Broadband")
     options.setdefault("rate_limit", 0)
-    app = create_app(node, **options)
+    now = options.pop("now", None) or TickingClock()
+    passwords = options.pop("passwords", None) or cheap_passwords()
+    app = create_app(node, now=now, passwords=passwords, **options)
     services = app.state.services
     services.members.create("tom", PASSWORD, role="agent", display_name="Tom Baker")
     services.members.create("ann", PASSWORD, role="admin", display_name="Ann Lee")

@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 import uvicorn
 
+from tests.browser import ARGS, CHROMIUM
 from tests.servers import free_port
 from tests.web.conftest import PASSWORD, Desk, make_desk
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 AXE = Path(__file__).with_name("axe.min.js")
 ARTEFACTS = Path("test-artifacts") / "web"
 XSS_NAME = '<img src=x onerror="window.__pwned=1">Dana'
@@ -33,7 +32,7 @@ XSS_TEXT = "<script>window.__pwned=1</script>Still no sync light. <b onmouseover
 XSS_FILE = '"><svg onload="window.__pwned=1">.png'
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
+    pytest.mark.usefixtures("chromium"),
 ]
 
 

@@ -17,6 +17,7 @@ from accord.service.views import agreement_diff
 from accord.store.search import Search, words
 from accord.web import swimlane
 from accord.web.forms import FormError, changes_from_form, prefill
+from tests.clocks import cheap_passwords
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 TOM = Actor(member="Tom Baker", via="web")
@@ -26,7 +27,7 @@ TOM = Actor(member="Tom Baker", via="web")
 def app_node(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
     node = Node.init(tmp_path / "n", name="Northwind", database=database_url)
     clock = [NOW]
-    app = create_app(node, rate_limit=0, now=lambda: clock[0])
+    app = create_app(node, rate_limit=0, now=lambda: clock[0], passwords=cheap_passwords())
     app.state.clock = clock
     services = app.state.services
     services.members.create("tom", "correct horse battery", role="agent", display_name="Tom Baker")

@@ -32,6 +32,7 @@ from accord.api.ratelimit import RateLimiter, configure
 from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
 from accord.auth.members import MemberStore
+from accord.auth.passwords import Passwords
 from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
 from accord.auth.scopes import METRICS_READ
 from accord.auth.sessions import SessionStore
@@ -92,11 +93,15 @@ class Services:
 
     @classmethod
     def build(
-        cls, node: Node, now: Clock, transport: httpx.BaseTransport | None = None
+        cls,
+        node: Node,
+        now: Clock,
+        transport: httpx.BaseTransport | None = None,
+        passwords: Passwords | None = None,
     ) -> Services:
         negotiation = Negotiation(node.cases, node.key, now=now)
         federation = Federation(node, negotiation, now=now, transport=transport)
-        members = MemberStore(node.db)
+        members = MemberStore(node.db, passwords=passwords, now=now)
         ownership = Ownership(node.cases, node.key, members, now=now)
         callbacks = Callbacks(node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now)
         links = PortalLinks(load_or_create_secret(node.db), now=now)
@@ -172,18 +177,21 @@ def create_app(
     transport: httpx.BaseTransport | None = None,
     push_rate: int = 20_000,
     rate_limit: RateLimiter | int | None = None,
+    passwords: Passwords | None = None,
 ) -> FastAPI:
     """The application for ``node``; ``transport`` carries its requests to other nodes,
     ``push_rate`` caps the events each peer may push per minute, ``rate_limit`` the
     requests each API token, session or case link may make per minute (default
-    ``$ACCORD_RATE_LIMIT_PER_MINUTE`` or 600; 0 for none; see ``accord.api.ratelimit``)."""
+    ``$ACCORD_RATE_LIMIT_PER_MINUTE`` or 600; 0 for none; see ``accord.api.ratelimit``).
+    ``now`` is the clock every service reads and ``passwords`` the members' hashing
+    (argon2id's production profile by default); tests inject both."""
     app = FastAPI(
         title="Accord",
         version=__version__,
         description="Customer cases as negotiated agreements between parties.",
     )
     app.state.rate_limiter = configure(rate_limit)
-    services = Services.build(node, now, transport)
+    services = Services.build(node, now, transport, passwords)
     app.state.services = services
     app.router.on_shutdown.append(services.close)
 

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 ALPHA = 0.05
 HOUR = 3600.0
@@ -330,7 +329,7 @@ def compare_metric(
         test = "Fisher exact"
         if not promised_a or not promised_b:
             return Comparison(key, a, b, test, None, "not enough data")
-        _, p = scipy_stats.fisher_exact(
+        _, p = _scipy_stats().fisher_exact(
             [[kept_a, promised_a - kept_a], [kept_b, promised_b - kept_b]]
         )
         diff = kept_b / promised_b - kept_a / promised_a
@@ -341,7 +340,7 @@ def compare_metric(
             return Comparison(key, a, b, test, None, "not enough data")
         if np.unique(np.r_[va, vb]).size == 1:
             return Comparison(key, a, b, test, 1.0, "no clear difference")
-        p = scipy_stats.mannwhitneyu(va, vb, alternative="two-sided").pvalue
+        p = _scipy_stats().mannwhitneyu(va, vb, alternative="two-sided").pvalue
         # The direction of the shift, by the difference in mean ranks.
         diff = _mean_rank_shift(va, vb)
     p = float(p)
@@ -351,8 +350,16 @@ def compare_metric(
     return Comparison(key, a, b, test, p, verdict)
 
 
+def _scipy_stats() -> Any:
+    """``scipy.stats``, imported on first use: it costs about a second, which every
+    ``accord`` command would otherwise pay at start for the few that compare cohorts."""
+    from scipy import stats
+
+    return stats
+
+
 def _mean_rank_shift(va: np.ndarray, vb: np.ndarray) -> float:
-    ranks = scipy_stats.rankdata([*va, *vb])
+    ranks = _scipy_stats().rankdata([*va, *vb])
     return float(ranks[len(va) :].mean() - ranks[: len(va)].mean())
 
 

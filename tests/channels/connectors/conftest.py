@@ -20,6 +20,7 @@ from accord.channels.connectors.service import Connectors
 from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node
+from tests.clocks import cheap_passwords
 from tests.servers import free_port
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -137,7 +138,7 @@ class Desk:
 def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     clock = Clock()
-    app = create_app(node, now=clock, rate_limit=0)
+    app = create_app(node, now=clock, rate_limit=0, passwords=cheap_passwords())
     services = app.state.services
     tom = services.members.create(
         "tom", "correct horse battery", role="agent", display_name="Tom Baker"

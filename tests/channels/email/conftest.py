@@ -24,6 +24,7 @@ from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node
 from accord.store.tables import channel_messages
+from tests.clocks import cheap_passwords
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -110,7 +111,7 @@ def make_desk(tmp_path: Path, database_url: str, smtp_port: int | None = None) -
     node = Node.init(tmp_path / "northwind", name="Northwind Broadband", database=database_url)
     node.set_url("https://support.northwind.example")
     clock = Clock(START)
-    app = create_app(node, now=clock)
+    app = create_app(node, now=clock, passwords=cheap_passwords())
     services: Services = app.state.services
     for username, name in (("tom", "Tom Baker"), ("ravi", "Ravi Kumar")):
         services.members.create(username, "correct horse battery", role="agent", display_name=name)

@@ -16,13 +16,14 @@ from accord.client import AccordClient
 from accord.client.errors import AccordAPIError
 from accord.node import Node
 from tests.channels.email.conftest import free_port, mail
+from tests.clocks import TickingClock, cheap_passwords
 
 
 @pytest.fixture
 def api(tmp_path: Path, database_url: str) -> Iterator[tuple[str, dict[str, str]]]:
     """A node served over HTTP on loopback: (base URL, tokens by who holds them)."""
     node = Node.init(tmp_path / "node", name="Northwind", database=database_url)
-    app = create_app(node, rate_limit=0)
+    app = create_app(node, rate_limit=0, now=TickingClock(), passwords=cheap_passwords())
     services = app.state.services
     admin = services.members.create(
         "ada", "correct horse battery", role="admin", display_name="Ada"

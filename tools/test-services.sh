@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Everything the test suite needs outside Python, made ready or named loudly.
+#
+# Called by `make test` (and so by `.ci/run`): PostgreSQL answering on 127.0.0.1:5432
+# (unless ACCORD_TEST_POSTGRES_URL points elsewhere), Dovecot for the IMAP tests and
+# Debian's Chromium for the browser tests. As root a missing piece is installed from
+# Debian's packages and started; otherwise the script stops with the command to run.
+# A missing service fails the run here, before pytest: the tests never skip for one.
+set -euo pipefail
+
+say() { echo "==> test services: $*"; }
+die() {
+    echo "==> test services: $*" >&2
+    exit 1
+}
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+apt_updated=0
+apt_install() {
+    if ! is_root; then
+        die "missing $*; install it with: sudo apt-get install --no-install-recommends $*"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if [ "$apt_updated" -eq 0 ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    say "installing $* from Debian's packages"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# -- PostgreSQL ------------------------------------------------------------------------
+postgres() {
+    if [ -n "${ACCORD_TEST_POSTGRES_URL:-}" ]; then
+        say "PostgreSQL: using ACCORD_TEST_POSTGRES_URL (not checked here)"
+        return
+    fi
+    if [ "${ACCORD_TEST_NO_POSTGRES:-}" = "1" ]; then
+        say "PostgreSQL: disabled by ACCORD_TEST_NO_POSTGRES=1 (its tests are skipped)"
+        return
+    fi
+    if command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432; then
+        say "PostgreSQL answers on 127.0.0.1:5432"
+        return
+    fi
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        apt_install postgresql
+    fi
+    is_root || die "PostgreSQL is not answering on 127.0.0.1:5432; start it with:
+    sudo pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql | sort -V | tail -n 1) main start"
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    local conf="/etc/postgresql/${version}/main"
+    # A cluster this script installed: listen on loopback and trust local connections,
+    # as on the machines the suite is made for (never for a production server).
+    if ! grep -q "accord test services" "${conf}/pg_hba.conf" 2>/dev/null; then
+        if [ -f "${conf}/pg_hba.conf" ] && [ "${apt_updated}" -eq 1 ]; then
+            {
+                echo "# accord test services: trust on loopback"
+                echo "host all all 127.0.0.1/32 trust"
+                echo "host all all ::1/128 trust"
+            } | cat - "${conf}/pg_hba.conf" >"${conf}/pg_hba.conf.new"
+            mv "${conf}/pg_hba.conf.new" "${conf}/pg_hba.conf"
+        fi
+    fi
+    say "starting PostgreSQL ${version} cluster 'main'"
+    pg_ctlcluster --skip-systemctl-redirect "${version}" main start || true
+    for _ in $(seq 1 30); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 1
+    done
+    pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come up within 30 s"
+    if [ "${apt_updated}" -eq 1 ]; then
+        # A fresh cluster has no database 'test' (the suite creates its own databases
+        # from the 'postgres' user; this only mirrors the machines' set-up).
+        su postgres -c "psql -q -h 127.0.0.1 -c 'CREATE DATABASE test'" 2>/dev/null || true
+    fi
+    say "PostgreSQL answers on 127.0.0.1:5432"
+}
+
+# -- Dovecot (IMAP polling tests) ------------------------------------------------------
+dovecot() {
+    if command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; then
+        say "Dovecot is installed"
+        return
+    fi
+    apt_install dovecot-imapd
+}
+
+# -- Chromium (browser tests, driven by Playwright without a browser download) ---------
+chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        say "Chromium is installed"
+        return
+    fi
+    apt_install chromium chromium-driver
+}
+
+postgres
+dovecot
+chromium
