@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +51,52 @@ def running_node(data: Path, *extra: str, port: int | None = None) -> Iterator[s
         finally:
             server.terminate()
             server.communicate(timeout=10)
+
+
+class SilentServer:
+    """A TCP server on loopback (port 0) that accepts every connection and never says a
+    word — an SMTP relay or a webhook receiver that hangs. ``connected`` is set at the
+    first connection; ``hang_up()`` closes every connection it holds."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.connected = threading.Event()
+        self.accepted = 0
+        self._writers: list[asyncio.StreamWriter] = []
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="silent-server", daemon=True)
+        self.port = 0
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(asyncio.start_server(self._accept, "127.0.0.1", 0))
+        self.port = int(server.sockets[0].getsockname()[1])
+        self._ready.set()
+        self.loop.run_forever()
+        server.close()
+        self.loop.run_until_complete(server.wait_closed())
+        self.loop.close()
+
+    async def _accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.append(writer)
+        self.accepted += 1
+        self.connected.set()
+
+    def hang_up(self) -> None:
+        def close_all() -> None:
+            for writer in self._writers:
+                writer.close()
+            self._writers.clear()
+
+        self.loop.call_soon_threadsafe(close_all)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the silent server did not start")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.hang_up()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.jobs.queue import Job, JobQueue
-from accord.jobs.worker import Handler, Outcome, Worker, default_backoff
+from accord.jobs.worker import Deferred, Handler, Outcome, Worker, default_backoff
 from accord.store.database import Database
+from accord.store.tables import jobs
 
 from .conftest import START, Clock
 
@@ -228,6 +229,106 @@ def test_run_survives_a_failing_pass(db: Database, queue: JobQueue, clock: Clock
     broken.run(stop, idle=0.1)  # the pass raises; run logs it, waits, and stops when told
     assert stop.waits == [0.1]
     assert make_worker(db, queue, clock, {}).run_once() == 1  # nothing was claimed
+
+
+# -- handlers with a network call: prepare, call with no transaction open, record ------
+
+
+def test_a_deferred_call_runs_with_no_transaction_open_then_records_with_completion(
+    db: Database, queue: JobQueue, clock: Clock
+) -> None:
+    seen: list[tuple[str, datetime | None]] = []
+
+    def call() -> str:
+        # Another write touching the job's own row: under a transaction held across the
+        # call it would wait for it (SQLite's write lock, PostgreSQL's row lock) and fail
+        # after the busy or lock timeout.
+        with db.write() as conn:
+            conn.execute(effects.insert().values(job_id=job_id, worker="during the call"))
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(last_error="touched"))
+        job = queue.get(job_id)
+        assert job is not None
+        with db.read() as conn:
+            until = conn.execute(sa.select(jobs.c.locked_until).where(jobs.c.id == job_id)).scalar()
+        seen.append((job.status, until))
+        return "250 accepted"
+
+    def send(job: Job, conn: Connection) -> Deferred[str]:
+        def record_it(c: Connection, result: str) -> None:
+            c.execute(effects.insert().values(job_id=job.id, worker=f"recorded {result}"))
+
+        return Deferred(call, record_it)
+
+    worker = make_worker(db, queue, clock, {"send": send}, lease=timedelta(minutes=1))
+    job_id = queue.schedule("send", START, {})
+    [claimed] = queue.claim("w1", limit=1, lease=worker.lease)
+    clock.advance(seconds=50)  # the lease is renewed for the call: a minute from now
+    assert worker.process(claimed) is Outcome.DONE
+    assert rows(db) == [(job_id, "during the call"), (job_id, "recorded 250 accepted")]
+    [(status, until)] = seen
+    assert status == "running" and until is not None
+    assert until.replace(tzinfo=None) == (START + timedelta(seconds=110)).replace(tzinfo=None)
+    job = queue.get(job_id)
+    assert job is not None and (job.status, job.attempts) == ("done", 1)
+
+
+def test_a_worker_fenced_out_during_its_call_records_nothing(
+    db: Database, queue: JobQueue, clock: Clock
+) -> None:
+    calls: list[int] = []
+    fresh = Worker(db, queue, {"send": record("fresh")}, worker_id="w2", now=clock)
+
+    def send(job: Job, conn: Connection) -> Deferred[None]:
+        def call() -> None:
+            calls.append(job.id)
+            clock.advance(minutes=2)  # the relay is slow: the lease runs out
+            assert fresh.run_once() == 1  # another worker takes the job over and runs it
+
+        return Deferred(call, lambda c, _: record("stale")(job, c))
+
+    stale = make_worker(db, queue, clock, {"send": send}, lease=timedelta(minutes=1))
+    job_id = queue.schedule("send", START, {})
+    assert stale.run_once() == 1
+    assert calls == [job_id]  # the call was made (at least once) ...
+    assert rows(db) == [(job_id, "fresh")]  # ... but only the holder's outcome is recorded
+    job = queue.get(job_id)
+    assert job is not None and (job.status, job.locked_by) == ("done", "w2")
+
+
+def test_a_call_that_raises_is_retried_and_records_nothing(
+    db: Database, queue: JobQueue, clock: Clock
+) -> None:
+    def send(job: Job, conn: Connection) -> Deferred[None]:
+        def call() -> None:
+            raise OSError("connection reset by the relay")
+
+        return Deferred(call, lambda c, _: record("never")(job, c))
+
+    worker = make_worker(db, queue, clock, {"send": send})
+    job_id = queue.schedule("send", START, {})
+    assert worker.process(queue.claim("w1", limit=1, lease=worker.lease)[0]) is Outcome.RETRY
+    job = queue.get(job_id)
+    assert job is not None and job.status == "pending"
+    assert job.run_at == START + default_backoff(1)
+    assert job.last_error == "OSError: connection reset by the relay"
+    assert rows(db) == []
+
+
+def test_a_handler_re_arming_its_job_before_its_call_is_refused(
+    db: Database, queue: JobQueue, clock: Clock
+) -> None:
+    calls: list[int] = []
+
+    def send(job: Job, conn: Connection) -> Deferred[None]:
+        queue.schedule("send", START, {}, key=job.key, conn=conn)
+        return Deferred(lambda: calls.append(job.id), lambda c, _: None)
+
+    worker = make_worker(db, queue, clock, {"send": send})
+    job_id = queue.schedule("send", START, {}, key="k")
+    assert worker.process(queue.claim("w1", limit=1, lease=worker.lease)[0]) is Outcome.RETRY
+    job = queue.get(job_id)
+    assert job is not None and "re-arms its job when it records" in (job.last_error or "")
+    assert calls == []
 
 
 class StopAfter(threading.Event):

@@ -37,9 +37,14 @@ do not pass through it yet: federation can call ``Webhooks.record`` once its eve
 stored, a timer ``Webhooks.emit`` in its own transaction (``emit`` is also where
 ``customer.merged`` will come from).
 
-**SQLite.** The worker runs a job inside its write transaction, so on the embedded
-SQLite default an attempt holds the write lock while it waits for the receiver — at most
-``TIMEOUT``. PostgreSQL locks only the job's row.
+**No transaction open during the POST.** The ``webhook.deliver`` handler reads the
+delivery in a short transaction and returns the POST as a ``Deferred`` call
+(``accord.jobs.worker``): the worker makes it with no transaction open — so a receiver
+that is slow to answer (up to ``TIMEOUT``) holds no lock, and on the embedded SQLite
+default no other write waits for it — then records the attempt in a short transaction
+that first checks the job's lease is still its own. A worker killed between the POST and
+the record, or fenced out meanwhile, means the POST is made again with the same
+``Accord-Webhook-Id``.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ from accord.core.timefmt import format_time, parse_time
 from accord.integrations.ssrf import Resolver, UnsafeURL, check_url
 from accord.jobs.queue import Job, JobQueue, aware
 from accord.jobs.registry import register
-from accord.jobs.worker import Handler
+from accord.jobs.worker import Deferred, Handler
 from accord.node import Node
 from accord.service import settings
 from accord.service.callbacks import GRACE
@@ -645,16 +650,19 @@ class Webhooks:
 
     # -- delivering --------------------------------------------------------------------
 
-    def deliver(self, job: Job, conn: Connection) -> None:
-        """Handler of ``webhook.deliver``: one attempt, in order, recorded; never raises
-        for the receiver's sake (the attempt's outcome commits with the job)."""
+    def deliver(self, job: Job, conn: Connection) -> Deferred[Any] | None:
+        """Handler of ``webhook.deliver``: one attempt, in order. In the job's transaction
+        it only reads (or, while an earlier delivery of the same webhook and case is
+        pending, re-arms itself); the worker makes the POST with no transaction open and
+        records its outcome with the job's completion (``record_attempt``). Never raises
+        for the receiver's sake."""
         delivery_id = int(job.payload["delivery"])
         row = conn.execute(self._lock(delivery_id)).first()
         if row is None or row.status != "pending":
-            return  # deleted with its webhook, or already settled
+            return None  # deleted with its webhook, or already settled
         hook_row = conn.execute(sa.select(webhooks).where(webhooks.c.id == row.webhook_id)).first()
         if hook_row is None:
-            return
+            return None
         now = self.now()
         earlier = self._earlier_pending(conn, row)
         if earlier is not None:  # not yet: wait for it to be tried again
@@ -664,10 +672,29 @@ class Webhooks:
                 self._arm(conn, delivery_id, now + BLOCKED_RECHECK)
             else:
                 self._arm(conn, delivery_id, due + timedelta(seconds=1))
-            return
-        started = time.perf_counter()
-        status_code, error = self._send(hook_row, row.payload, row.idempotency_key, now)
-        duration = int((time.perf_counter() - started) * 1000)
+            return None
+        payload, key = bytes(row.payload), row.idempotency_key
+
+        def post() -> tuple[int | None, str | None, int]:
+            started = time.perf_counter()
+            status_code, error = self._send(hook_row, payload, key, now)
+            return status_code, error, int((time.perf_counter() - started) * 1000)
+
+        return Deferred(post, lambda c, outcome: self.record_attempt(c, delivery_id, now, outcome))
+
+    def record_attempt(
+        self,
+        conn: Connection,
+        delivery_id: int,
+        now: datetime,
+        outcome: tuple[int | None, str | None, int],
+    ) -> None:
+        """Record one attempt (status code, error, milliseconds) made at ``now``: delivered,
+        failed for good, or due again after ``retry_delay``."""
+        status_code, error, duration = outcome
+        row = conn.execute(self._lock(delivery_id)).first()
+        if row is None or row.status != "pending":
+            return  # the webhook was deleted while the receiver had it
         conn.execute(
             webhook_attempts.insert().values(
                 delivery_id=delivery_id,

@@ -1,13 +1,23 @@
 """Durable jobs and timers: stored in the database, run once, surviving restarts.
 
 ``JobQueue`` (``queue``) schedules, replaces, cancels and claims jobs; ``Worker``
-(``worker``) runs claimed jobs, each in the transaction that marks it done; ``registry``
-maps job kinds to their handlers; ``runner`` builds a node's worker, which
+(``worker``) runs claimed jobs, each in the transaction that marks it done — a
+handler's network call (a ``Deferred``) runs between two short transactions, never
+inside one; ``registry`` maps job kinds to their handlers; ``runner`` builds a node's worker, which
 ``accord worker`` runs (``accord.cli_jobs``) and ``accord serve`` runs inline (``inline``);
 see docs/operations.md.
 """
 
 from accord.jobs.queue import Job, JobError, JobQueue
-from accord.jobs.worker import Handler, Outcome, Worker, default_backoff
+from accord.jobs.worker import Deferred, Handler, Outcome, Worker, default_backoff
 
-__all__ = ["Handler", "Job", "JobError", "JobQueue", "Outcome", "Worker", "default_backoff"]
+__all__ = [
+    "Deferred",
+    "Handler",
+    "Job",
+    "JobError",
+    "JobQueue",
+    "Outcome",
+    "Worker",
+    "default_backoff",
+]

@@ -22,6 +22,8 @@ IMMEDIATE`` write lock, which already serialises claimers.
 the job done in that same transaction. A worker whose lease expired and whose job was
 claimed again finds another token and runs nothing; while a worker holds the row, no
 one can claim it (SKIP LOCKED passes over it, SQLite's writer lock keeps others out).
+A job with a network call (``accord.jobs.worker.Deferred``) is checked this way twice:
+before the call (which ``renew``s the lease) and when its outcome is recorded.
 
 **Keys.** A key names at most one unfinished (pending or running) job — a partial
 unique index. ``schedule`` with a key is an upsert: it replaces that job's kind,
@@ -131,6 +133,12 @@ _FINISH = {
     )
     .returning(jobs.c.id),
 }
+_RENEW = (
+    jobs.update()
+    .where(_OURS)
+    .values(locked_until=_param("p_until", jobs.c.locked_until))
+    .returning(jobs.c.id)
+)
 
 
 class _Sql:
@@ -376,6 +384,12 @@ class JobQueue:
         """Lock ``job``'s row in ``conn``'s transaction; False if the lease is no longer ours."""
         row = conn.execute(self._sql.hold, {"p_id": job.id}).first()
         return row is not None and row.status == "running" and row.lease_token == job.lease_token
+
+    def renew(self, conn: Connection, job: Job, *, until: datetime) -> bool:
+        """Extend a held job's lease to ``until`` (before a network call the worker makes
+        with no transaction open); False if the lease is no longer ours."""
+        params = {"p_id": job.id, "p_token": job.lease_token, "p_until": utc(until)}
+        return conn.execute(_RENEW, params).first() is not None
 
     def complete(self, conn: Connection, job: Job, *, at: datetime) -> bool:
         """Mark a held job done. False if its handler re-armed it (scheduled its key again)."""

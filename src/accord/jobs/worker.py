@@ -1,20 +1,39 @@
 """A worker: claims due jobs and runs each in the transaction that marks it done.
 
-``Handler = Callable[[Job, Connection], None]``: a handler gets the job and the open
-write transaction. Whatever it writes through that connection commits together with
-the job's completion, or not at all — so a job's database effects happen exactly once,
-even when a worker is killed halfway. A handler should therefore keep its effects in
-the database (an outbound message goes to an outbox table that a job sends later) or be
-idempotent for what it does outside.
+``Handler = Callable[[Job, Connection], Deferred | None]``: a handler gets the job and
+the open write transaction. Whatever it writes through that connection commits together
+with the job's completion, or not at all — so a job's database effects happen exactly
+once, even when a worker is killed halfway.
+
+**No network call inside a transaction.** A handler that talks to the network (an SMTP
+relay, a webhook receiver, a messaging platform) does not make the call itself: it reads
+what it needs and returns a ``Deferred`` — the ``call`` to make and how to ``record`` its
+result. The worker then runs the job in three steps:
+
+1. *prepare*: a short write transaction checks the lease (below), runs the handler and
+   renews the lease for the call; it commits without completing the job, so the handler
+   writes nothing here that it would mind writing twice (it normally writes nothing);
+2. *call*: ``deferred.call()`` with **no transaction open** — a relay that never answers
+   holds no lock, and on SQLite no other write waits for it;
+3. *record*: a second short write transaction checks the lease again — fencing: if the
+   lease expired and another worker took the job, or the job was re-armed meanwhile,
+   nothing is recorded (whoever holds the job now makes the call again) — then runs
+   ``deferred.record(conn, result)`` and completes the job, together.
+
+So database effects stay exactly once, and the call is made *at least* once: a worker
+killed between the call and the record, or fenced out, means the call is made again,
+which is why every call carries a stable id its receiver deduplicates by (a mail's
+Message-ID, a webhook delivery's ``Accord-Webhook-Id``). A handler that returns ``None``
+(every pure-database handler) completes in its one transaction, as before.
 
 For each claimed job: open a write transaction, re-read the job's row (locked on
 PostgreSQL) and check the lease token is still ours — if the lease expired and another
 worker took the job, run nothing (*fencing*); run the handler; mark the job done;
-commit. If the handler raises, the transaction is rolled back, then ``last_error`` is
-recorded and the job is rescheduled at ``now + backoff(attempts)``, or failed after
-``max_attempts``. A job of a kind this worker has no handler for fails at once, as does
-a job whose workers died ``max_attempts`` times while running it (its lease expired
-every time).
+commit. If the handler (or a deferred call or its record) raises, the transaction is
+rolled back, then ``last_error`` is recorded and the job is rescheduled at ``now +
+backoff(attempts)``, or failed after ``max_attempts``. A job of a kind this worker has
+no handler for fails at once, as does a job whose workers died ``max_attempts`` times
+while running it (its lease expired every time).
 
 Logs go to the ``accord.jobs`` logger: job id, kind, attempt and outcome, in the message
 and as ``extra`` fields (``job_id``, ``job_kind``, ``attempt``, ``outcome``,
@@ -28,18 +47,38 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.jobs.queue import Clock, Job, JobQueue, utc
+from accord.jobs.queue import Clock, Job, JobError, JobQueue, utc
 from accord.store.database import Database
 
 log = logging.getLogger("accord.jobs")
 
-Handler = Callable[[Job, Connection], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Deferred(Generic[T]):
+    """A network call a handler leaves to the worker, to make with no transaction open.
+
+    ``call()`` makes it (and should return its outcome rather than raise for the
+    receiver's sake: a raise is a failed attempt of the whole job, with the worker's
+    backoff); ``record(conn, result)`` writes the outcome in a short write transaction
+    that the worker opens only once it has checked the job's lease is still its own, and
+    that marks the job done. ``record`` may re-arm the job (schedule its key again) to
+    try later."""
+
+    call: Callable[[], T]
+    record: Callable[[Connection, T], None]
+
+
+Handler = Callable[[Job, Connection], "Deferred[Any] | None"]
 Backoff = Callable[[int], timedelta]
 MAX_ERROR = 2000
 
@@ -130,14 +169,23 @@ class Worker:
                 "(the lease expired each time)",
             )
         started = time.perf_counter()
+        deferred: Deferred[Any] | None = None
         try:
             with self.db.write() as conn:
                 if not self.queue.hold(conn, job):
                     outcome = Outcome.FENCED
                 else:
-                    handler(job, conn)
-                    done = self.queue.complete(conn, job, at=self.now())
-                    outcome = Outcome.DONE if done else Outcome.RESCHEDULED
+                    deferred = handler(job, conn)
+                    if deferred is None:
+                        done = self.queue.complete(conn, job, at=self.now())
+                        outcome = Outcome.DONE if done else Outcome.RESCHEDULED
+                    elif not self.queue.renew(conn, job, until=utc(self.now()) + self.lease):
+                        raise JobError(
+                            "a handler that defers a call re-arms its job when it records "
+                            "the outcome, not before the call"
+                        )
+            if deferred is not None:
+                return self._call(job, deferred, started)
         except Exception as exc:
             return self._failed_attempt(job, exc)
         if outcome is Outcome.FENCED:
@@ -147,6 +195,37 @@ class Worker:
         else:
             detail = f"in {(time.perf_counter() - started) * 1000:.1f} ms"
         self._log(logging.INFO, job, outcome, detail)
+        return outcome
+
+    def _call(self, job: Job, deferred: Deferred[Any], started: float) -> Outcome:
+        """Make a handler's deferred call with no transaction open, then record its
+        outcome and complete the job in one short transaction, if the job is still ours."""
+        calling = time.perf_counter()
+        result = deferred.call()
+        called = time.perf_counter() - calling
+        with self.db.write() as conn:
+            if not self.queue.hold(conn, job):
+                outcome = Outcome.FENCED
+            else:
+                deferred.record(conn, result)
+                done = self.queue.complete(conn, job, at=self.now())
+                outcome = Outcome.DONE if done else Outcome.RESCHEDULED
+        if outcome is Outcome.FENCED:
+            self._log(
+                logging.WARNING,
+                job,
+                outcome,
+                "after its call: the lease is no longer ours, so the outcome is not recorded "
+                "(whoever holds the job now makes the call again, with the same id)",
+            )
+        else:
+            self._log(
+                logging.INFO,
+                job,
+                outcome,
+                f"in {(time.perf_counter() - started) * 1000:.1f} ms "
+                f"(the call {called * 1000:.1f} ms, with no transaction open)",
+            )
         return outcome
 
     def _failed_attempt(self, job: Job, exc: Exception) -> Outcome:
@@ -212,4 +291,4 @@ def describe(exc: BaseException) -> str:
     return text[:MAX_ERROR]
 
 
-__all__ = ["Handler", "Outcome", "Worker", "default_backoff", "describe"]
+__all__ = ["Deferred", "Handler", "Outcome", "Worker", "default_backoff", "describe"]

@@ -12,6 +12,7 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ from accord.channels.email.mailboxes import Server
 from accord.channels.email.outbox import MAX_ATTEMPTS
 from accord.channels.email.smtp_server import SmtpListener
 from accord.node import Node
-from tests.channels.email.conftest import MailDesk, Sink, free_port, mail
+from accord.service.negotiation import Actor
+from tests.channels.email.conftest import MailDesk, Sink, free_port, mail, make_desk
+from tests.servers import SilentServer
 
 # -- the SMTP listener -------------------------------------------------------------------
 
@@ -145,6 +148,38 @@ def test_an_unreachable_relay_gives_up_after_about_a_day(desk: MailDesk) -> None
     [row] = desk.outbound()
     assert row.status == "failed" and row.attempts == MAX_ATTEMPTS
     assert row.error.startswith("gave up: could not reach")
+
+
+def test_a_relay_that_never_answers_delays_no_other_write(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The worker hands a mail to a relay that accepts the connection and never answers;
+    meanwhile an agent's message is written at once (it waited 29 s when the send ran
+    inside the job's write transaction)."""
+    with SilentServer() as relay:
+        desk = make_desk(tmp_path, database_url, relay.port)
+        try:
+            receipt = desk.receive(mail())  # a new case, and its acknowledgement queued
+            assert receipt.case_id is not None
+            sending = threading.Thread(target=desk.run_jobs)
+            sending.start()
+            assert relay.connected.wait(20), "the worker never reached the relay"
+            started = time.perf_counter()
+            posted = desk.services.negotiation.post_message(
+                Actor(member="Tom Baker", via="api"), receipt.case_id, "Looking into it now."
+            )
+            took = time.perf_counter() - started
+            assert sending.is_alive()  # the relay still holds the worker's attempt
+            relay.hang_up()
+            sending.join(timeout=60)
+            assert not sending.is_alive()
+        finally:
+            desk.services.close()
+            desk.node.close()
+    assert posted.event_ids and took < 3.0, f"the write took {took:.1f} s behind the relay"
+    [row] = desk.outbound()
+    assert row.status == "queued" and row.attempts == 1  # tried again later
+    assert "could not reach 127.0.0.1" in row.error
 
 
 # -- IMAP polling against a real Dovecot -------------------------------------------------

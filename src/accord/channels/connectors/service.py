@@ -7,10 +7,12 @@ the blob store, and each delivery receipt updates the message we sent.
 
 A member's reply goes back on the channel the customer last wrote on (or the one the
 member picks): written in the case and queued in one commit, then sent by the
-``channel.send`` job with retries — a platform's ``429`` or ``5xx`` is tried again later,
-a refusal fails at once and tells the case owner. WhatsApp's rule is kept: free text only
-within 24 hours of the customer's last message, a template after that. A public post (an
-X mention) is answered publicly or, with ``private``, by direct message on the same case.
+``channel.send`` job (the platform call made with no transaction open, a ``Deferred``;
+its outcome recorded in a short one) with retries — a platform's ``429`` or ``5xx`` is
+tried again later, a refusal fails at once and tells the case owner. WhatsApp's rule is
+kept: free text only within 24 hours of the customer's last message, a template after
+that. A public post (an X mention) is answered publicly or, with ``private``, by direct
+message on the same case.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
 from accord.jobs.queue import JobQueue
 from accord.jobs.registry import register
-from accord.jobs.worker import Handler, Job
+from accord.jobs.worker import Deferred, Handler, Job
 from accord.node import Node
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
@@ -432,39 +434,62 @@ class Connectors:
 
     # -- the send job ----------------------------------------------------------------
 
-    def send(self, job: Job, conn: Connection) -> None:
-        """Handler of ``channel.send``: one attempt, recorded with the job's completion."""
+    def send(self, job: Job, conn: Connection) -> Deferred[Any] | None:
+        """Handler of ``channel.send``: one attempt. In the job's transaction it only
+        reads the queued message; the worker makes the platform call with no transaction
+        open (``attempt``) and records the outcome with the job's completion (``record``)."""
         row_id = int(job.payload["message"])
+        row = conn.execute(
+            sa.select(channel_messages).where(channel_messages.c.id == row_id)
+        ).first()
+        if row is None or row.status != "queued":
+            return None
+        body = orjson.loads(row.body)
+        account = self.accounts.get(int(body["account"]))
+        to = orjson.loads(row.recipients)[0]
+        public = row.kind == "public"
+        return Deferred(
+            lambda: self.attempt(account, to, body, public=public),
+            lambda c, outcome: self.record(c, row_id, account, outcome),
+        )
+
+    def attempt(
+        self, account: Account, to: str, body: dict[str, Any], *, public: bool
+    ) -> str | Exception:
+        """Send once, with no transaction open: the platform's message id, or the error."""
+        platform = PLATFORMS[account.platform]
+        try:
+            with self.client() as client:
+                if public and isinstance(platform, X):
+                    return platform.reply_public(
+                        client, account.settings, account.secrets, body["in_reply_to"], body["text"]
+                    )
+                return platform.send(
+                    client,
+                    account.settings,
+                    account.secrets,
+                    to,
+                    body["text"],
+                    template=body.get("template"),
+                )
+        except (SendFailed, httpx.HTTPError) as exc:
+            return exc
+
+    def record(self, conn: Connection, row_id: int, account: Account, outcome: Any) -> None:
+        """Record one attempt in the job's completing transaction: sent, failed, or
+        queued again for later."""
         query = sa.select(channel_messages).where(channel_messages.c.id == row_id)
         row = conn.execute(query if self.db.is_sqlite else query.with_for_update()).first()
         if row is None or row.status != "queued":
             return
-        body = orjson.loads(row.body)
-        account = self.accounts.get(int(body["account"]))
         platform = PLATFORMS[account.platform]
         attempts = int(row.attempts) + 1
         values: dict[str, Any] = {"attempts": attempts}
-        to = orjson.loads(row.recipients)[0]
-        try:
-            with self.client() as client:
-                if row.kind == "public" and isinstance(platform, X):
-                    sent = platform.reply_public(
-                        client, account.settings, account.secrets, body["in_reply_to"], body["text"]
-                    )
-                else:
-                    sent = platform.send(
-                        client,
-                        account.settings,
-                        account.secrets,
-                        to,
-                        body["text"],
-                        template=body.get("template"),
-                    )
-        except (SendFailed, httpx.HTTPError) as exc:
-            retry = isinstance(exc, httpx.HTTPError) or exc.retry
-            error = str(exc)[:2000]
+        if isinstance(outcome, Exception):
+            retry = isinstance(outcome, httpx.HTTPError) or getattr(outcome, "retry", False)
+            error = str(outcome)[:2000]
             if retry and attempts < MAX_ATTEMPTS:
-                wait = getattr(exc, "after", None) or min(3600.0, 30.0 * 2 ** (attempts - 1))
+                wait = getattr(outcome, "after", None) or min(3600.0, 30.0 * 2 ** (attempts - 1))
                 values["error"] = error
                 self.queue.schedule(
                     SEND,
@@ -478,7 +503,7 @@ class Connectors:
         else:
             values |= {
                 "status": "sent",
-                "external_id": f"{platform.name}:{sent}",
+                "external_id": f"{platform.name}:{outcome}",
                 "error": None,
                 "done_at": self.now(),
             }

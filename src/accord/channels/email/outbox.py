@@ -4,7 +4,9 @@
 ``queued`` and schedules a ``mail.send`` job — in the caller's transaction, so "reply
 written" and "mail queued" commit together. The job (run by ``accord worker``, or by
 ``accord serve`` on the embedded default) hands the bytes to the mailbox's SMTP relay
-and records the outcome in the job's own transaction:
+with no transaction open (a ``Deferred`` call: a relay that never answers holds no
+lock, and on SQLite no other write waits for it), then records the outcome in a short
+transaction that completes the job, if its lease is still the worker's:
 
 * accepted (250) → ``sent``;
 * a temporary refusal (4xx), a dropped connection or a timeout → retried from one
@@ -37,6 +39,7 @@ from accord.channels.blobs import BlobStore
 from accord.channels.email.compose import Outgoing, compose, new_message_id
 from accord.channels.email.mailboxes import Mailbox, Mailboxes, Server
 from accord.jobs.queue import Job, JobQueue
+from accord.jobs.worker import Deferred
 from accord.service.errors import Conflict, NotFound
 from accord.service.ownership import Ownership
 from accord.store.database import Database
@@ -126,31 +129,57 @@ class Outbox:
         self.queue.schedule(SEND, now, {"message": row_id}, key=f"{SEND}:{row_id}", conn=conn)
         return row_id
 
-    def send(self, job: Job, conn: Connection) -> None:
-        """Handler of ``mail.send``: one attempt, recorded with the job's completion."""
+    def send(self, job: Job, conn: Connection) -> Deferred[Exception | None] | None:
+        """Handler of ``mail.send``: one attempt. In the job's transaction it only reads
+        the queued mail; the worker hands it to the relay with no transaction open
+        (``attempt``) and records the outcome with the job's completion (``record``)."""
         row_id = int(job.payload["message"])
-        query = sa.select(channel_messages).where(channel_messages.c.id == row_id)
-        row = conn.execute(query if self.db.is_sqlite else query.with_for_update()).first()
+        row = conn.execute(
+            sa.select(channel_messages).where(channel_messages.c.id == row_id)
+        ).first()
         if row is None or row.status != "queued":
-            return  # sent, failed or bounced meanwhile
-        attempts = int(row.attempts) + 1
-        now = self.now()
-        values: dict[str, Any] = {"attempts": attempts}
+            return None  # sent, failed or bounced meanwhile
+        mailbox = self.mailboxes.get(int(row.mailbox_id))
         try:
-            mailbox = self.mailboxes.get(int(row.mailbox_id))
+            raw = self.blobs.get(row.raw_sha256)
+        except FileNotFoundError as exc:
+            failure: Exception = TemporaryFailure(str(exc))
+            return Deferred(lambda: failure, lambda c, outcome: self.record(c, row_id, outcome))
+        recipients = list(orjson.loads(row.recipients))
+        return Deferred(
+            lambda: self.attempt(mailbox, recipients, raw),
+            lambda c, outcome: self.record(c, row_id, outcome),
+        )
+
+    def attempt(self, mailbox: Mailbox, recipients: list[str], raw: bytes) -> Exception | None:
+        """Hand the mail to the mailbox's relay once, with no transaction open: None if it
+        took it, else why not (a Temporary- or PermanentFailure)."""
+        try:
             if mailbox.smtp is None:
                 raise TemporaryFailure(
                     f"mailbox {mailbox.address} has no SMTP relay configured "
                     "(accord mailbox update --smtp-host …)"
                 )
-            raw = self.blobs.get(row.raw_sha256)
-            recipients = orjson.loads(row.recipients)
             faults.point("outbox.before-send")
             deliver(mailbox.smtp, mailbox.address, recipients, raw)
-        except PermanentFailure as exc:
-            values |= {"status": "failed", "error": str(exc)[:2000], "done_at": now}
-        except (TemporaryFailure, FileNotFoundError) as exc:
-            error = str(exc)[:2000]
+        except (PermanentFailure, TemporaryFailure) as exc:
+            return exc
+        return None
+
+    def record(self, conn: Connection, row_id: int, outcome: Exception | None) -> None:
+        """Record one attempt's outcome (None: the relay took it) in the job's completing
+        transaction: sent, failed, or queued again for a later attempt."""
+        query = sa.select(channel_messages).where(channel_messages.c.id == row_id)
+        row = conn.execute(query if self.db.is_sqlite else query.with_for_update()).first()
+        if row is None or row.status != "queued":
+            return  # bounced or removed while the relay had it
+        attempts = int(row.attempts) + 1
+        now = self.now()
+        values: dict[str, Any] = {"attempts": attempts}
+        if isinstance(outcome, PermanentFailure):
+            values |= {"status": "failed", "error": str(outcome)[:2000], "done_at": now}
+        elif outcome is not None:
+            error = str(outcome)[:2000]
             if attempts >= MAX_ATTEMPTS:
                 values |= {"status": "failed", "error": f"gave up: {error}", "done_at": now}
             else:
@@ -167,14 +196,14 @@ class Outbox:
         conn.execute(
             channel_messages.update().where(channel_messages.c.id == row_id).values(**values)
         )
-        outcome = values.get("status", "retry")
+        status = values.get("status", "retry")
         log.log(
-            logging.INFO if outcome == "sent" else logging.WARNING,
+            logging.INFO if status == "sent" else logging.WARNING,
             "mail %d (%s) attempt %d: %s",
             row_id,
             row.kind,
             attempts,
-            values.get("error") or outcome,
+            values.get("error") or status,
         )
         if values.get("status") == "failed":
             self._tell_owner(conn, row, str(values["error"]))
