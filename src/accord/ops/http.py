@@ -18,10 +18,16 @@ from fastapi.responses import JSONResponse
 
 from accord.ops import metrics
 from accord.ops.logs import new_request_id, request_id
+from accord.store.database import stop_tracking, track_writes, tracked_writes
 
 access = logging.getLogger("accord.access")
 log = logging.getLogger("accord.api")
-UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.DisconnectionError)
+UNREACHABLE = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+)
 
 
 def _template(request: Request) -> str:
@@ -40,6 +46,7 @@ def instrument(app: FastAPI) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         token = request_id.set(new_request_id(request.headers.get("x-request-id")))
+        _, tracking = track_writes()  # whether a commit happened, for the 503 below
         started = time.perf_counter()
         status = 500
         try:
@@ -62,20 +69,34 @@ def instrument(app: FastAPI) -> None:
                     "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+            stop_tracking(tracking)
             request_id.reset(token)
 
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.InterfaceError)
     @app.exception_handler(sa.exc.DisconnectionError)
-    def unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        # Whatever the request was doing rolled back with its transaction: nothing is
-        # half-written, and the client may simply try again.
-        log.warning("database unreachable: %s", type(exc).__name__)
-        return JSONResponse(
-            {
+    @app.exception_handler(sa.exc.TimeoutError)
+    def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Unreachable, or did not answer within its timeouts (accord.store.database). A
+        # transaction that failed before COMMIT rolled back: if none of this request's
+        # commits went through or failed on the way, nothing was changed. A failed COMMIT
+        # is another matter: the server may have committed and the answer been lost. A
+        # GET changes nothing the client asked for (at most bookkeeping, such as when a
+        # token was last used), whatever it committed.
+        outcome = tracked_writes()
+        log.warning("database unreachable or too slow: %s", type(exc).__name__)
+        safe = request.method in ("GET", "HEAD", "OPTIONS")
+        if safe or outcome is None or outcome.nothing_changed:
+            body = {
                 "error": "unavailable",
-                "message": "the database is unreachable; nothing was changed, try again",
-            },
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+                "message": "the database did not answer in time; nothing was changed, try again",
+                "changed": False,
+            }
+        else:
+            body = {
+                "error": "unavailable",
+                "message": "the database stopped answering while this request was saving; "
+                "some or all of it may have been saved: check before trying again",
+                "changed": None,
+            }
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
