@@ -11,6 +11,12 @@ the floor, Accord's parser, storing the raw mail) so the report says where the t
     python benchmarks/mail_intake.py            # 3 repetitions, both databases
     python benchmarks/mail_intake.py --quick    # 1 repetition, 300 messages
     python benchmarks/mail_intake.py --json     # one JSON object on stdout
+    python benchmarks/mail_intake.py --quick --reps 5 --compare-durability --no-postgres
+
+``--compare-durability`` also runs the SQLite pipeline as nodes ran before acknowledged
+meant durable (``synchronous=NORMAL``, raw mail not fsynced), interleaved with the
+current one (``synchronous=FULL``, raw mail and its directory fsynced), and reports both
+and their ratio: the cost of durability on this disk.
 """
 
 from __future__ import annotations
@@ -102,8 +108,20 @@ def fresh_node(url: str | None, root: Path) -> Node:
     return node
 
 
-def pipeline(node: Node, mails: Sequence[bytes]) -> float:
+def as_before_durability(node: Node) -> None:
+    """Make ``node`` commit as nodes did before: ``synchronous=NORMAL`` (a commit survives
+    a killed process, not a power cut). Blobs: see ``pipeline(durable=False)``."""
+    for engine in {node.db.writer, node.db.reader}:
+        sa.event.listen(
+            engine, "connect", lambda dbapi, _record: dbapi.execute("PRAGMA synchronous=NORMAL")
+        )
+        engine.dispose()  # the pooled connections were made with FULL
+
+
+def pipeline(node: Node, mails: Sequence[bytes], *, durable: bool = True) -> float:
     channel = mail_channel(node)
+    if not durable:
+        channel.blobs.fsync = False
     started = time.perf_counter()
     for raw in mails:
         channel.receive(raw, recipients=["support@northwind.example"])
@@ -136,13 +154,16 @@ def rate(fn: Any, mails: Sequence[bytes]) -> float:
 def stages(mails: Sequence[bytes], root: Path) -> Json:
     from accord.channels.blobs import BlobStore
 
-    blobs = BlobStore(root / "blobs-stage")
+    # Fresh directories each time: a blob already there is only looked up, not written.
+    fresh = secrets.token_hex(4)
+    blobs = BlobStore(root / f"blobs-stage-{fresh}")
     return {
         "stdlib_compat32_parse": rate(
             lambda raw: email.message_from_bytes(raw, policy=email.policy.compat32), mails
         ),
         "accord_parse": rate(parse_mail, mails),
         "store_raw": rate(blobs.put, mails),
+        "store_raw_fsynced": rate(BlobStore(root / f"blobs-fsync-{fresh}", fsync=True).put, mails),
     }
 
 
@@ -161,17 +182,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--postgres", default=POSTGRES, help="admin URL of a PostgreSQL server")
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument("--reps", type=int, default=0, help="repetitions (default 1 quick, 3)")
+    parser.add_argument(
+        "--compare-durability",
+        action="store_true",
+        help="also run SQLite with synchronous=NORMAL and blobs not fsynced (as before)",
+    )
     args = parser.parse_args(argv)
     total, reps = (300, 1) if args.quick else (1000, 3)
+    reps = args.reps or reps
     mails = corpus(total)
     results: Json = {"machine": machine(), "messages": total, "goal_per_core": GOAL_PER_CORE}
     admin = sa.create_engine(args.postgres, isolation_level="AUTOCOMMIT")
     with tempfile.TemporaryDirectory(prefix="accord-mail-bench-") as tmp:
         root = Path(tmp)
+        runs = [stages(mails, root) for _ in range(reps)]
         results["stages_per_second"] = {
-            name: summary([stages(mails, root)[name] for _ in range(reps)][0:reps])
-            for name in ("stdlib_compat32_parse", "accord_parse", "store_raw")
+            name: summary([run[name] for run in runs]) for name in runs[0]
         }
+        if args.compare_durability:
+            before, now = [], []
+            for rep in range(reps):  # interleaved, each first in turn: the same machine load
+                for durable in (True, False) if rep % 2 else (False, True):
+                    node = fresh_node(None, root)
+                    if not durable:
+                        as_before_durability(node)
+                    (now if durable else before).append(pipeline(node, mails, durable=durable))
+                    node.close()
+            results["durability_sqlite"] = {
+                "normal_no_blob_fsync_per_second": summary(before),
+                "full_blob_fsync_per_second": summary(now),
+                "full_over_normal": round(statistics.median(now) / statistics.median(before), 3),
+            }
         backends = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
         for backend in backends:
             samples = []
@@ -200,6 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{total} messages, {reps} repetition(s), medians (messages per second, one core):")
     for name, figures in results["stages_per_second"].items():
         print(f"  stage {name:<24} {figures['median']:>9,.0f}")
+    if durability := results.get("durability_sqlite"):
+        print(
+            "  SQLite, synchronous=NORMAL, blobs not fsynced  "
+            f"{durability['normal_no_blob_fsync_per_second']['median']:>9,.0f}\n"
+            "  SQLite, synchronous=FULL, blobs fsynced        "
+            f"{durability['full_blob_fsync_per_second']['median']:>9,.0f}"
+            f"   (FULL / NORMAL: {durability['full_over_normal']:.2f})"
+        )
     for backend in ("sqlite", "postgresql"):
         figures = results.get(f"pipeline_{backend}_per_second")
         if figures:

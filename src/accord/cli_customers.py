@@ -250,7 +250,7 @@ def customer_suggest(data: DataDir = None, database: DatabaseUrl = None) -> None
 def _privacy(node: Node) -> Privacy:
     from accord.channels.blobs import node_blobs
 
-    return Privacy(node, node_blobs(node.data_dir, durable=not node.db.is_sqlite))
+    return Privacy(node, node_blobs(node.data_dir))
 
 
 def customer_export(

@@ -6,9 +6,10 @@ process killed mid-write leaves only a ``.tmp-*`` file (removed by the next writ
 same blob or by ``sweep``). A blob is written *before* the database row that refers to
 it commits; a blob nothing refers to is harmless, a row pointing at no blob can't happen.
 
-Durability follows the database's: with PostgreSQL (whose commits are fsynced) each
-blob and its directory are fsynced before ``put`` returns; with the embedded SQLite
-(``synchronous=NORMAL``: safe against a killed process, not a power cut) they are not.
+Durability matches the database's, which fsyncs every commit (PostgreSQL; SQLite with
+``synchronous=FULL``): a node's blobs, and their directory, are fsynced before ``put``
+returns, so a row that commits never names a blob a power cut could take away — a mail
+answered 250 is on disk. ``BlobStore(fsync=False)`` is for tests and benchmarks only.
 Several processes may share the directory (the production layout): a rename is atomic
 and both writers of the same blob write the same bytes.
 """
@@ -100,6 +101,7 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def node_blobs(data_dir: Path, *, durable: bool) -> BlobStore:
-    """The blob store of the node in ``data_dir``."""
+def node_blobs(data_dir: Path, *, durable: bool = True) -> BlobStore:
+    """The blob store of the node in ``data_dir`` (fsynced: leave ``durable`` alone
+    outside tests)."""
     return BlobStore(data_dir / "blobs", fsync=durable)

@@ -9,7 +9,9 @@ points at a blob that was not written first, so every blob the snapshot refers t
 there. Rows are written as data, not SQL, so a backup of PostgreSQL restores to SQLite
 and back.
 
-A backup holds the node's private key: keep it as safe as the key itself.
+A backup holds the node's private key: keep it as safe as the key itself. It is written
+owner-only (0600, as is every temporary file on the way) and fsynced before it is renamed
+into place.
 
 ``restore`` makes a new node from a backup in an empty data directory (and an empty
 database): the key, the schema at the backup's revision, the rows in foreign-key order,
@@ -66,7 +68,14 @@ def backup(node: Node, target: Path, progress: Progress | None = None) -> dict[s
     partial = target.with_name(f".{target.name}.partial")
     counts: dict[str, int] = {}
     try:
-        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+        # Owner-only from the first byte (it holds node.key), whatever the umask; a
+        # leftover from a killed run is replaced, not reused with its old mode.
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with (
+            os.fdopen(fd, "wb") as raw,
+            tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar,
+        ):
             key = (node.data_dir / KEY_FILE).read_bytes()
             _add_bytes(tar, KEY_FILE, key, mode=0o600)
             with _snapshot(node.db) as conn:
@@ -104,7 +113,11 @@ def backup(node: Node, target: Path, progress: Progress | None = None) -> dict[s
                 "blobs": blobs,
             }
             _add_bytes(tar, "manifest.json", orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+            tar.close()  # writes the end of the archive and gzip's trailer into raw
+            raw.flush()
+            os.fsync(raw.fileno())  # on disk before it takes the backup's name
         os.replace(partial, target)
+        _fsync_dir(target.parent)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -286,6 +299,14 @@ def _manifest(tar: tarfile.TarFile, archive: Path) -> dict[str, Any]:
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{archive}: backup format {manifest.get('format')} is not {FORMAT}")
     return manifest
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, *, mode: int = 0o644) -> None:

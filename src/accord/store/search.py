@@ -59,33 +59,6 @@ class Hit:
     snippet: str
 
 
-def create_sql(dialect: str) -> list[str]:
-    """The statements that create the index (used by migration 0022)."""
-    marks = (
-        f"CREATE TABLE {MARKS} (case_id VARCHAR(71) PRIMARY KEY, events INTEGER NOT NULL, "
-        "pos BIGINT NOT NULL, notes INTEGER NOT NULL)"
-    )
-    if dialect == "sqlite":
-        return [
-            f"CREATE VIRTUAL TABLE {DOCS} USING fts5("
-            "case_id UNINDEXED, kind UNINDEXED, body, "
-            "tokenize = 'unicode61 remove_diacritics 2')",
-            marks,
-        ]
-    return [
-        f"CREATE TABLE {DOCS} (id BIGSERIAL PRIMARY KEY, case_id VARCHAR(71) NOT NULL, "
-        "kind VARCHAR(16) NOT NULL, body TEXT NOT NULL, folded TEXT NOT NULL, "
-        "tsv TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', folded)) STORED)",
-        f"CREATE INDEX ix_{DOCS}_tsv ON {DOCS} USING GIN (tsv)",
-        f"CREATE INDEX ix_{DOCS}_case ON {DOCS} (case_id)",
-        marks,
-    ]
-
-
-def drop_sql() -> list[str]:
-    return [f"DROP TABLE IF EXISTS {DOCS}", f"DROP TABLE IF EXISTS {MARKS}"]
-
-
 def fold(text: str) -> str:
     """Lower case without diacritics ("Ünïcode" → "unicode"), as both indexes match:
     FTS5 folds by itself (``remove_diacritics``); PostgreSQL indexes this form, since

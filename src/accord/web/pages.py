@@ -509,7 +509,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         made = {"party": party_name(state["parties"], party), "path": f"/portal/{token}"}
         return case_page(case_id, who, link=made)
 
-    blobs = node_blobs(services.node.data_dir, durable=not services.node.db.is_sqlite)
+    blobs = node_blobs(services.node.data_dir)
 
     @router.get("/cases/{case_id}/files/{sha}")
     def get_file(case_id: str, sha: str, who: Viewer = Depends(viewer)) -> Response:

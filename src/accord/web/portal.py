@@ -39,7 +39,7 @@ MAX_UPLOAD = 10 * 1024 * 1024
 
 def portal_routes(services: Any) -> APIRouter:
     router = APIRouter()
-    blobs = node_blobs(services.node.data_dir, durable=not services.node.db.is_sqlite)
+    blobs = node_blobs(services.node.data_dir)
 
     def grant_of(token: str, request: Request) -> PortalGrant | Response:
         """The link's grant, or the page that says why not; spends one request of the

@@ -539,7 +539,7 @@ def connectors_of(
     return Connectors(
         intake,
         negotiation,
-        node_blobs(node.data_dir, durable=not node.db.is_sqlite),
+        node_blobs(node.data_dir),
         JobQueue(node.db, now=clock),
         now=clock,
         client=client,

@@ -34,7 +34,7 @@ def _utc_now() -> datetime:
 
 
 def blobs_of(node: Node) -> BlobStore:
-    return node_blobs(node.data_dir, durable=not node.db.is_sqlite)
+    return node_blobs(node.data_dir)
 
 
 def outbox_of(node: Node, ownership: Ownership, *, now: Clock = _utc_now) -> Outbox:
