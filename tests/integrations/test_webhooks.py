@@ -4,6 +4,8 @@ that fails the first attempts, a worker on a controllable clock."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ import pytest
 
 from accord.auth import scopes
 from accord.integrations import webhooks as wh
-from tests.servers import free_port
+from tests.servers import SilentServer, free_port
 
 from .conftest import START, Hub
 from .receiver import Received, receiving
@@ -213,6 +215,44 @@ def test_an_activity_done_in_time_is_neither_due_nor_missed(hub: Hub) -> None:
         hub.run_until_idle()
         assert receiver.requests == []
     assert hub.worker.queue.pending() == []
+
+
+def test_ten_cases_with_the_same_activity_due_at_once_each_get_their_timers(hub: Hub) -> None:
+    """Activity ids repeat across cases: each case's due and missed timer is its own."""
+    with receiving() as receiver:
+        created = hub.subscribe(
+            receiver.url, events=["activity.due", "activity.missed"], allow_private=True
+        )
+        cases = [drive_case(hub) for _ in range(10)]  # each with "visit" due at START + 2 h
+        hub.run_until_idle()
+        got = sorted((body_of(r)["type"], body_of(r)["case"]) for r in receiver.delivered())
+    assert got == sorted((t, c) for c in cases for t in ("activity.due", "activity.missed"))
+    deliveries = hub.deliveries(created["id"])
+    assert len(deliveries) == 20 and all(d["status"] == "delivered" for d in deliveries)
+    assert len({d["idempotency_key"] for d in deliveries}) == 20
+
+
+def test_a_receiver_that_never_answers_delays_no_other_write(hub: Hub) -> None:
+    with SilentServer() as silent:
+        hub.subscribe(
+            f"http://127.0.0.1:{silent.port}/hooks", events=["case.opened"], allow_private=True
+        )
+        case_id = hub.open_case()
+        sending = threading.Thread(target=hub.run_due)
+        sending.start()
+        assert silent.connected.wait(20), "the worker never reached the receiver"
+        started = time.perf_counter()
+        posted = hub.client.post(
+            f"/api/v1/cases/{case_id}/messages", headers=hub.as_("tom"), json={"text": "On it."}
+        )
+        took = time.perf_counter() - started
+        assert sending.is_alive()  # the POST is still waiting for an answer
+        silent.hang_up()
+        sending.join(timeout=60)
+        assert not sending.is_alive()
+    assert posted.status_code == 201 and took < 3.0, f"the write took {took:.1f} s"
+    [delivery] = hub.webhooks.deliveries(hub.webhooks.all()[0].id)
+    assert delivery.status == "pending" and delivery.attempts == 1  # tried again later
 
 
 def test_only_subscribed_types_and_active_webhooks_get_deliveries(hub: Hub) -> None:

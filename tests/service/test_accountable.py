@@ -19,7 +19,7 @@ from accord.jobs.worker import Worker
 from accord.node import Node
 from accord.service import settings
 from accord.service.sla import ResponseTargets
-from accord.store.tables import case_owners
+from accord.store.tables import case_owners, jobs
 from tests.clocks import cheap_passwords
 
 CASEWORK = ["cases:read", "cases:write", "notes:read", "notes:write"]
@@ -326,6 +326,69 @@ def test_a_missed_callback_outside_hours_escalates_at_monday_opening_across_dst(
     assert len([n for n in desk.notes_for("sara") if n["kind"] == "escalation"]) == 1
 
 
+def test_a_missed_callback_escalates_once_through_restarts_and_later_changes(
+    desk: Desk,
+) -> None:
+    services = desk.client.app.state.services  # type: ignore[attr-defined]
+    case_id = open_case(desk)
+    due = datetime(2026, 10, 23, 14, 0, tzinfo=UTC)  # Friday 15:00 BST
+    agree_callback(desk, case_id, due)
+    desk.clock.at = due + timedelta(minutes=5)
+    desk.run_due()
+
+    def escalations() -> int:
+        return len([n for n in desk.notes_for("sara") if n["kind"] == "escalation"])
+
+    def apologies() -> int:
+        view = desk.client.get("/api/v1/portal", headers=desk.portal(case_id)).json()
+        return len(
+            [e for e in view["timeline"] if "did not call you back" in e["body"].get("text", "")]
+        )
+
+    assert (escalations(), apologies()) == (1, 1)
+    for minutes in (10, 20, 30):  # the worker restarts, the case moves on, twice over
+        desk.clock.at = due + timedelta(minutes=minutes)
+        assert services.callbacks.reconcile_all() == 1  # rebuilt at start ...
+        desk.run_due()
+        posted = desk.client.post(
+            f"/api/v1/cases/{case_id}/messages",
+            headers=desk.as_("tom"),
+            json={"text": "Sorry Priya, calling you shortly."},
+        )
+        assert posted.status_code == 201, posted.text  # ... and after a change
+        desk.run_due()
+    assert (escalations(), apologies()) == (1, 1)
+    proposals = desk.node.cases.state(case_id)["proposals"]  # type: ignore[index]
+    assert len([p for p in proposals.values() if p["state"] == "pending"]) == 1
+    # the customer accepts the new time: a new promise, whose timers arm again
+    (pid,) = [pid for pid, p in proposals.items() if p["state"] == "pending"]
+    accepted = desk.client.post(
+        f"/api/v1/portal/proposals/{pid}/accept", headers=desk.portal(case_id)
+    )
+    assert accepted.status_code == 200, accepted.text
+    missed = JobQueue(desk.node.db, now=desk.clock).unfinished(
+        f"callback.missed:{case_id}:callback"
+    )
+    assert missed is not None and missed.payload["due"] == "2026-10-23T15:05:00Z"
+    assert "fired" not in missed.payload and missed.run_at < datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_ten_cases_with_the_same_callback_due_at_once_each_get_their_reminder(
+    desk: Desk,
+) -> None:
+    due = datetime(2026, 10, 23, 14, 0, tzinfo=UTC)
+    cases = [open_case(desk) for _ in range(10)]
+    for case_id in cases:
+        agree_callback(desk, case_id, due)  # every one's activity is called "callback"
+    queue = JobQueue(desk.node.db, now=desk.clock)
+    assert len(queue.pending(kind="callback.remind")) == 10
+    assert len(queue.pending(kind="callback.missed")) == 10
+    desk.clock.at = due - timedelta(minutes=15)
+    desk.run_due()
+    reminders = [n for n in desk.notes_for("tom") if n["kind"] == "reminder"]
+    assert sorted(n["case"] for n in reminders) == sorted(cases)
+
+
 def test_response_target_pauses_while_waiting_on_the_customer(desk: Desk) -> None:
     settings.write(desk.node.db, "sla", {"default": {"first_response": 60, "next_response": 120}})
     case_id = open_case(desk)
@@ -376,6 +439,42 @@ def test_response_target_pauses_while_waiting_on_the_customer(desk: Desk) -> Non
     desk.run_due()
     breaches = [n for n in desk.notes_for("tom") if n["kind"] == "sla"]
     assert len(breaches) == 2 and "next response" in breaches[0]["text"]
+
+
+def test_a_lost_response_clock_is_rebuilt_at_start_and_sounds_once(desk: Desk) -> None:
+    settings.write(desk.node.db, "sla", {"default": {"first_response": 60, "next_response": 120}})
+    targets = ResponseTargets(
+        desk.node.cases,
+        desk.node.key,
+        desk.client.app.state.services.ownership,  # type: ignore[attr-defined]
+        JobQueue(desk.node.db, now=desk.clock),
+        now=desk.clock,
+    )
+    case_id = open_case(desk)
+    asked_at = datetime(2026, 10, 23, 13, 0, tzinfo=UTC)  # Fri 14:00 BST
+    desk.clock.at = asked_at
+    asked = desk.client.post(
+        "/api/v1/portal/messages", headers=desk.portal(case_id), json={"text": "Any news?"}
+    )
+    assert asked.status_code == 201, asked.text
+    assert targets.reconcile_all() == 0  # the clock agrees with the log: left alone
+    with desk.node.db.write() as conn:  # the step that started the clock was lost
+        conn.execute(jobs.delete().where(jobs.c.key == f"sla:{case_id}"))
+    desk.clock.at = asked_at + timedelta(hours=2)
+    desk.run_due()
+    assert not [n for n in desk.notes_for("tom") if n["kind"] == "sla"]  # lost for good ...
+
+    assert targets.reconcile_all() == 1  # ... until the worker starts: rebuilt from the log
+    rebuilt = JobQueue(desk.node.db, now=desk.clock).unfinished(f"sla:{case_id}")
+    assert rebuilt is not None and rebuilt.run_at == asked_at + timedelta(minutes=60)
+    desk.run_due()
+    breaches = [n for n in desk.notes_for("tom") if n["kind"] == "sla"]
+    assert len(breaches) == 1 and "first response" in breaches[0]["text"]
+    for _ in range(2):  # restarted again: the breach was reported, and is not again
+        assert targets.reconcile_all() == 0
+        desk.clock.at += timedelta(hours=1)
+        desk.run_due()
+    assert len([n for n in desk.notes_for("tom") if n["kind"] == "sla"]) == 1
 
 
 def test_the_daily_digest_lists_what_is_due_today_and_schedules_tomorrow(desk: Desk) -> None:

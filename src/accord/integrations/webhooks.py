@@ -646,7 +646,9 @@ class Webhooks:
             "state": progress["state"],
         }
         kind = job.payload["type"]
-        self._emit(conn, kind, case_id, f"{aid}@{activity['due']}", data)
+        # the case is part of the source: activity ids repeat from case to case (every
+        # template's "callback"), and the source makes the delivery's idempotency key
+        self._emit(conn, kind, case_id, f"{case_id}:{aid}@{activity['due']}", data)
 
     # -- delivering --------------------------------------------------------------------
 

@@ -16,17 +16,19 @@ log = logging.getLogger("accord.jobs")
 
 def prepare(node: Node) -> None:
     """Before a worker starts: the jobs a dead worker of this machine held (a killed
-    ``accord serve``), timers for callbacks agreed while no worker ran, and the next
-    daily digest."""
+    ``accord serve``), timers for callbacks agreed while no worker ran, response clocks
+    rebuilt from the case logs, and the next daily digest. Each is idempotent: a timer
+    that already fired does not fire again."""
     from accord.jobs.queue import JobQueue
     from accord.jobs.runner import local_worker_gone
-    from accord.service import callbacks, digest
+    from accord.service import callbacks, digest, sla
 
     try:
         reaped = JobQueue(node.db, now=lambda: datetime.now(UTC)).reap(local_worker_gone)
         if reaped:
             log.info("took back %d job(s) from a worker process that died", reaped)
         callbacks.build(node).reconcile_all()
+        sla.build(node).reconcile_all()
         digest.build(node).ensure_scheduled()
     except Exception:
         log.exception("could not prepare the timers at start")

@@ -307,6 +307,22 @@ class JobQueue:
             row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
         return None if row is None else _job(row)
 
+    def unfinished(
+        self, key: str, *, conn: Connection | None = None, lock: bool = False
+    ) -> Job | None:
+        """The pending or running job holding ``key``, if any (through the key's unique
+        index). With ``lock`` (PostgreSQL: ``FOR UPDATE``) and ``conn``, its row stays
+        locked until ``conn`` commits: decide on it, then ``schedule`` the key, unraced."""
+        query = sa.select(jobs).where(jobs.c.key == key, sa.text(UNFINISHED_JOB))
+        if lock:
+            query = self._sql.lock(query)
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.db.read() as own:
+                row = own.execute(query).first()
+        return None if row is None else _job(row)
+
     def pending(self, kind: str | None = None, key_prefix: str | None = None) -> list[Job]:
         """Pending jobs (optionally of one kind, or whose key starts so), soonest first."""
         return self.find(status="pending", kind=kind, key_prefix=key_prefix, limit=None)

@@ -12,13 +12,24 @@ restarts and fire once across workers):
 
 Each handler re-reads the case and does nothing if the promise was kept, cancelled or
 moved in the meantime; its effects commit with the job's completion.
+
+**Each fires once per due time.** The timers derive from the case's agreed terms, and are
+rebuilt from them at every worker start (``reconcile_all``) and after every change to the
+case (``on_change``). A timer that fired is not done: it stays armed but idle (at
+``IDLE``), its payload marked ``fired`` with the due time it fired for, and rebuilding
+leaves a key whose job fired for the activity's current due time alone — so a restart or
+a later message does not apologise to the customer again. A new due time (the customer
+accepted the re-proposal) arms the timers again; a callback done or cancelled cancels
+them. Deciding and re-arming happen in one transaction with the job's row locked, so a
+rebuild racing the firing worker sees the fired mark.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +54,7 @@ REMIND_BEFORE = timedelta(minutes=15)
 GRACE = timedelta(minutes=5)
 NEW_TIME_AFTER = timedelta(hours=1)  # of business time after the escalation
 REMIND, MISSED = "callback.remind", "callback.missed"
+IDLE = datetime(9999, 1, 1, tzinfo=UTC)  # where a timer that fired waits, armed but idle
 RemindHook = Callable[[Connection, State, dict[str, Any]], None]
 REMIND_HOOKS: list[Callable[[Node], RemindHook]] = []
 """What else happens at a callback's reminder, per node (the email channel registers the
@@ -87,34 +99,51 @@ class Callbacks:
         return count
 
     def schedule(self, state: State, conn: Connection | None = None) -> int:
+        """Bring the case's callback timers in line with its terms (in ``conn``'s
+        transaction, or one of its own); a timer that already fired for an activity's
+        current due time is left as it is. Returns how many callbacks are timed."""
         mine = self._my_party(state)
         calendar = self.calendar()
         count = 0
-        for aid, activity in state["terms"]["activities"].items():
-            if (
-                activity["kind"] != "callback"
-                or activity["owner"] != mine
-                or not activity.get("due")
-            ):
-                continue
-            keys = _keys(state["case"], aid)
-            if state["progress"][aid]["state"] not in ("agreed", "in_progress"):
-                self.queue.cancel(keys[0], conn=conn)
-                self.queue.cancel(keys[1], conn=conn)
-                continue
-            due = parse_time(activity["due"])
-            payload = {"case": state["case"], "activity": aid, "due": activity["due"]}
-            if due - REMIND_BEFORE > self.now():
-                self.queue.schedule(REMIND, due - REMIND_BEFORE, payload, key=keys[0], conn=conn)
-            self.queue.schedule(
-                MISSED, calendar.next_open(due + GRACE), payload, key=keys[1], conn=conn
-            )
-            count += 1
-        for aid, progress in state["progress"].items():  # removed from the terms: no timers
-            if progress["state"] == "cancelled":
-                for key in _keys(state["case"], aid):
-                    self.queue.cancel(key, conn=conn)
+        with self._write(conn) as c:
+            for aid, activity in state["terms"]["activities"].items():
+                if (
+                    activity["kind"] != "callback"
+                    or activity["owner"] != mine
+                    or not activity.get("due")
+                ):
+                    continue
+                keys = _keys(state["case"], aid)
+                if state["progress"][aid]["state"] not in ("agreed", "in_progress"):
+                    self.queue.cancel(keys[0], conn=c)
+                    self.queue.cancel(keys[1], conn=c)
+                    continue
+                due = parse_time(activity["due"])
+                payload = {"case": state["case"], "activity": aid, "due": activity["due"]}
+                if due - REMIND_BEFORE > self.now():
+                    self._arm(c, REMIND, keys[0], due - REMIND_BEFORE, payload)
+                self._arm(c, MISSED, keys[1], calendar.next_open(due + GRACE), payload)
+                count += 1
+            for aid, progress in state["progress"].items():  # removed from the terms
+                if progress["state"] == "cancelled":
+                    for key in _keys(state["case"], aid):
+                        self.queue.cancel(key, conn=c)
         return count
+
+    def _arm(
+        self, conn: Connection, kind: str, key: str, at: datetime, payload: dict[str, Any]
+    ) -> None:
+        """Schedule a timer unless it already fired for this due time."""
+        held = self.queue.unfinished(key, conn=conn, lock=True)
+        if held is not None and held.payload.get("fired") == payload["due"]:
+            return
+        self.queue.schedule(kind, at, payload, key=key, conn=conn)
+
+    def _fired(self, conn: Connection, job: Job) -> None:
+        """Keep the job armed but idle, marked as fired for its due time."""
+        self.queue.schedule(
+            job.kind, IDLE, {**job.payload, "fired": job.payload["due"]}, key=job.key, conn=conn
+        )
 
     # -- handlers ----------------------------------------------------------------------
 
@@ -137,6 +166,7 @@ class Callbacks:
         )
         for hook in self.on_remind:
             hook(conn, state, activity)
+        self._fired(conn, job)
 
     def missed(self, job: Job, conn: Connection) -> None:
         found = self._still_promised(job)
@@ -179,6 +209,7 @@ class Callbacks:
             "changes": [{"op": "activity.put", "activity": job.payload["activity"], **changed}],
             "note": f"A new time for the missed callback, with {lead.display_name}",
         }
+        self._fired(conn, job)
         # If the case moved on (say a concurrent agreement), the notifications stand and
         # the lead proposes the new time by hand.
         with contextlib.suppress(AccordError):
@@ -205,6 +236,9 @@ class Callbacks:
         if activity.get("due") != job.payload["due"]:
             return None  # moved: the timers of the new time will fire instead
         return state, activity
+
+    def _write(self, conn: Connection | None) -> AbstractContextManager[Connection]:
+        return nullcontext(conn) if conn is not None else self.cases.db.write()
 
     def _my_party(self, state: State) -> str | None:
         for pid, party in state["parties"].items():

@@ -9,6 +9,13 @@ future while nothing is awaited); if it fires, the owner and the owner's lead ar
 
 Targets, in minutes of business time, come from the ``sla`` node setting:
 ``{"default": {"first_response": 60, "next_response": 240}, "<template>": {…}}``.
+
+**Rebuilt at start.** Should the step that moves a clock have been lost (a process killed
+between a write and it, or a node upgraded from before the clocks were followed), the
+worker rebuilds each open case's clock from its log at start (``reconcile_all``, at each
+event's time) and replaces a job whose clock disagrees — or creates the missing one, so a
+target missed meanwhile still sounds, once. A job that agrees is kept, and a breach
+already reported for the same wait (no member reply since) is not reported again.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from accord.auth.members import MemberStore
 from accord.core.crypto import NodeKey
 from accord.core.events import Event
 from accord.core.state import State
+from accord.core.timefmt import parse_time
 from accord.jobs.queue import Job, JobQueue
 from accord.jobs.registry import register
 from accord.jobs.worker import Handler
@@ -76,28 +84,75 @@ class ResponseTargets:
         key = f"sla:{state['case']}"
         held = self.queue.pending(kind=BREACH, key_prefix=key)
         payload: dict[str, Any] = dict(held[0].payload) if held else {"answered": 0}
-        clock = _load(payload.get("clock"))
-        ours = event.author.node == self.key.public and event.author.for_party is None
-        at = self.now()
-        if event.type == "message.posted" and not ours:
-            if clock is None:
-                clock = SlaClock.started(at)
-            elif clock.is_paused:
-                clock = clock.resumed(at)
-        elif event.type == "message.posted" and event.author.member != SYSTEM_MEMBER:
-            if clock is not None:
-                payload["answered"] = payload.get("answered", 0) + 1
-            payload.pop("breached", None)
-            clock = None  # a member replied
-        elif event.type == "status.set" and ours and clock is not None:
-            if event.body["label"] == WAITING and not clock.is_paused:
-                clock = clock.paused(at)
-            elif event.body["label"] != WAITING and clock.is_paused:
-                clock = clock.resumed(at)
-        else:
+        moved, clock = self._move(payload, _load(payload.get("clock")), event, self.now())
+        if not moved:
             return
         payload.update(case=state["case"], clock=_dump(clock))
         self.queue.schedule(BREACH, self._due(state, payload, clock) or IDLE, payload, key=key)
+
+    def _move(
+        self, payload: dict[str, Any], clock: SlaClock | None, event: Event, at: datetime
+    ) -> tuple[bool, SlaClock | None]:
+        """The clock after ``event`` at ``at``, and whether the event moves it at all;
+        counts the answered messages in ``payload``."""
+        ours = event.author.node == self.key.public and event.author.for_party is None
+        if event.type == "message.posted" and not ours:
+            if clock is None:
+                return True, SlaClock.started(at)
+            return True, clock.resumed(at) if clock.is_paused else clock
+        if event.type == "message.posted" and event.author.member != SYSTEM_MEMBER:
+            if clock is not None:
+                payload["answered"] = payload.get("answered", 0) + 1
+            payload.pop("breached", None)
+            return True, None  # a member replied
+        if event.type == "status.set" and ours and clock is not None:
+            if event.body["label"] == WAITING and not clock.is_paused:
+                return True, clock.paused(at)
+            if event.body["label"] != WAITING and clock.is_paused:
+                return True, clock.resumed(at)
+            return True, clock
+        return False, clock
+
+    # -- rebuilt from the log at start -------------------------------------------------
+
+    def reconcile_all(self) -> int:
+        """At worker start: rebuild every open case's response clock from its log;
+        returns how many jobs were created or replaced. Idempotent."""
+        count = 0
+        for row in self.cases.list_cases(limit=1_000_000, resolved=False):
+            count += self.reconcile(row.case_id)
+        return count
+
+    def reconcile(self, case_id: str) -> int:
+        """Rebuild one case's clock from its log; 1 if its job was created or replaced
+        (missing, or its clock disagrees with the log), 0 if it was right."""
+        state = self.cases.state(case_id)
+        if state is None or self.targets(state) is None:
+            return 0
+        payload: dict[str, Any] = {"answered": 0}
+        clock: SlaClock | None = None
+        for event in self.cases.events(case_id):
+            at = parse_time(event.time)
+            if clock is not None:
+                at = max(at, clock.last_event)  # another party's clock may lag ours
+            _, clock = self._move(payload, clock, event, at)
+        payload.update(case=case_id, clock=_dump(clock))
+        key = f"sla:{case_id}"
+        with self.cases.db.write() as conn:
+            held = self.queue.unfinished(key, conn=conn, lock=True)
+            if held is None and clock is None and not payload["answered"]:
+                return 0  # nothing was ever awaited
+            if held is not None and _shape(held.payload) == _shape(payload):
+                return 0  # the job agrees with the log
+            if (
+                held is not None
+                and held.payload.get("breached")
+                and held.payload.get("answered", 0) == payload["answered"]
+            ):
+                payload["breached"] = True  # the same wait: reported already
+            due = self._due(state, payload, clock) or IDLE
+            self.queue.schedule(BREACH, due, payload, key=key, conn=conn)
+        return 1
 
     def _due(
         self, state: State, payload: dict[str, Any], clock: SlaClock | None
@@ -137,6 +192,18 @@ class ResponseTargets:
         # stay armed but idle: the count of answered messages carries on, and no second
         # alarm sounds until a member replies
         self.queue.schedule(BREACH, IDLE, {**job.payload, "breached": True}, key=job.key, conn=conn)
+
+
+def _shape(payload: dict[str, Any]) -> tuple[int, bool, bool]:
+    """What a rebuilt clock must agree on with the held one: messages answered, whether a
+    reply is awaited, whether the wait is paused (a rebuilt clock's instants are its
+    events' times, a live one's the moments they were followed)."""
+    clock = _load(payload.get("clock"))
+    return (
+        int(payload.get("answered", 0)),
+        clock is not None,
+        clock is not None and clock.is_paused,
+    )
 
 
 def _dump(clock: SlaClock | None) -> dict[str, Any] | None:
