@@ -26,6 +26,7 @@ run: .venv
 lint: .venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy src
+	$(BIN)/lint-imports --no-cache
 
 # PostgreSQL, Dovecot and Chromium: installed (as root) and started, or named loudly.
 services:

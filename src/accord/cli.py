@@ -23,7 +23,7 @@ from accord.core.crypto import fingerprint
 from accord.core.errors import AccordError
 from accord.core.events import parse_wire
 from accord.core.state import state_hash
-from accord.node import Node, NodeError, default_data_dir
+from accord.node import Node, NodeError, default_data_dir, party_slug
 from accord.store import migrate
 from accord.store.database import Database, redact, resolve_url
 
@@ -202,6 +202,7 @@ def serve(
     ``[serve]`` table of ``accord.toml`` in the data directory (docs/operations.md)."""
     import os
     import tempfile
+    import threading
 
     import uvicorn
 
@@ -236,7 +237,7 @@ def serve(
         raise _fail("--log-format is text or json")
     logs.configure(str(values["log_format"]), str(values["log_level"]))
     node = _open(data, database)
-    app = create_app(node)
+    app = create_app(node, inline_followers=False)
     host, port, workers = str(values["host"]), int(values["port"]), int(values["workers"])
     out.print(
         f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}"
@@ -247,9 +248,18 @@ def serve(
     app.state.services.background.submit(_warm_indexes, app)
     inline = node.db.is_sqlite if inline_worker is None else inline_worker
     timers = InlineWorker(node) if inline else None
+    following = threading.Event()
     if timers is not None:
         timers.start()
-        out.print("timers and outbox run in this process (accord worker is not needed)")
+        threading.Thread(
+            target=app.state.services.followers.run,
+            args=(following,),
+            name="accord-followers",
+            daemon=True,
+        ).start()
+        out.print(
+            "timers, outbox and followers run in this process (accord worker is not needed)"
+        )
     mail = _start_mail(
         app.state.services.mail, str(values["smtp_host"]), int(values["smtp_port"]), imap
     )
@@ -280,6 +290,7 @@ def serve(
     finally:
         mail()
         pulls.stop()
+        following.set()
         if timers is not None:
             timers.stop()
 
@@ -326,31 +337,34 @@ def case_new(
     ] = None,
     member: Annotated[str, typer.Option(help="Who is acting on this node.")] = "cli",
 ) -> None:
-    """Open a case with this node as a party (and optionally a hosted customer)."""
-    import secrets
+    """Open a case with this node as a party (and optionally a hosted customer).
+
+    The case is opened by the same service as the API's: this node's party id (from its
+    name), its URL when it has one (so other parties' nodes can pull from it), and the
+    followers (webhooks, timers, notices) pick it up from the log."""
+    from accord.service.errors import ServiceError
+    from accord.service.negotiation import Actor, Negotiation
 
     node = _open(data, database)
-    parties: list[dict[str, Any]] = [
-        {"id": "supplier", "name": node.name, "kind": "organisation", "node": node.key.public}
-    ]
-    if customer:
-        parties.append(
-            {"id": "customer", "name": customer, "kind": "person", "hosted_by": node.key.public}
-        )
     topics = []
     for spec in topic or []:
         slug, sep, label = spec.partition("=")
         if not sep or not label.strip():
             raise _fail(f"--topic takes 'id=Title', got {spec!r}")
         topics.append({"topic": slug.strip(), "title": label.strip()})
-    body: dict[str, Any] = {"title": title, "nonce": secrets.token_hex(8), "parties": parties}
-    if topics:
-        body["topics"] = topics
     try:
-        event = node.cases.create(node.key, None, "case.opened", body, member=member, via="cli")
-    except AccordError as exc:
+        outcome = Negotiation(node.cases, node.key).open_case(
+            Actor(member=member, via="cli"),
+            title=title,
+            party_id=party_slug(node.name),
+            party_name=node.name,
+            party_url=node.url,
+            customer={"name": customer} if customer else None,
+            topics=topics,
+        )
+    except (ServiceError, AccordError) as exc:
         raise _fail(str(exc)) from exc
-    out.print(event.case)
+    out.print(outcome.case_id)
 
 
 @case_app.command("post")
@@ -362,19 +376,17 @@ def case_post(
     member: Annotated[str, typer.Option(help="Who is writing.")] = "cli",
 ) -> None:
     """Post a message to a case as this node."""
+    from accord.service.errors import ServiceError
+    from accord.service.negotiation import Actor, Negotiation
+
     node = _open(data, database)
     try:
-        event = node.cases.create(
-            node.key,
-            _case_id(node, case),
-            "message.posted",
-            {"text": text},
-            member=member,
-            via="cli",
+        outcome = Negotiation(node.cases, node.key).post_message(
+            Actor(member=member, via="cli"), _case_id(node, case), text
         )
-    except AccordError as exc:
+    except (ServiceError, AccordError) as exc:
         raise _fail(str(exc)) from exc
-    out.print(event.id)
+    out.print(outcome.event_ids[0])
 
 
 @case_app.command("list")

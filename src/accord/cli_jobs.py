@@ -18,6 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from accord.jobs.follow import marks
 from accord.jobs.queue import JobError, JobQueue
 from accord.jobs.runner import node_worker
 from accord.store.database import redact
@@ -87,7 +88,12 @@ def worker(
     queue, name = runner.queue, runner.worker_id
     kinds = ", ".join(sorted(runner.handlers)) or "none"
     cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
+    from accord.service.followers import node_followers
+
+    followers = node_followers(node, now=_now)
     if once:
+        followed = followers.catch_up()
+        cli.out.print(f"followers took {followed} events of the case log")
         ran = 0
         while (claimed := runner.run_once()) > 0:
             ran += claimed
@@ -102,7 +108,12 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    following = threading.Thread(
+        target=followers.run, args=(stop,), name="accord-followers", daemon=True
+    )
+    following.start()
     runner.run(stop)
+    following.join(timeout=30)
 
 
 def jobs_list(
@@ -129,6 +140,20 @@ def jobs_list(
         )
     cli.out.print(table)
     cli.out.print(", ".join(f"{n} {s}" for s, n in queue.counts().items()))
+    with node.db.read() as conn:
+        followers = marks(conn)
+    if followers:
+        lag = Table("follower", "at", "behind", "failures", "next try (UTC)", "error")
+        for mark in followers:
+            lag.add_row(
+                escape(mark.name),
+                str(mark.position),
+                str(mark.behind),
+                str(mark.failures),
+                _when(mark.retry_at) if mark.retry_at else "",
+                escape(mark.last_error or ""),
+            )
+        cli.out.print(lag)
 
 
 def jobs_retry(

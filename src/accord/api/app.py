@@ -54,6 +54,7 @@ from accord.ops.http import instrument
 from accord.privacy import Privacy
 from accord.service.callbacks import Callbacks
 from accord.service.errors import Forbidden, NotFound, ServiceError
+from accord.service.followers import Followers, build_followers
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.notes import Notes
 from accord.service.ownership import Ownership
@@ -89,6 +90,7 @@ class Services:
     connectors: Connectors
     background: ThreadPoolExecutor
     party_id: str
+    followers: Followers
 
     @classmethod
     def build(
@@ -97,6 +99,7 @@ class Services:
         now: Clock,
         transport: httpx.BaseTransport | None = None,
         passwords: Passwords | None = None,
+        inline_followers: bool = True,
     ) -> Services:
         negotiation = Negotiation(node.cases, node.key, now=now)
         federation = Federation(node, negotiation, now=now, transport=transport)
@@ -104,6 +107,25 @@ class Services:
         ownership = Ownership(node.cases, node.key, members, now=now)
         callbacks = Callbacks(node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now)
         links = PortalLinks(load_or_create_secret(node.db), now=now)
+        webhooks = Webhooks(node.db, node.cases, node.key, JobQueue(node.db, now=now), now=now)
+        mail = mail_channel(
+            node, negotiation=negotiation, ownership=ownership, links=links, now=now
+        )
+        targets = ResponseTargets(
+            node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
+        )
+        followers = build_followers(
+            node.db,
+            node.cases,
+            node.key.public,
+            webhooks=webhooks,
+            mail=mail,
+            callbacks=callbacks,
+            targets=targets,
+            ownership=ownership,
+            now=now,
+            inline=inline_followers,
+        )
         services = cls(
             node=node,
             negotiation=negotiation,
@@ -115,10 +137,8 @@ class Services:
             federation=federation,
             ownership=ownership,
             callbacks=callbacks,
-            webhooks=Webhooks(node.db, node.cases, node.key, JobQueue(node.db, now=now), now=now),
-            mail=mail_channel(
-                node, negotiation=negotiation, ownership=ownership, links=links, now=now
-            ),
+            webhooks=webhooks,
+            mail=mail,
             customers=CustomerRecords(node.cases, now=now),
             webchat=WebChat(
                 Intake(
@@ -141,17 +161,11 @@ class Services:
             ),
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
+            followers=followers,
         )
         negotiation.listeners.append(services.push_later)
-        negotiation.listeners.append(callbacks.on_change)
-        negotiation.listeners.append(services.webhooks.on_change)
-        negotiation.listeners.append(services.mail.on_change)
+        negotiation.listeners.append(followers.wake)
         ownership.listeners.append(negotiation.announce)
-        negotiation.listeners.append(
-            ResponseTargets(
-                node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
-            ).on_change
-        )
         return services
 
     def push_later(self, case_id: str, event_ids: list[str]) -> None:
@@ -177,20 +191,24 @@ def create_app(
     push_rate: int = 20_000,
     rate_limit: RateLimiter | int | None = None,
     passwords: Passwords | None = None,
+    inline_followers: bool = True,
 ) -> FastAPI:
     """The application for ``node``; ``transport`` carries its requests to other nodes,
     ``push_rate`` caps the events each peer may push per minute, ``rate_limit`` the
     requests each API token, session or case link may make per minute (default
     ``$ACCORD_RATE_LIMIT_PER_MINUTE`` or 600; 0 for none; see ``accord.api.ratelimit``).
     ``now`` is the clock every service reads and ``passwords`` the members' hashing
-    (argon2id's production profile by default); tests inject both."""
+    (argon2id's production profile by default); tests inject both. With
+    ``inline_followers`` the followers of the case log (``accord.service.followers``) run
+    in the request's thread right after each commit; ``accord serve`` sets it off and runs
+    them in its worker thread instead."""
     app = FastAPI(
         title="Accord",
         version=__version__,
         description="Customer cases as negotiated agreements between parties.",
     )
     app.state.rate_limiter = configure(rate_limit)
-    services = Services.build(node, now, transport, passwords)
+    services = Services.build(node, now, transport, passwords, inline_followers)
     app.state.services = services
     app.router.on_shutdown.append(services.close)
 
@@ -454,4 +472,6 @@ def app_from_env() -> FastAPI:
     logs.configure(
         os.environ.get("ACCORD_LOG_FORMAT", "text"), os.environ.get("ACCORD_LOG_LEVEL", "info")
     )
-    return create_app(Node.open(default_data_dir()))
+    # The followers run in the process that runs the timers (``accord serve``'s worker
+    # thread or ``accord worker``), which finds these processes' events in the log.
+    return create_app(Node.open(default_data_dir()), inline_followers=False)

@@ -1,8 +1,10 @@
 """Outbound webhooks: what happens in cases, POSTed to other systems, signed and retried.
 
-An admin subscribes a URL to some event types (``EVENT_TYPES``). When a case changes,
-``Webhooks.on_change`` (a ``Negotiation`` listener) turns the new events into
-notifications, and each notification into one *delivery* per subscribed webhook: a row
+An admin subscribes a URL to some event types (``EVENT_TYPES``). Whatever changed a case
+(the API, the CLI, a mail, a timer, another party's node), ``Webhooks.follow`` — the
+``webhooks`` follower of the case log (``accord.service.followers``) — turns the new
+events into notifications, and each notification into one *delivery* per subscribed
+webhook: a row
 of ``webhook_deliveries`` holding the exact body to send and its idempotency key, plus a
 durable ``webhook.deliver`` job, both in one transaction. Timers of kind
 ``webhook.activity`` produce ``activity.due`` and ``activity.missed``.
@@ -94,6 +96,8 @@ EVENT_TYPES: dict[str, str] = {
     "proposal.made": "a party proposed a change to the terms (a counter-proposal too)",
     "proposal.accepted": "a party accepted a proposal",
     "agreement.reached": "every party accepted a proposal: a new agreement version",
+    "activity.done": "the party that owns an agreed activity reported it done (from any "
+    "node: a subcontractor's own, or this one)",
     "activity.due": "an agreed activity's due time has come and it is not done",
     "activity.missed": "an agreed activity is still not done 5 minutes after its due time "
     "(the next business opening, if the node is closed then)",
@@ -409,31 +413,27 @@ class Webhooks:
 
     # -- recording: from case events to deliveries -------------------------------------
 
-    def on_change(self, case_id: str, event_ids: list[str]) -> None:
-        """The ``Negotiation`` listener. The events are already stored: a failure here is
-        logged, never turned into an error for the command that wrote them."""
-        try:
-            self.record(case_id, event_ids)
-        except Exception:
-            log.exception("could not record webhook deliveries for case %s", case_id)
-
-    def record(self, case_id: str, event_ids: Sequence[str]) -> int:
-        """Record a delivery per subscribed webhook for what these *committed* events mean
-        (it reads them and the case through the store); returns how many. Idempotent: the
-        same event never gives a webhook two deliveries. Inside a transaction that has not
-        committed yet, use ``emit``."""
-        if not self._active():
+    def follow(self, conn: Connection, case_id: str, events: Sequence[Event]) -> int:
+        """The follower's step (``accord.service.followers``): record a delivery per
+        subscribed webhook for what these stored events mean, in the follower's
+        transaction; returns how many. Idempotent: the same event never gives a webhook
+        two deliveries."""
+        if not self._active(conn):
             return 0
         state = self.cases.state(case_id)
         if state is None:
             return 0
-        events = self.cases.get(case_id, event_ids)
-        notes = self.notifications(state, events)
-        with self.db.write() as conn:
-            count = sum(self._emit(conn, n.type, case_id, n.source, n.data) for n in notes)
-            if any(e.type in TERMS_CHANGING for e in events):
-                self.schedule_timers(state, conn)
+        notes = self.notifications(state, list(events))
+        count = sum(self._emit(conn, n.type, case_id, n.source, n.data) for n in notes)
+        if any(e.type in TERMS_CHANGING for e in events):
+            self.schedule_timers(state, conn)
         return count
+
+    def record(self, case_id: str, event_ids: Sequence[str]) -> int:
+        """``follow`` in a transaction of its own, for committed events named by id."""
+        events = self.cases.get(case_id, list(event_ids))
+        with self.db.write() as conn:
+            return self.follow(conn, case_id, events)
 
     def emit(
         self,
@@ -502,6 +502,21 @@ class Webhooks:
                 found.append(
                     Notification(
                         "proposal.accepted", event.id, {**base, "proposal": body["proposal"]}
+                    )
+                )
+            elif event.type == "activity.updated" and body["state"] == "done":
+                activity = state["terms"]["activities"].get(body["activity"], {})
+                found.append(
+                    Notification(
+                        "activity.done",
+                        event.id,
+                        {
+                            **base,
+                            "activity": body["activity"],
+                            "title": activity.get("title"),
+                            "owner": activity.get("owner"),
+                            "note": body.get("note"),
+                        },
                     )
                 )
             elif event.type == "party.satisfied" and state["resolved"]:

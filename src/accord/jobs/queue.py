@@ -323,9 +323,16 @@ class JobQueue:
                 row = own.execute(query).first()
         return None if row is None else _job(row)
 
-    def pending(self, kind: str | None = None, key_prefix: str | None = None) -> list[Job]:
-        """Pending jobs (optionally of one kind, or whose key starts so), soonest first."""
-        return self.find(status="pending", kind=kind, key_prefix=key_prefix, limit=None)
+    def pending(
+        self,
+        kind: str | None = None,
+        key_prefix: str | None = None,
+        *,
+        conn: Connection | None = None,
+    ) -> list[Job]:
+        """Pending jobs (optionally of one kind, or whose key starts so), soonest first;
+        with ``conn``, as the caller's transaction sees them."""
+        return self.find(status="pending", kind=kind, key_prefix=key_prefix, limit=None, conn=conn)
 
     def find(
         self,
@@ -334,6 +341,7 @@ class JobQueue:
         kind: str | None = None,
         key_prefix: str | None = None,
         limit: int | None = 100,
+        conn: Connection | None = None,
     ) -> list[Job]:
         """Jobs by status, kind and key prefix, ordered by run time then id."""
         if status is not None and status not in STATUSES:
@@ -345,8 +353,10 @@ class JobQueue:
             query = query.where(jobs.c.kind == kind)
         if key_prefix is not None:
             query = query.where(jobs.c.key.startswith(key_prefix, autoescape=True))
-        with self.db.read() as conn:
+        if conn is not None:
             return [_job(row) for row in conn.execute(query)]
+        with self.db.read() as own:
+            return [_job(row) for row in own.execute(query)]
 
     def reap(self, is_dead: Callable[[str], bool]) -> int:
         """Expire the leases of running jobs whose worker ``is_dead`` says is gone, so they

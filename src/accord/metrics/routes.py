@@ -88,17 +88,6 @@ def install(app: FastAPI, services: Any, now: Callable[[], datetime]) -> Outcome
     app.state.outcomes = outcomes
     app.state.workflows = workflows
 
-    def keep_fresh(case_id: str, _event_ids: list[str]) -> None:
-        """Recompute the case's facts after each change, so reads rarely wait; a failure
-        here never fails the change (the next read's staleness check catches up)."""
-        try:
-            outcomes.store.refresh([case_id])
-        except Exception:
-            log.warning(
-                "metrics of case %s not refreshed; the next read will", case_id, exc_info=True
-            )
-
-    services.negotiation.listeners.append(keep_fresh)
     app.include_router(_template_routes(services, workflows), prefix="/api/v1", tags=["templates"])
     app.include_router(_metric_routes(outcomes), prefix="/api/v1", tags=["metrics"])
     app.include_router(_pages(outcomes), include_in_schema=False)

@@ -207,20 +207,26 @@ class MetricsStore:
             self.refresh(ids[i : i + REFRESH_BATCH])
         return len(ids)
 
-    def refresh(self, case_ids: Sequence[str]) -> list[CaseFacts]:
+    def refresh(
+        self, case_ids: Sequence[str], *, conn: Connection | None = None
+    ) -> list[CaseFacts]:
+        """Recompute and store the facts of these cases (in ``conn``'s transaction if
+        given: the ``outcome-facts`` follower's)."""
+        if conn is None:
+            with self.db.write() as own:
+                return self.refresh(case_ids, conn=own)
         calendar = settings.calendar(self.db)
         now = self.now()
         out = []
-        with self.db.write() as conn:
-            specs: dict[tuple[str, int], frozenset[str]] = {}
-            for case_id in case_ids:
-                facts = self._compute(conn, case_id, calendar, now, specs)
-                if facts is None:
-                    continue
-                values = {**facts.row(), "computed_at": now}
-                conn.execute(case_metrics.delete().where(case_metrics.c.case_id == case_id))
-                conn.execute(case_metrics.insert().values(values))
-                out.append(facts)
+        specs: dict[tuple[str, int], frozenset[str]] = {}
+        for case_id in case_ids:
+            facts = self._compute(conn, case_id, calendar, now, specs)
+            if facts is None:
+                continue
+            values = {**facts.row(), "computed_at": now}
+            conn.execute(case_metrics.delete().where(case_metrics.c.case_id == case_id))
+            conn.execute(case_metrics.insert().values(values))
+            out.append(facts)
         return out
 
     def facts(self, case_id: str) -> CaseFacts:

@@ -244,6 +244,13 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _log_end(conn: Any) -> int:
+    """The last position of the restored log: where followers start that the backup did
+    not know (as migration 0023 starts them), so a restore replays nothing to them."""
+    end = conn.execute(sa.select(sa.func.max(sa.column("pos"))).select_from(sa.table("events")))
+    return int(end.scalar() or 0)
+
+
 def _load_tables(tar: tarfile.TarFile, db: Database, tell: Progress) -> dict[str, int]:
     counts: dict[str, int] = {}
     with db.write() as conn:
@@ -255,6 +262,7 @@ def _load_tables(tar: tarfile.TarFile, db: Database, tell: Progress) -> dict[str
             if member is None:
                 counts[str(table.name)] = 0
                 continue
+            conn.execute(table.delete())  # rows a migration seeded: the backup's replace them
             batch: list[dict[str, Any]] = []
             count = 0
             for line in member:
@@ -270,6 +278,10 @@ def _load_tables(tar: tarfile.TarFile, db: Database, tell: Progress) -> dict[str
                 count += len(batch)
             counts[str(table.name)] = count
             tell(table.name, count)
+        if not counts.get("follower_marks"):  # a backup from before migration 0023
+            conn.execute(
+                sa.text("UPDATE follower_marks SET position = :end"), {"end": _log_end(conn)}
+            )
         if not db.is_sqlite:
             for table in metadata.sorted_tables:
                 for column in table.primary_key.columns:

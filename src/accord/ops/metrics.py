@@ -27,6 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from accord.jobs.follow import marks
 from accord.store.database import Database
 from accord.store.tables import cases, channel_messages, jobs, peer_sync
 
@@ -72,7 +73,20 @@ class WorkCollector(Collector):
             "Seconds since the last successful sync with each peer (oldest of its cases)",
             labels=["peer"],
         )
+        behind = GaugeMetricFamily(
+            "accord_follower_lag_events",
+            "Log positions each follower of the case log has yet to read",
+            labels=["follower"],
+        )
+        failing = GaugeMetricFamily(
+            "accord_follower_failures",
+            "Failed attempts in a row of each follower (0: it is keeping up)",
+            labels=["follower"],
+        )
         with self.db.read() as conn:
+            for mark in marks(conn):
+                behind.add_metric([mark.name], mark.behind)
+                failing.add_metric([mark.name], mark.failures)
             m = channel_messages.c
             for channel, direction, status, count in conn.execute(
                 sa.select(m.channel, m.direction, m.status, sa.func.count()).group_by(
@@ -114,7 +128,18 @@ class WorkCollector(Collector):
             ):
                 if last is not None:
                     sync.add_metric([peer], (now - _aware(last)).total_seconds())
-        yield from (inbound, outbox, failed_out, due, failed, lag, open_cases, sync)
+        yield from (
+            inbound,
+            outbox,
+            failed_out,
+            due,
+            failed,
+            lag,
+            open_cases,
+            sync,
+            behind,
+            failing,
+        )
 
 
 def render(db: Database) -> bytes:

@@ -69,26 +69,28 @@ class ResponseTargets:
         found = config.get(state.get("template") or "", config.get("default"))
         return found if isinstance(found, dict) else None
 
-    def on_change(self, case_id: str, event_ids: Sequence[str]) -> None:
-        """Move the case's response clock for the events just written."""
+    def follow(self, conn: Connection, case_id: str, events: Sequence[Event]) -> None:
+        """The follower's step (``response-targets``): move the case's response clock for
+        these stored events, in the follower's transaction."""
         state = self.cases.state(case_id)
         if state is None or self.targets(state) is None:
             return
         mine = next(
             (pid for pid, p in state["parties"].items() if p["node"] == self.key.public), None
         )
-        for event in self.cases.get(case_id, event_ids):
-            self._apply(state, mine, event)
+        for event in events:
+            self._apply(conn, state, mine, event)
 
-    def _apply(self, state: State, mine: str | None, event: Event) -> None:
+    def _apply(self, conn: Connection, state: State, mine: str | None, event: Event) -> None:
         key = f"sla:{state['case']}"
-        held = self.queue.pending(kind=BREACH, key_prefix=key)
+        held = self.queue.pending(kind=BREACH, key_prefix=key, conn=conn)
         payload: dict[str, Any] = dict(held[0].payload) if held else {"answered": 0}
         moved, clock = self._move(payload, _load(payload.get("clock")), event, self.now())
         if not moved:
             return
         payload.update(case=state["case"], clock=_dump(clock))
-        self.queue.schedule(BREACH, self._due(state, payload, clock) or IDLE, payload, key=key)
+        due = self._due(state, payload, clock) or IDLE
+        self.queue.schedule(BREACH, due, payload, key=key, conn=conn)
 
     def _move(
         self, payload: dict[str, Any], clock: SlaClock | None, event: Event, at: datetime

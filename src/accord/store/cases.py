@@ -103,6 +103,7 @@ class CaseStore:
             by_case[event.case].append(event)
         result = AppendResult()
         with self.db.write() as conn:
+            self.db.serialise_appends(conn)  # first of all locks: see Database.lock_case
             for case_id in sorted(by_case):  # one lock order: no deadlocks between writers
                 self._append_case(conn, case_id, by_case[case_id], strict, result)
         return result
@@ -165,6 +166,7 @@ class CaseStore:
             "time": stamp,
         }
         with self._writing(conn) as conn:
+            self.db.serialise_appends(conn)
             folder, graph = self._open_fold(conn, case_id) if case_id else (None, None)
             counted = folder.state["events"] if folder is not None else 0
             for type_, body, *override in items:

@@ -170,6 +170,8 @@ class Database:
                 if transaction.is_active:
                     transaction.rollback()
                 raise
+            if not transaction.is_active:  # the caller rolled back on purpose
+                return
             outcome = _outcome.get()
             try:
                 transaction.commit()
@@ -244,14 +246,14 @@ class Database:
     def serialise_appends(self, conn: Connection) -> None:
         """Make event positions commit in the order they were drawn.
 
-        Followers of the log (``accord.store.follow``) read ``events.pos`` past their mark.
+        Followers of the log (``accord.jobs.follow``) read ``events.pos`` past their mark.
         On PostgreSQL two transactions can draw positions 7 and 8 and commit 8 first: a
         follower would pass 7 and never see it. A transaction-scoped advisory lock taken
         before the insert orders the appends of all cases (each is a few milliseconds);
         SQLite's ``BEGIN IMMEDIATE`` already lets one writer in at a time.
         """
         if not self.is_sqlite:
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)" % APPEND_LOCK)
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({APPEND_LOCK})")
 
     def dispose(self) -> None:
         self.reader.dispose()

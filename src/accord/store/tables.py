@@ -710,3 +710,19 @@ case_inbox = sa.Table(
 waits on another party, and when the last message and this party's last reply were
 posted. ``event_count`` says which state it was computed from; a row that lags its case is
 recomputed before the inbox is read."""
+
+# -- followers of the case log (node-private, migration 0023) ------------------------------
+
+follower_marks = sa.Table(
+    "follower_marks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", BigId, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True)),
+    sa.Column("failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("retry_at", sa.DateTime(timezone=True)),
+)
+"""How far each follower (``accord.jobs.follow``) has read the log: the ``events.pos`` of
+the last event it has acted on, advanced in the same transaction as what it wrote. A
+follower that failed shows its error and waits until ``retry_at``."""

@@ -36,6 +36,7 @@ from accord.channels.email.parse import MailLimits, ParsedMail, parse_mail
 from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt
 from accord.channels.refs import CaseRef, subject_number, tagged
 from accord.core.errors import AccordError
+from accord.core.events import Event
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.node import Node
@@ -370,38 +371,49 @@ class MailChannel:
         self.negotiation.announce(case_id, [event.id])
         return Reply(Outcome(case_id, [event.id]), row_id)
 
-    def on_change(self, case_id: str, event_ids: list[str]) -> None:
-        """Listener: mail the customer Accord's notices and our proposals."""
-        events = self.node.cases.get(case_id, event_ids)
+    def notify_customer(self, conn: Connection, case_id: str, events: Sequence[Event]) -> int:
+        """The follower's step (``customer-notices``): mail the case's email customer what
+        they must hear of and would otherwise miss, in the follower's transaction.
+
+        - our proposals (with the case link to answer them) and Accord's own notices;
+        - what another party says or does from its own node — a message, a proposal,
+          progress on its activity: a hosted customer has no node to see it arrive.
+
+        A new case is left alone (its acknowledgement says it all), and so is what the
+        customer did themselves and what our members wrote (a reply is sent as it is
+        written, on the channel chosen). Returns how many mails were queued."""
         if any(e.type == "case.opened" for e in events):
-            return  # a new case: its acknowledgement says it all
+            return 0
         mine = self.node.key.public
-        notices = [
-            e
-            for e in events
-            if e.author.node == mine
-            and e.author.for_party is None
-            and (
-                e.type == "proposal.made"
-                or (e.type == "message.posted" and e.author.member == SYSTEM_MEMBER)
-            )
-        ]
+        state: State | None = None
+        notices: list[tuple[Event, str, str]] = []
+        for e in events:
+            ours = e.author.node == mine
+            if ours and e.author.for_party is not None:
+                continue  # the hosted customer's own act
+            if ours and e.type == "proposal.made":
+                notices.append((e, "proposal", ""))
+            elif ours and e.type == "message.posted" and e.author.member == SYSTEM_MEMBER:
+                notices.append((e, "notice", str(e.body.get("text", ""))))
+            elif not ours and e.type in ("message.posted", "proposal.made", "activity.updated"):
+                state = state or self.node.cases.state(case_id)
+                if state is not None:
+                    notices.append((e, *_foreign_notice(state, e)))
         if not notices:
-            return
-        with self.db.write() as conn:
-            target = self._recipient(conn, case_id, required=False)
-            if target is None:
-                return
-            for event in notices:
-                if event.type == "proposal.made":
-                    text = self._proposal_text(case_id, target, event.body)
-                    kind = "proposal"
-                else:
-                    text = str(event.body.get("text", ""))
-                    kind = "notice"
-                self._queue_to_customer(
-                    conn, case_id, target, text, kind=kind, event_id=event.id, auto="auto-generated"
+            return 0
+        target = self._recipient(conn, case_id, required=False)
+        if target is None:
+            return 0
+        for event, kind, text in notices:
+            if event.type == "proposal.made":
+                text = (f"{text}\n\n" if text else "") + self._proposal_text(
+                    case_id, target, event.body
                 )
+                kind = "proposal"
+            self._queue_to_customer(
+                conn, case_id, target, text, kind=kind, event_id=event.id, auto="auto-generated"
+            )
+        return len(notices)
 
     def remind_callback(self, conn: Connection, state: State, activity: dict[str, Any]) -> None:
         """Before an agreed callback: tell an email customer when we will call."""
@@ -561,3 +573,19 @@ def _size(n: int) -> str:
 
 
 __all__ = ["CUSTOMER_PARTY", "MailChannel", "NoMailbox", "Reply"]
+
+
+def _foreign_notice(state: State, event: Event) -> tuple[str, str]:
+    """(kind, text) telling a hosted customer what another party's node did."""
+    party = next((p for p in state["parties"].values() if p.get("node") == event.author.node), None)
+    who = party["name"] if party else "Another party"
+    if event.type == "message.posted":
+        return "notice", f"{who} wrote on your case:\n\n{event.body.get('text', '')}"
+    if event.type == "activity.updated":
+        aid = event.body["activity"]
+        title = state["terms"]["activities"].get(aid, {}).get("title", aid)
+        words = {"in_progress": "started", "done": "has done", "cancelled": "cancelled"}
+        said = words.get(event.body["state"], f"marked {event.body['state']}")
+        note = f"\n\n{event.body['note']}" if event.body.get("note") else ""
+        return "notice", f"{who} {said} “{title}”.{note}"
+    return "proposal", f"{who} proposes a change to what was agreed."
