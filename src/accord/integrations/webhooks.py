@@ -413,15 +413,14 @@ class Webhooks:
 
     # -- recording: from case events to deliveries -------------------------------------
 
-    def follow(self, conn: Connection, case_id: str, events: Sequence[Event]) -> int:
+    def follow(
+        self, conn: Connection, case_id: str, events: Sequence[Event], state: State
+    ) -> int:
         """The follower's step (``accord.service.followers``): record a delivery per
-        subscribed webhook for what these stored events mean, in the follower's
-        transaction; returns how many. Idempotent: the same event never gives a webhook
-        two deliveries."""
+        subscribed webhook for what these stored events mean (``state``: the case now),
+        in the follower's transaction; returns how many. Idempotent: the same event never
+        gives a webhook two deliveries."""
         if not self._active(conn):
-            return 0
-        state = self.cases.state(case_id)
-        if state is None:
             return 0
         notes = self.notifications(state, list(events))
         count = sum(self._emit(conn, n.type, case_id, n.source, n.data) for n in notes)
@@ -432,8 +431,11 @@ class Webhooks:
     def record(self, case_id: str, event_ids: Sequence[str]) -> int:
         """``follow`` in a transaction of its own, for committed events named by id."""
         events = self.cases.get(case_id, list(event_ids))
+        state = self.cases.state(case_id)
+        if state is None:
+            return 0
         with self.db.write() as conn:
-            return self.follow(conn, case_id, events)
+            return self.follow(conn, case_id, events, state)
 
     def emit(
         self,

@@ -26,32 +26,41 @@ Models: eventsourcing's process applications (tracking records), Synapse's pushe
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.core.events import Event, load_trusted
+from accord.core.state import State
 from accord.jobs.worker import describe
 from accord.store.database import Database
-from accord.store.tables import events, follower_marks
+from accord.store.tables import cases, events, follower_marks
 
 log = logging.getLogger("accord.followers")
 
 Clock = Callable[[], datetime]
 BATCH = 200
+MIN_BATCH = 5
+HOLD = 0.05  # seconds a batch should take at most (see _next_size)
 
 
 class Follower(Protocol):
     """One consumer of the log. ``handle`` gets the new events of one case, in log order,
-    and the open write transaction; it writes its effects through ``conn`` only."""
+    the case's current state (read once per batch for every case in it; ``None`` for a
+    case this node no longer holds) and the open write transaction; it writes its effects
+    through ``conn`` only."""
 
     name: str
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None: ...
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -121,11 +130,18 @@ class FollowerRunner:
         self.now = now
         self.batch = batch
         self.backoff = backoff
+        self._known: set[str] = set()
+        self._sizes: dict[str, int] = {}
 
     def run_once(self, follower: Follower) -> int:
         """One batch for ``follower``; returns how many events it took (0: nothing new,
         failing and waiting to retry, or another process holds it)."""
         try:
+            self._ensure(follower.name)
+            if not self._behind(follower.name):
+                return 0
+            size = self._sizes.get(follower.name, self.batch)
+            started = time.perf_counter()
             with self.db.write() as conn:
                 mark = self._hold(conn, follower.name)
                 if mark is None:
@@ -141,7 +157,7 @@ class FollowerRunner:
                     )
                     .where(events.c.pos > mark)
                     .order_by(events.c.pos)
-                    .limit(self.batch)
+                    .limit(size)
                 ).all()
                 if not rows:
                     return 0
@@ -152,8 +168,9 @@ class FollowerRunner:
                     by_case.setdefault(row.case_id, []).append(
                         load_trusted(row.raw, row.sig, row.event_id)
                     )
+                states = _states(conn, list(by_case))
                 for case_id, batch in by_case.items():
-                    follower.handle(conn, case_id, batch)
+                    follower.handle(conn, case_id, batch, states.get(case_id))
                 conn.execute(
                     follower_marks.update()
                     .where(follower_marks.c.name == follower.name)
@@ -165,7 +182,8 @@ class FollowerRunner:
                         retry_at=None,
                     )
                 )
-                return len(rows)
+            self._sizes[follower.name] = _next_size(size, time.perf_counter() - started, self.batch)
+            return len(rows)
         except Exception as exc:
             self._failed(follower.name, exc)
             return 0
@@ -192,24 +210,40 @@ class FollowerRunner:
 
     def _hold(self, conn: Connection, name: str) -> int | None:
         """Lock the follower's mark; None when it waits for a retry or another process
-        runs it. A follower without a row starts at the beginning of the log (a revision
-        that adds a follower to an existing node inserts its row at the end)."""
+        runs it."""
         query = sa.select(follower_marks).where(follower_marks.c.name == name)
         if not self.db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         row = conn.execute(query).first()
-        if row is None:
-            inserted = conn.execute(
-                self.db.insert_or_ignore(follower_marks)
-                .values(name=name, position=0, failures=0)
-                .returning(follower_marks.c.name)
-            ).first()
-            if inserted is None:  # another process made it a moment ago
-                return None
-            return 0
+        if row is None:  # another process holds it (SKIP LOCKED)
+            return None
         if row.retry_at is not None and _aware(row.retry_at) > self.now():
             return None
         return int(row.position)
+
+    def _behind(self, name: str) -> bool:
+        """Whether the log has events past the follower's mark: two index lookups on the
+        read engine, so an idle pass takes no write lock."""
+        with self.db.read() as conn:
+            mark = conn.execute(
+                sa.select(follower_marks.c.position).where(follower_marks.c.name == name)
+            ).scalar()
+            newer = conn.execute(
+                sa.select(events.c.pos).where(events.c.pos > (mark or 0)).limit(1)
+            ).first()
+        return newer is not None
+
+    def _ensure(self, name: str) -> None:
+        """Give a follower without a row one at the beginning of the log, committed on its
+        own (a failure of its first batch must still be recorded on it). A revision that
+        adds a follower to an existing node inserts its row at the end instead."""
+        if name in self._known:
+            return
+        with self.db.write() as conn:
+            conn.execute(
+                self.db.insert_or_ignore(follower_marks).values(name=name, position=0, failures=0)
+            )
+        self._known.add(name)
 
     def _failed(self, name: str, exc: Exception) -> None:
         error = describe(exc)
@@ -241,6 +275,27 @@ class FollowerRunner:
             extra={"follower": name},
             exc_info=log.isEnabledFor(logging.DEBUG),
         )
+
+
+def _states(conn: Connection, case_ids: list[str]) -> dict[str, State]:
+    """The current state of each case, in one query."""
+    if not case_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(cases.c.case_id, cases.c.state).where(cases.c.case_id.in_(case_ids))
+    )
+    return {case_id: orjson.loads(raw) for case_id, raw in rows}
+
+
+def _next_size(size: int, took: float, most: int) -> int:
+    """The next batch size: a batch holds its transaction (on SQLite, the one write lock)
+    for about ``HOLD`` seconds at most, so a follower catching up never keeps writers
+    waiting for long; it grows back while batches are quick."""
+    if took > HOLD and size > MIN_BATCH:
+        return max(MIN_BATCH, size // 2)
+    if took < HOLD / 4 and size < most:
+        return min(most, size * 2)
+    return size
 
 
 def _aware(moment: datetime) -> datetime:

@@ -17,6 +17,10 @@ moves the mark, so each event's effects happen once:
 ``outcome-facts``             the per-case outcome facts behind metrics and comparisons
 ============================  ==========================================================
 
+Imported history (events an import wrote, ``via: "import"``) notifies nobody, as
+docs/import.md promises: the webhooks, notices and response targets skip it (``live``);
+the timers, outcome facts, inbox and search take it like any other change.
+
 The inbox rows and the search index are derived from the ``cases`` rows, which every
 append updates whatever its origin (``accord.store.changes``), and the pages poll the same
 mark: they need no follower of their own.
@@ -73,14 +77,22 @@ TIMER_EVENTS = frozenset(
 accepted proposal's) and their progress."""
 
 
+def live(batch: Sequence[Event]) -> list[Event]:
+    """The events of ``batch`` that are news: not history brought in by an import."""
+    return [e for e in batch if e.author.via != "import"]
+
+
 class WebhookDeliveries:
     name = "webhooks"
 
     def __init__(self, webhooks: Webhooks) -> None:
         self.webhooks = webhooks
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        self.webhooks.follow(conn, case_id, batch)
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        if state is not None and (news := live(batch)):
+            self.webhooks.follow(conn, case_id, news, state)
 
 
 class CustomerNotices:
@@ -89,8 +101,11 @@ class CustomerNotices:
     def __init__(self, mail: MailChannel) -> None:
         self.mail = mail
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        self.mail.notify_customer(conn, case_id, batch)
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        if state is not None and (news := live(batch)):
+            self.mail.notify_customer(conn, case_id, news, state)
 
 
 class CallbackTimers:
@@ -100,11 +115,10 @@ class CallbackTimers:
         self.callbacks = callbacks
         self.cases = cases
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        if not any(e.type in TIMER_EVENTS for e in batch):
-            return
-        state = self.cases.state(case_id)
-        if state is not None:
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        if state is not None and any(e.type in TIMER_EVENTS for e in batch):
             self.callbacks.schedule(state, conn)
 
 
@@ -114,8 +128,11 @@ class ResponseClock:
     def __init__(self, targets: ResponseTargets) -> None:
         self.targets = targets
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        self.targets.follow(conn, case_id, batch)
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        if state is not None and (news := live(batch)):
+            self.targets.follow(conn, case_id, news, state)
 
 
 class MemberNotices:
@@ -140,8 +157,10 @@ class MemberNotices:
         self.cases = cases
         self.public_key = public_key
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        theirs = [e for e in batch if e.type in self.KINDS and not self._ours(e)]
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        theirs = [e for e in live(batch) if e.type in self.KINDS and not self._ours(e)]
         if not theirs:
             return
         owner = conn.execute(case_owners.select().where(case_owners.c.case_id == case_id)).first()
@@ -158,13 +177,22 @@ class MemberNotices:
 
 
 class OutcomeFacts:
+    """Recomputes a case's outcome facts when it reaches a milestone (opened, agreed,
+    satisfied, reopened). Computing them reads the case's whole log, so doing it for every
+    message would cost a long case quadratic time; between milestones the facts go stale
+    and every read of the metrics refreshes stale cases first (``MetricsStore.stale``)."""
+
     name = "outcome-facts"
+    MILESTONES = frozenset({"case.opened", "proposal.accepted", "party.satisfied", "case.reopened"})
 
     def __init__(self, store: MetricsStore) -> None:
         self.store = store
 
-    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event]) -> None:
-        self.store.refresh([case_id], conn=conn)
+    def handle(
+        self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
+    ) -> None:
+        if state is not None and any(e.type in self.MILESTONES for e in batch):
+            self.store.refresh([case_id], conn=conn)
 
 
 def describe(state: State, event: Event) -> str:
@@ -287,4 +315,4 @@ def node_followers(node: Node, *, now: Clock, inline: bool = False) -> Followers
     )
 
 
-__all__ = ["NAMES", "Followers", "build_followers", "describe", "node_followers"]
+__all__ = ["NAMES", "Followers", "build_followers", "describe", "live", "node_followers"]

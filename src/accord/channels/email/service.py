@@ -371,7 +371,9 @@ class MailChannel:
         self.negotiation.announce(case_id, [event.id])
         return Reply(Outcome(case_id, [event.id]), row_id)
 
-    def notify_customer(self, conn: Connection, case_id: str, events: Sequence[Event]) -> int:
+    def notify_customer(
+        self, conn: Connection, case_id: str, events: Sequence[Event], state: State
+    ) -> int:
         """The follower's step (``customer-notices``): mail the case's email customer what
         they must hear of and would otherwise miss, in the follower's transaction.
 
@@ -385,7 +387,6 @@ class MailChannel:
         if any(e.type == "case.opened" for e in events):
             return 0
         mine = self.node.key.public
-        state: State | None = None
         notices: list[tuple[Event, str, str]] = []
         for e in events:
             ours = e.author.node == mine
@@ -396,9 +397,7 @@ class MailChannel:
             elif ours and e.type == "message.posted" and e.author.member == SYSTEM_MEMBER:
                 notices.append((e, "notice", str(e.body.get("text", ""))))
             elif not ours and e.type in ("message.posted", "proposal.made", "activity.updated"):
-                state = state or self.node.cases.state(case_id)
-                if state is not None:
-                    notices.append((e, *_foreign_notice(state, e)))
+                notices.append((e, *_foreign_notice(state, e)))
         if not notices:
             return 0
         target = self._recipient(conn, case_id, required=False)
