@@ -33,7 +33,7 @@ services:
 	bash tools/test-services.sh
 
 test: .venv lint services
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The modules that read the calendar, once more with the process clock a year ahead:
 # a test that only passes before some date fails here today (CI runs it after `make test`).
