@@ -257,6 +257,12 @@ def serve(
             name="accord-followers",
             daemon=True,
         ).start()
+        threading.Thread(  # pushes to peers follow the log from their own marks too
+            target=app.state.services.pushers.run,
+            args=(following,),
+            name="accord-pushers",
+            daemon=True,
+        ).start()
         out.print(
             "timers, outbox and followers run in this process (accord worker is not needed)"
         )

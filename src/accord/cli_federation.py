@@ -16,6 +16,7 @@ from accord.core.bodies import SLUG, URL
 from accord.core.crypto import fingerprint
 from accord.federation.client import PeerError
 from accord.federation.invites import InviteError
+from accord.federation.push import PeerPushers, PushStatus
 from accord.federation.sync import Federation, SyncError
 from accord.node import Node
 from accord.service.errors import ServiceError
@@ -126,38 +127,91 @@ def sync(
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
-    """Pull now from every other party's node, ignoring backoff."""
+    """Pull now from every other party's node and push what they have not acknowledged,
+    ignoring backoff; say how far behind each peer and case is. Exits 1 when a peer
+    failed or still lacks events of ours."""
     node = _open(data, database)
     federation = _federation(node)
+    pushers = PeerPushers(federation, now=federation.now)
     try:
         results = federation.sync(_case_id(node, case) if case else None, force=True)
+        passes = {p.peer: p for p in pushers.catch_up(force=True)}
+        pushes = pushers.status()
     finally:
+        pushers.close()
         federation.close()
-    table = Table("case", "peer", "new events", "round trips", "bytes", "result")
+    table = Table("case", "peer", "new events", "round trips", "we lack", "they lack", "result")
     for r in results:
         table.add_row(
             r.case_id[:19],
             fingerprint(r.peer)[:19],
             str(r.stored),
             str(r.round_trips),
-            str(r.bytes_received),
-            r.error or "ok",
+            _count(r.we_lack),
+            _count(r.they_lack),
+            escape(r.error or "ok"),
         )
-    cli.out.print(table)
-    if any(r.error for r in results):
+    if results:
+        cli.out.print(table)
+    else:
+        cli.out.print("pulls: nothing behind")
+    failing = any(r.error for r in results)
+    if pushes:
+        pushed = Table("peer", "sent now", "not yet acknowledged", "failures", "result")
+        for status in pushes:
+            done = passes.get(status.peer)
+            pushed.add_row(
+                fingerprint(status.peer)[:19],
+                str(done.sent + done.repaired if done else 0),
+                _behind(status),
+                str(status.failures),
+                escape(status.last_error or "ok"),
+            )
+            failing = failing or bool(status.failures or status.behind)
+        cli.out.print(pushed)
+    if failing:
         raise typer.Exit(1)
 
 
 def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
-    """List peers per case: last sync, lag, failures and the last error."""
+    """List peers: what each has yet to acknowledge of our events and whether pushing to
+    it fails; per case, the last sync, how far behind each side was, failures and the
+    last error. Exits 1 when a peer is failing."""
     node = _open(data, database)
     federation = _federation(node)
+    pushers = PeerPushers(federation, now=federation.now)
     try:
         rows = federation.peers()
+        pushes = pushers.status()
     finally:
+        pushers.close()
         federation.close()
     now = datetime.now(UTC)
-    table = Table("peer", "case", "url", "last sync", "lag", "failures", "events in", "last error")
+    failing = False
+    if pushes:
+        pushed = Table("peer", "not yet acknowledged", "failures", "next try", "last error")
+        for status in pushes:
+            pushed.add_row(
+                fingerprint(status.peer)[:19],
+                _behind(status),
+                str(status.failures),
+                _when(status.retry_at) if status.failures and status.retry_at else "",
+                escape(status.last_error or ""),
+            )
+            failing = failing or bool(status.failures)
+        cli.out.print(pushed)
+    table = Table(
+        "peer",
+        "case",
+        "url",
+        "last sync",
+        "age",
+        "we lack",
+        "they lack",
+        "failures",
+        "events in",
+        "last error",
+    )
     for p in rows:
         lag = "-" if p.last_sync_at is None else _ago(now - _aware(p.last_sync_at))
         table.add_row(
@@ -166,11 +220,28 @@ def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
             p.url,
             _when(p.last_sync_at),
             lag,
+            _count(p.we_lack),
+            _count(p.they_lack),
             str(p.failures),
             str(p.events_received),
             escape(p.last_error or ""),
         )
+        failing = failing or bool(p.failures)
     cli.out.print(table)
+    if failing:
+        raise typer.Exit(1)
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _behind(status: PushStatus) -> str:
+    if not status.behind:
+        return "0"
+    worst = sorted(status.cases.items(), key=lambda item: -item[1])[:3]
+    cases = ", ".join(f"{c[7:19]} {n:,}" for c, n in worst)
+    return f"{status.behind:,} ({cases})"
 
 
 def _aware(moment: datetime) -> datetime:

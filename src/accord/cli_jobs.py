@@ -88,12 +88,17 @@ def worker(
     queue, name = runner.queue, runner.worker_id
     kinds = ", ".join(sorted(runner.handlers)) or "none"
     cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
+    from accord.federation.push import node_pushers
     from accord.service.followers import node_followers
 
     followers = node_followers(node, now=_now)
+    pushers = node_pushers(node, now=_now)
     if once:
         followed = followers.catch_up()
         cli.out.print(f"followers took {followed} events of the case log")
+        pushed = pushers.catch_up()
+        pushers.close()
+        cli.out.print(f"pushes to {len(pushed)} peers")
         ran = 0
         while (claimed := runner.run_once()) > 0:
             ran += claimed
@@ -112,8 +117,14 @@ def worker(
         target=followers.run, args=(stop,), name="accord-followers", daemon=True
     )
     following.start()
+    pushing = threading.Thread(
+        target=pushers.run, args=(stop,), name="accord-pushers", daemon=True
+    )
+    pushing.start()
     runner.run(stop)
     following.join(timeout=30)
+    pushing.join(timeout=30)
+    pushers.close()
 
 
 def jobs_list(

@@ -777,6 +777,8 @@ class Peer:
         self.a_client = a_client
         self.mode = "good"
         self.calls = 0
+        self.limit = 0  # "cut-long"/"close-long": a middlebox passing this many bytes
+        self.asked: list[int] = []  # the batch size of each sync request
 
     def forward(self, request: httpx.Request) -> httpx.Response:
         skip = {"host", "content-length", "transfer-encoding", "connection"}
@@ -792,6 +794,8 @@ class Peer:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
+        if request.url.path.endswith("/sync"):
+            self.asked.append(orjson.loads(request.content)["limit"])
         mode = self.mode
         if mode == "refused":
             raise httpx.ConnectError("connection refused", request=request)
@@ -807,14 +811,21 @@ class Peer:
         if mode == "truncated" or (mode == "truncate-second" and self.calls >= 2):
             body = answer.content
             starts = [i + 1 for i, byte in enumerate(body) if byte == ord("\n")]
-            assert len(starts) >= 4, "the answer should hold several events"
-            line_start, line_end = starts[2], starts[3] - 1
-            cut = (line_start + line_end) // 2  # in the middle of the third event's line
+            if len(starts) >= 4:
+                line_start, line_end = starts[2], starts[3] - 1
+                cut = (line_start + line_end) // 2  # in the middle of the third event's line
+            else:  # a smaller answer: in the middle of its last line
+                cut = len(body) - 2
             return httpx.Response(200, content=body[:cut])
+        if mode == "cut-long" and len(answer.content) > self.limit:
+            return httpx.Response(200, content=answer.content[: self.limit])
+        if mode == "close-long" and len(answer.content) > self.limit:
+            raise httpx.RemoteProtocolError("peer closed connection mid-body", request=request)
         if mode == "bad-event":  # a real answer with one signature flipped
             lines = answer.content.split(b"\n")
-            raw_line = lines[3]
-            lines[3] = raw_line[:-10] + (b"B" if raw_line[-10:-9] != b"B" else b"C") + raw_line[-9:]
+            at = min(3, len(lines) - 2)  # the third event, or the last one
+            raw = lines[at]
+            lines[at] = raw[:-10] + (b"B" if raw[-10:-9] != b"B" else b"C") + raw[-9:]
             return httpx.Response(200, content=b"\n".join(lines))
         return answer
 
@@ -932,6 +943,7 @@ def test_a_cut_transfer_keeps_whole_verified_batches_only_then_catches_up(pair: 
     cut = pair.pull()
     assert cut.error and "unusable batch" in cut.error
     assert cut.stored == 10  # the first batch, whole and verified; nothing of the second
+    assert cut.asked == [10, 10, 5, 2, 1]  # each cut answer asked again for half as many
     first_batch = [e.id for e in sorted(pair.made, key=lambda e: e.key)[:10]]
     assert sorted(pair.b_events()) == sorted(first_batch)
     assert pair.b.cases.state(pair.case) == pair.b.cases.refold(pair.case)
@@ -956,7 +968,8 @@ def test_a_cut_transfer_keeps_whole_verified_batches_only_then_catches_up(pair: 
     (caught_up,) = pair.fed_b.sync(pair.case)
     assert caught_up.error is None, caught_up.error
     assert caught_up.stored == 25
-    assert caught_up.round_trips == 3
+    assert caught_up.round_trips == len(caught_up.asked)
+    assert max(caught_up.asked) < 10  # it remembers that long answers were cut
     assert sorted(pair.b_events()) == sorted(e.id for e in pair.made)
     assert pair.b.cases.state_hash(pair.case) == pair.a.cases.state_hash(pair.case)
     assert pair.b.cases.state(pair.case) == pair.b.cases.refold(pair.case)
@@ -965,6 +978,31 @@ def test_a_cut_transfer_keeps_whole_verified_batches_only_then_catches_up(pair: 
     # and once caught up, a pull costs one round trip and no events
     again = pair.pull()
     assert (again.error, again.stored, again.round_trips) == (None, 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["cut-long", "close-long"])
+def test_a_middlebox_cutting_long_answers_shrinks_the_batch_and_sync_progresses(
+    pair: Pair, mode: str
+) -> None:
+    # every answer longer than 1,500 bytes is cut (mid-line, or the connection closed)
+    pair.peer.mode, pair.peer.limit = mode, 1500
+
+    result = pair.pull()
+
+    assert result.error is None, result.error
+    assert result.stored == 35
+    assert pair.b.cases.state_hash(pair.case) == pair.a.cases.state_hash(pair.case)
+    assert result.asked[0] == 10 and min(result.asked) < 10
+    assert pair.status().failures == 0
+
+    # the next pull starts from what got through, not from the size that was cut
+    pair.a.cases.create_many(pair.a.key, pair.case, messages(12, "later"), member=TOM, time=NOW)
+    again = pair.pull()
+    assert again.error is None, again.error
+    assert again.stored == 12
+    assert again.asked[0] < 10
+    assert len(again.asked) == again.round_trips
+    assert pair.b.cases.state_hash(pair.case) == pair.a.cases.state_hash(pair.case)
 
 
 def test_a_node_holding_one_side_of_a_fork_converges_with_one_holding_both(pair: Pair) -> None:

@@ -1,6 +1,10 @@
 """Three real nodes — supplier, business customer, subcontractor — negotiate one case and
-end with byte-identical copies; a node that was down catches up; a sync cut short by a
-killed peer loses and duplicates nothing."""
+end with byte-identical copies by pushes alone; a node killed while 2,500 messages are
+posted catches up once it is back, without a manual sync; a node that was down catches
+up; a sync cut short by a killed peer loses and duplicates nothing.
+
+The nodes are made in-process (a node, a member and a token each) and served by real
+``accord serve`` processes; the CLI is used where the test is about the CLI."""
 
 from __future__ import annotations
 
@@ -16,9 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+import sqlalchemy as sa
 
+from accord.auth.members import MemberStore
+from accord.auth.tokens import TokenStore
+from accord.core.crypto import fingerprint
+from accord.node import Node
+from accord.store.tables import events as events_table
+
+from ..clocks import TickingClock, cheap_passwords
 from ..servers import free_port, running_node
 
 pytestmark = pytest.mark.slow
@@ -43,6 +54,7 @@ class Peer:
     data: Path
     port: int
     token: str
+    node: Node  # the node's store, read from the test's process (SQLite, WAL)
 
     @property
     def url(self) -> str:
@@ -52,40 +64,24 @@ class Peer:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def hash(self, case_id: str) -> str:
-        return cli(self.data, "case", "hash", case_id)
+    def hash(self, case_id: str) -> str | None:
+        return self.node.cases.state_hash(case_id)
 
 
 def make_peer(tmp_path: Path, name: str) -> Peer:
+    """A node with a public URL, an agent and an API token, made in-process (what
+    ``accord init``, ``member add`` and ``token create`` do, without three processes)."""
     data = tmp_path / name.lower().split()[0]
     port = free_port()
-    cli(data, "init", "--name", name, "--url", f"http://127.0.0.1:{port}")
-    cli(
-        data,
-        "member",
-        "add",
-        "agent",
-        "--role",
-        "agent",
-        "--name",
-        f"{name} agent",
-        "--password-stdin",
-        stdin="correct horse battery staple\n",
+    node = Node.init(data, name=name, url=f"http://127.0.0.1:{port}")
+    members = MemberStore(node.db, passwords=cheap_passwords(), now=TickingClock())
+    agent = members.create(
+        "agent", "correct horse battery staple", role="agent", display_name=f"{name} agent"
     )
-    token = cli(
-        data,
-        "token",
-        "create",
-        "--member",
-        "agent",
-        "--name",
-        "e2e",
-        "--scope",
-        "cases:read",
-        "--scope",
-        "cases:write",
+    token = TokenStore(node.db, now=TickingClock()).create(
+        agent.id, "e2e", ["cases:read", "cases:write"]
     )
-    return Peer(name, data, port, token)
+    return Peer(name, data, port, token.token, node)
 
 
 def northwind_events(peer: Peer, case_id: str) -> list[str]:
@@ -93,8 +89,12 @@ def northwind_events(peer: Peer, case_id: str) -> list[str]:
 
 
 def held_events(peer: Peer, case_id: str) -> int:
-    events: int = orjson.loads(cli(peer.data, "case", "show", case_id, "--json"))["events"]
-    return events
+    with peer.node.db.read() as conn:
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).where(events_table.c.case_id == case_id)
+            ).scalar_one()
+        )
 
 
 def eventually(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
@@ -172,8 +172,10 @@ def test_three_nodes_negotiate_and_converge(tmp_path: Path) -> None:
             lambda: fx in view(northwind, case_id)["parties"],
             "Contoso's acceptance to reach Northwind",
         )
-        cli(fibrefix.data, "sync")
-        assert fx in view(fibrefix, case_id)["parties"]
+        eventually(  # by push: no `accord sync`
+            lambda: fx in view(fibrefix, case_id)["parties"],
+            "Contoso's acceptance to reach Fibrefix",
+        )
 
         # the negotiation, each party acting on its own node
         said = view(northwind, case_id)["messages"]  # the owner's introduction so far
@@ -253,17 +255,18 @@ def test_three_nodes_negotiate_and_converge(tmp_path: Path) -> None:
         )
         assert refused.status_code == 403
 
-        for peer in (northwind, contoso, fibrefix):  # pushes are best effort; pulls settle
-            cli(peer.data, "sync")
-        for peer in (northwind, contoso, fibrefix):
-            cli(peer.data, "sync")
-        hashes = {peer.name: peer.hash(case_id) for peer in (northwind, contoso, fibrefix)}
-        assert len(set(hashes.values())) == 1, hashes
+        everyone = (northwind, contoso, fibrefix)
+        eventually(  # pushes are retried until acknowledged: no `accord sync`
+            lambda: len({peer.hash(case_id) for peer in everyone}) == 1,
+            "the three copies to converge",
+        )
+        hashes = {peer.name: peer.hash(case_id) for peer in everyone}
         state = view(contoso, case_id)
         assert state["activities"]["done"][0]["activity"] == "visit"
         assert state["evidence"] == [] and state["equivocations"] == []
         peers = cli(contoso.data, "peers")
         assert "127.0.0.1" in peers
+        assert "Traceback" not in peers
 
     # an export verifies offline to the same state hash as the live nodes
     bundle = tmp_path / "fibrefix-copy.jsonl"
@@ -274,7 +277,7 @@ def test_three_nodes_negotiate_and_converge(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert report.returncode == 0 and hashes["Fibrefix"] in report.stdout
+    assert report.returncode == 0 and str(hashes["Fibrefix"]) in report.stdout
 
 
 def test_a_stopped_node_catches_up_and_a_cut_sync_loses_nothing(tmp_path: Path) -> None:
@@ -353,3 +356,111 @@ def test_a_stopped_node_catches_up_and_a_cut_sync_loses_nothing(tmp_path: Path) 
         cli(contoso.data, "sync")
     http.close()
     assert contoso.hash(case_id) == expected
+
+
+@contextlib.contextmanager
+def killable(peer: Peer) -> Iterator[subprocess.Popen[bytes]]:
+    """``accord serve`` for ``peer`` whose process the test may kill -9."""
+    env = {**os.environ, "ACCORD_HOME": str(peer.data)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "accord", "serve", "--port", str(peer.port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        eventually(lambda: _answers(peer.url), f"{peer.name} to answer", seconds=30)
+        yield server
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        server.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def post_bulk(peer: Peer, case_id: str, count: int, start: int) -> None:
+    """Messages written on ``peer`` straight into its store (as an import or another
+    process of the node would), in batches; its running server finds them in the log."""
+    for first in range(start, start + count, 250):
+        batch = [
+            ("message.posted", {"text": f"status {i}: still investigating"})
+            for i in range(first, min(start + count, first + 250))
+        ]
+        peer.node.cases.create_many(peer.node.key, case_id, batch, member="bulk")
+
+
+def test_a_node_killed_during_2500_messages_converges_without_a_manual_sync(
+    tmp_path: Path,
+) -> None:
+    northwind = make_peer(tmp_path, "Northwind Broadband")
+    contoso = make_peer(tmp_path, "Contoso Ltd")
+    fibrefix = make_peer(tmp_path, "Fibrefix")
+    everyone = (northwind, contoso, fibrefix)
+    with contextlib.ExitStack() as stack, httpx.Client(timeout=10) as http:
+        stack.enter_context(running_node(northwind.data, port=northwind.port))
+        stack.enter_context(running_node(contoso.data, port=contoso.port))
+        fibrefix_server = stack.enter_context(killable(fibrefix))
+        case_id = ok(
+            http.post(
+                f"{northwind.url}/api/v1/cases",
+                headers=northwind.auth,
+                json={"title": "Leased line down"},
+            ),
+            201,
+        )["case"]
+        base = f"/api/v1/cases/{case_id}"
+        for peer in (contoso, fibrefix):
+            link = ok(
+                http.post(f"{northwind.url}{base}/invites", headers=northwind.auth, json={}), 201
+            )["link"]
+            cli(peer.data, "join", link)
+        proposal = next(iter(view(contoso, case_id)["open_proposals"]))
+        ok(http.post(f"{contoso.url}{base}/proposals/{proposal}/accept", headers=contoso.auth))
+        eventually(
+            lambda: all("fibrefix" in view(p, case_id)["parties"] for p in everyone),
+            "Fibrefix to be a party on every node",
+        )
+
+        post_bulk(northwind, case_id, 500, 0)
+        eventually(lambda: held_events(fibrefix, case_id) > 100, "pushes to reach Fibrefix")
+        fibrefix_server.kill()  # kill -9, in the middle of it
+        fibrefix_server.wait(timeout=10)
+        post_bulk(northwind, case_id, 2000, 500)
+        total = held_events(northwind, case_id)
+        eventually(
+            lambda: held_events(contoso, case_id) == total,
+            "the 2,500 messages to reach Contoso by push",
+            seconds=60,
+        )
+        behind = total - held_events(fibrefix, case_id)
+        assert behind > 1000
+
+        # `accord sync` and `accord peers` say Fibrefix is failing and how far behind
+        report = cli(northwind.data, "sync", code=1)
+        assert fingerprint(fibrefix.node.key.public)[:19] in report, report
+        assert "not yet acknowledged" in report
+        peers = cli(northwind.data, "peers", code=1)
+        assert "Connect" in peers or "refused" in peers, peers
+
+        started = datetime.now(UTC)
+        stack.enter_context(killable(fibrefix))  # back, on the same address
+        eventually(
+            lambda: (
+                len({p.hash(case_id) for p in everyone}) == 1
+                and held_events(fibrefix, case_id) == total
+            ),
+            "Fibrefix to catch up with no `accord sync`",
+            seconds=90,
+        )
+        caught_up = datetime.now(UTC) - started
+        print(f"Fibrefix caught up {behind} events in {caught_up.total_seconds():.1f} s")
+        assert cli(northwind.data, "peers")  # exit 0: nobody is failing now
+    for peer in everyone:
+        assert peer.node.cases.state(case_id) == peer.node.cases.refold(case_id)
+        peer.node.close()

@@ -43,6 +43,7 @@ from accord.channels.email.build import mail_channel
 from accord.channels.email.service import MailChannel
 from accord.channels.intake import Intake
 from accord.channels.webchat import CHAT_LOOP_LIMIT, WebChat
+from accord.federation.push import PeerPushers
 from accord.federation.server import RateLimit, federation_router
 from accord.federation.sync import Federation, party_nodes
 from accord.integrations.webhooks import Webhooks
@@ -91,6 +92,7 @@ class Services:
     background: ThreadPoolExecutor
     party_id: str
     followers: Followers
+    pushers: PeerPushers
 
     @classmethod
     def build(
@@ -162,6 +164,7 @@ class Services:
             background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
             party_id=party_slug(node.name),
             followers=followers,
+            pushers=PeerPushers(federation, now=now),
         )
         negotiation.listeners.append(services.push_later)
         negotiation.listeners.append(followers.wake)
@@ -169,8 +172,14 @@ class Services:
         return services
 
     def push_later(self, case_id: str, event_ids: list[str]) -> None:
-        """Best effort, off the request: peers that miss a push catch up by pulling."""
-        self.background.submit(self.federation.push, case_id, event_ids)
+        """After a local write: start the pushes to peers now, off the request. They
+        follow the log from each peer's mark (``accord.federation.push``), so this is
+        only a wake-up: ``accord serve`` and ``accord worker`` run the pushers' loop;
+        with inline followers (tests, one-shot tools) a pass runs in the background."""
+        if self.followers.inline:
+            self.background.submit(self.pushers.catch_up)
+        else:
+            self.pushers.wake(case_id, event_ids)
 
     def pull_later(self, case_id: str, sender: str) -> None:
         state = self.node.cases.state(case_id)
@@ -180,6 +189,7 @@ class Services:
 
     def close(self) -> None:
         self.background.shutdown(wait=True)
+        self.pushers.close()
         self.federation.close()
 
 
@@ -268,6 +278,7 @@ def create_app(
             now=now,
             on_missing=services.pull_later,
             rate_limit=RateLimit(per_minute=push_rate),
+            on_heard=services.pushers.heard_from,
         )
     )
     install_outcomes(app, services, now)

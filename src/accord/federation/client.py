@@ -15,7 +15,38 @@ MAX_RESPONSE = 64 * 1024 * 1024
 
 
 class PeerError(Exception):
-    """A peer could not be reached, refused, or answered with something unusable."""
+    """A peer could not be reached, refused, or answered with something unusable.
+
+    ``status`` is the HTTP status of a refusal, ``retry_after`` the seconds a 429 asked
+    for, and ``cut`` says the answer broke off on the way (a closed connection, a read
+    that timed out): a smaller one may get through."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        cut: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.cut = cut
+
+
+CUT = (httpx.RemoteProtocolError, httpx.ReadError, httpx.ReadTimeout)
+"""Transport failures after the peer began to answer: what a middlebox cutting long
+answers (or a link too slow for them) looks like."""
+
+
+def _refused(url: str, response: httpx.Response) -> PeerError:
+    wait = response.headers.get("retry-after", "")
+    return PeerError(
+        f"{url}: HTTP {response.status_code}: {response.text[:300]}",
+        status=response.status_code,
+        retry_after=float(wait) if wait.isdigit() else None,
+    )
 
 
 class PeerClient:
@@ -37,9 +68,11 @@ class PeerClient:
         try:
             response = self.http.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            raise PeerError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise PeerError(
+                f"{url}: {type(exc).__name__}: {exc}", cut=isinstance(exc, CUT)
+            ) from exc
         if response.status_code >= 400:
-            raise PeerError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+            raise _refused(url, response)
         if len(response.content) > MAX_RESPONSE:
             raise PeerError(f"{url}: response of {len(response.content)} bytes is too large")
         return response.content
@@ -50,7 +83,7 @@ class PeerClient:
         except httpx.HTTPError as exc:
             raise PeerError(f"{url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
-            raise PeerError(f"{url}: HTTP {response.status_code}: {response.text[:300]}")
+            raise _refused(url, response)
         return response.content
 
     def close(self) -> None:

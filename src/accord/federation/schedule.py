@@ -1,7 +1,11 @@
 """Pull from peers on a schedule, in a background thread of ``accord serve``.
 
-Pushes are best effort; these pulls repair whatever a push missed. Each peer's
-backoff after failures (``peer_sync.next_attempt_at``) is respected.
+Pushes follow the log and are retried until acknowledged (``accord.federation.push``);
+these rounds are the safety net for what no push could bring: a peer that was refused,
+a node that was down. A round compares heads with each peer a page of cases at a time and
+pulls only the cases that are behind (``Federation.sync``). The first round runs soon
+after start, so a node back from a stop catches up at once. Each peer's backoff after
+failures (``peer_sync.next_attempt_at``) is respected.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ log = logging.getLogger("accord.sync")
 
 
 class PeriodicSync:
-    def __init__(self, federation: Federation, interval: float) -> None:
+    def __init__(self, federation: Federation, interval: float, *, first: float = 2.0) -> None:
         self.federation = federation
         self.interval = interval
+        self.first = min(first, interval)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="accord-sync", daemon=True)
 
@@ -45,5 +50,7 @@ class PeriodicSync:
             log.exception("periodic sync round failed")
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.first
+        while not self._stop.wait(wait):
             self.run_once()
+            wait = self.interval

@@ -26,7 +26,7 @@ from accord.federation.signing import (
     SignatureReplayed,
     verify_request,
 )
-from accord.federation.sync import Federation, sync_header
+from accord.federation.sync import PAGE, Federation, sync_header
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_EVENTS_PER_PUSH = 2000
@@ -71,8 +71,11 @@ def federation_router(
     now: Callable[[], Any],
     on_missing: Callable[[str, str], None],
     rate_limit: RateLimit | None = None,
+    on_heard: Callable[[str], None] | None = None,
 ) -> APIRouter:
-    """``on_missing(case_id, sender)``: a push lacked parents; pull from the sender."""
+    """``on_missing(case_id, sender)``: a push lacked parents; pull from the sender.
+    ``on_heard(sender)``: a peer's signed request arrived — it is up again, so pushes to
+    it that were waiting out a backoff may go now."""
     router = APIRouter(prefix="/federation/v1", tags=["federation"])
     nonces = DbNonceStore(federation.node.db)
     limiter = rate_limit or RateLimit(per_minute=20_000)
@@ -96,6 +99,8 @@ def federation_router(
             )
         except (SignatureMissing, SignatureInvalid, SignatureExpired, SignatureReplayed) as exc:
             raise HTTPException(401, detail=f"{type(exc).__name__}: {exc}") from exc
+        if on_heard is not None:
+            on_heard(sender)
         return sender, body
 
     @router.get("/node", summary="This node's public identity")
@@ -147,6 +152,20 @@ def federation_router(
         events, more, state = federation.missing_for(case_id, sender, have, limit, want)
         lines = [sync_header(more, state), *(e.wire() for e in events)]
         return Response(b"\n".join(lines) + b"\n", media_type="application/jsonl")
+
+    @router.post("/heads", summary="Which of these cases differ, given the peer's heads")
+    async def heads(request: Request) -> Any:
+        sender, body = await signed(request)
+        try:
+            payload = orjson.loads(body)
+            cases = payload["cases"]
+            if not isinstance(cases, dict):
+                raise TypeError("cases")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise HTTPException(400, detail='the body is {"cases": {case id: heads}}') from exc
+        if len(cases) > PAGE:
+            raise HTTPException(413, detail=f"at most {PAGE} cases per request")
+        return federation.compare(sender, cases)
 
     @router.post("/cases/{case_id}/events", summary="Receive events pushed by a party node")
     async def push(case_id: str, request: Request) -> Any:

@@ -5,12 +5,21 @@ Sync is by author chains. A node tells a peer how far it holds each author's cha
 every event after those positions, in (depth, id) order and in batches, so parents
 always arrive before children. The bytes and round trips grow with what is missing,
 never with the history. Every event is verified before it is stored, and a batch is
-stored whole or not at all; pushes are best effort and periodic pulls repair the rest.
+stored whole or not at all.
+
+Pushes follow the log (``accord.federation.push``): this module's ``deliver`` sends one
+case's events to one peer and, when the peer answers that it lacks earlier events, sends
+what its heads show it lacks. Pulls ask for fewer events after an answer was cut on the
+way (``BatchSize``). The periodic ``sync`` pages through the cases, compares heads with
+each peer in one request per page (``/federation/v1/heads``) and pulls only the cases
+where the peer holds something this node lacks; every comparison is recorded, so
+``accord peers`` can say how far behind each peer and case is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,10 +39,19 @@ from accord.federation.invites import InviteError, InviteLink, InviteStore
 from accord.node import Node
 from accord.service.errors import Conflict, Forbidden, Invalid
 from accord.service.negotiation import Actor, Negotiation
+from accord.store.tables import cases as cases_table
 from accord.store.tables import known_nodes, peer_sync
 
 BATCH = 1000
 MAX_BACKOFF = timedelta(minutes=10)
+PAGE = 500
+"""Cases compared with a peer per heads request of the periodic sync."""
+MAX_CUTS = 3
+"""Cut answers in a row one pull retries at once, each asking for half as many events;
+past that the pull fails (and backs off), and the next one starts from the smaller size."""
+PUSH_BATCH = 1000
+"""Events per push request (the receiver takes at most 2,000)."""
+REPAIR_ROUNDS = 200
 
 
 class SyncError(Exception):
@@ -50,6 +68,9 @@ class PullResult:
     round_trips: int = 0
     bytes_received: int = 0
     error: str | None = None
+    asked: list[int] = field(default_factory=list)  # the batch size of each request
+    we_lack: int | None = None  # after the pull: what the peer still held that we lack
+    they_lack: int | None = None  # what we held that the peer lacked, by its heads
 
 
 @dataclass
@@ -73,6 +94,25 @@ class PeerStatus:
     next_attempt_at: datetime | None
     events_received: int
     bytes_received: int
+    we_lack: int | None = None
+    they_lack: int | None = None
+    compared_at: datetime | None = None
+
+
+@dataclass
+class Delivery:
+    """What a peer acknowledged of one push (and of the events sent after it to fill
+    what it lacked)."""
+
+    case_id: str
+    peer: str
+    sent: int = 0
+    stored: int = 0
+    requests: int = 0
+    repaired: int = 0  # earlier events it lacked, sent after it said so
+    they_lack: int | None = None
+    we_lack: int | None = None  # what its heads show it holds and this node lacks
+    refused: str | None = None  # a definitive refusal (403/404): not retried
 
 
 def party_nodes(state: State) -> dict[str, dict[str, Any]]:
@@ -89,6 +129,69 @@ def invited_nodes(state: State) -> set[str]:
                 if change["op"] == "party.add" and change["party"].get("node"):
                     found.add(change["party"]["node"])
     return found
+
+
+def targets(state: State, me: str) -> dict[str, str]:
+    """Node key → URL of every other party node this node pushes the case to: the party
+    nodes with a URL, and nodes invited by a pending ``party.add`` that name one."""
+    found = {k: p["url"] for k, p in party_nodes(state).items() if k != me and p.get("url")}
+    for proposal in state["proposals"].values():
+        if proposal["state"] == "pending":
+            for change in proposal["changes"]:
+                party = change.get("party") or {}
+                if change["op"] == "party.add" and party.get("node") and party.get("url"):
+                    found.setdefault(party["node"], party["url"])
+    found.pop(me, None)
+    return found
+
+
+def heads_lag(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[int, int]:
+    """(we lack, they lack): events by chain position between two sets of heads
+    (author → {"seq", "id"}); a fork at equal positions counts as nothing here."""
+
+    def seq(heads: dict[str, Any], author: str) -> int:
+        head = heads.get(author)
+        value = head.get("seq", 0) if isinstance(head, dict) else 0
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    authors = set(ours) | set(theirs)
+    we_lack = sum(max(0, seq(theirs, a) - seq(ours, a)) for a in authors)
+    they_lack = sum(max(0, seq(ours, a) - seq(theirs, a)) for a in authors)
+    return we_lack, they_lack
+
+
+class BatchSize:
+    """How many events to ask a peer for: halved when an answer is cut on the way,
+    grown back towards the size that was cut (a binary search for what gets through),
+    and, after many whole answers, allowed to try larger again."""
+
+    GROW_AFTER = 4  # whole full answers before asking for more
+    RELAX_AFTER = 64  # whole answers before a size that was cut may be tried again
+
+    def __init__(self, top: int) -> None:
+        self.top = top
+        self.size = top
+        self.ceiling = top + 1  # the smallest size known to be cut
+        self._good = 0
+        self._since_cut = 0
+
+    def cut(self) -> None:
+        self.ceiling = min(self.ceiling, self.size)
+        self.size = max(1, self.size // 2)
+        self._good = self._since_cut = 0
+
+    def whole(self, full: bool) -> None:
+        self._since_cut += 1
+        if self._since_cut >= self.RELAX_AFTER:
+            self.ceiling, self._since_cut = self.top + 1, 0
+        if not full:
+            return
+        self._good += 1
+        if self._good >= self.GROW_AFTER and self.size < self.top:
+            self.size = min(self.top, max(self.size + 1, (self.size + self.ceiling) // 2))
+            if self.size >= self.ceiling:
+                self.size = max(1, self.ceiling - 1)
+            self._good = 0
 
 
 class Federation:
@@ -110,6 +213,13 @@ class Federation:
         self.invites = InviteStore(node.db, now=now)
         self.client = PeerClient(node.key, now=now, transport=transport)
         self.batch = batch
+        self._sizes: dict[str, BatchSize] = {}
+        self._sizes_lock = threading.Lock()
+
+    def batch_size(self, peer: str) -> BatchSize:
+        """The adaptive size of the batches asked of ``peer`` (per process)."""
+        with self._sizes_lock:
+            return self._sizes.setdefault(peer, BatchSize(self.batch))
 
     # -- invitations -----------------------------------------------------------
 
@@ -224,6 +334,14 @@ class Federation:
         as parents — such as the other side of a fork, which no chain position reveals."""
         state = self.readable_state(case_id, requester)
         limit = max(1, min(limit, self.batch))
+        found, more = self._lacking(case_id, state, have, want or [], limit)
+        return found, more, state
+
+    def _lacking(
+        self, case_id: str, state: State, have: dict[str, Any], want: list[str], limit: int
+    ) -> tuple[list[Event], bool]:
+        """The first ``limit`` events, in (depth, id) order, that a node holding ``have``
+        (and missing ``want``) lacks, and whether there are more."""
         found: list[Event] = self.cases.get(case_id, want[:limit]) if want else []
         for author, head in state["authors"].items():
             theirs = have.get(author)
@@ -233,7 +351,27 @@ class Federation:
             if head["seq"] > seq:
                 found.extend(self.cases.events_after(case_id, author, seq, limit=limit + 1))
         found = sorted({e.id: e for e in found}.values(), key=lambda e: e.key)
-        return found[:limit], len(found) > limit, state
+        return found[:limit], len(found) > limit
+
+    def compare(self, requester: str, cases: dict[str, Any]) -> dict[str, Any]:
+        """The heads request of a peer's periodic sync: for each case it names with its
+        heads (at most ``PAGE``), what each side lacks — only the cases that differ, and
+        only cases ``requester`` may read (the others are answered as ``unknown``, whether
+        this node holds them or not)."""
+        differ: dict[str, dict[str, int]] = {}
+        unknown: list[str] = []
+        for case_id, have in list(cases.items())[:PAGE]:
+            state = self.cases.state(case_id) if isinstance(case_id, str) else None
+            readable = state is not None and (
+                requester in party_nodes(state) or requester in invited_nodes(state)
+            )
+            if state is None or not readable or not isinstance(have, dict):
+                unknown.append(str(case_id))
+                continue
+            we_lack, you_lack = heads_lag(state["authors"], have)  # "you": the requester
+            if we_lack or you_lack:
+                differ[case_id] = {"you_lack": you_lack, "they_lack": we_lack}
+        return {"cases": differ, "unknown": unknown}
 
     def receive(self, sender: str, case_id: str, lines: Iterable[bytes]) -> dict[str, Any]:
         """Events pushed by a party node: verify each, store what fits, report the rest."""
@@ -254,32 +392,59 @@ class Federation:
         rejected += [
             {"event": r.event_id, "error": r.error, "message": r.message} for r in result.rejected
         ]
-        return {
+        answer: dict[str, Any] = {
             "stored": len(result.stored),
             "duplicates": len(result.duplicates),
             "evidence": result.evidence,
             "rejected": rejected,
             "missing_parents": missing,
         }
+        after = self.cases.state(case_id)  # the sender learns what this node still lacks
+        answer["heads"] = after["authors"] if after else {}
+        if missing:
+            answer["missing"] = sorted({m for r in result.rejected for m in r.missing})[:1000]
+        return answer
 
     # -- pulling and pushing -------------------------------------------------------
 
     def pull(self, case_id: str, peer: str, url: str) -> PullResult:
-        """Fetch from ``peer`` everything of the case this node lacks, batch by batch."""
+        """Fetch from ``peer`` everything of the case this node lacks, batch by batch.
+
+        An answer cut on the way (a closed connection, a read timeout, a body that stops
+        mid-line) is retried at once asking for half as many events, up to ``MAX_CUTS``
+        times; the size that got through is remembered for the peer's next pulls."""
         result = PullResult(case_id, peer)
         want: list[str] = []
+        size = self.batch_size(peer)
+        cuts = 0
+        header: dict[str, Any] = {}
         try:
             while True:
                 state = self.cases.state(case_id)
                 have = state["authors"] if state else {}
-                request: dict[str, Any] = {"have": have, "limit": self.batch}
+                limit = size.size
+                request: dict[str, Any] = {"have": have, "limit": limit}
                 if want:
                     request["want"] = want
                 body = orjson.dumps(request)
-                data = self.client.post(f"{url}/federation/v1/cases/{case_id}/sync", body)
-                result.round_trips += 1
-                result.bytes_received += len(data)
-                header, events = self._parse_batch(data, case_id)
+                result.asked.append(limit)
+                try:
+                    data = self.client.post(f"{url}/federation/v1/cases/{case_id}/sync", body)
+                    result.round_trips += 1
+                    result.bytes_received += len(data)
+                    header, events = self._parse_batch(data, case_id)
+                except (PeerError, SyncError) as exc:
+                    if isinstance(exc, PeerError):
+                        if not exc.cut:
+                            raise
+                        result.round_trips += 1
+                    cuts += 1
+                    size.cut()
+                    if cuts > MAX_CUTS or limit == 1:
+                        raise
+                    continue
+                cuts = 0  # MAX_CUTS counts cuts in a row
+                size.whole(full=len(events) >= limit)
                 if not events:
                     break
                 stored = self.cases.append(events, strict=False)
@@ -296,6 +461,10 @@ class Federation:
                     break
         except (PeerError, SyncError) as exc:
             result.error = str(exc)
+        if result.error is None and isinstance(header.get("authors"), dict):
+            state = self.cases.state(case_id)
+            ours = state["authors"] if state else {}
+            result.we_lack, result.they_lack = heads_lag(ours, header["authors"])
         self._record(result, url)
         return result
 
@@ -310,44 +479,213 @@ class Federation:
             raise SyncError(f"the peer sent an unusable batch: {exc}") from exc
         return header, events
 
-    def push(self, case_id: str, event_ids: list[str]) -> dict[str, str | None]:
-        """Best effort: send new events to every other party node with a URL."""
-        state = self.cases.state(case_id)
-        if state is None:
-            return {}
-        events = self.cases.get(case_id, event_ids)
-        body = b"\n".join(e.wire() for e in events) + b"\n"
-        outcome: dict[str, str | None] = {}
-        for key, party in party_nodes(state).items():
-            if key == self.node.key.public or not party.get("url"):
-                continue
+    def deliver(self, case_id: str, peer: str, url: str, lines: list[bytes]) -> Delivery:
+        """Push one case's events (wire lines, in log order) to ``peer`` until it
+        acknowledges them; when it answers that it lacks earlier events, send what its
+        heads show it lacks, in (depth, id) order, until it lacks nothing of ours.
+
+        Raises ``PeerError`` when the peer cannot be reached or fails (the caller retries
+        later); a refusal of the case itself (403, 404) is returned in ``refused``. No
+        database transaction is open during the requests."""
+        outcome = Delivery(case_id, peer)
+        target = f"{url}/federation/v1/cases/{case_id}/events"
+        answer: dict[str, Any] = {}
+        for start in range(0, len(lines), PUSH_BATCH):
+            chunk = lines[start : start + PUSH_BATCH]
             try:
-                self.client.post(
-                    f"{party['url']}/federation/v1/cases/{case_id}/events",
-                    body,
-                    content_type="application/jsonl",
-                )
-                outcome[key] = None
+                answer = self._post_events(target, chunk)
             except PeerError as exc:
-                outcome[key] = str(exc)
+                if exc.status in (403, 404):
+                    outcome.refused = str(exc)
+                    return outcome
+                raise
+            outcome.sent += len(chunk)
+            outcome.requests += 1
+            outcome.stored += int(answer.get("stored", 0))
+            if answer.get("missing_parents"):
+                break  # what it lacks is sent below, this batch included
+        rounds = 0
+        need = bool(answer.get("missing_parents"))
+        while need:
+            rounds += 1
+            heads = answer.get("heads")
+            if not isinstance(heads, dict) or rounds > REPAIR_ROUNDS:
+                raise PeerError(f"{url}: the peer lacks earlier events and says not which")
+            state = self.cases.state(case_id)
+            if state is None:
+                break
+            missing = [m for m in answer.get("missing", []) if isinstance(m, str)]
+            lacking, more = self._lacking(case_id, state, heads, missing, PUSH_BATCH)
+            if not lacking:
+                break
+            answer = self._post_events(target, [e.wire() for e in lacking])
+            outcome.requests += 1
+            outcome.repaired += len(lacking)
+            outcome.stored += int(answer.get("stored", 0))
+            if not answer.get("stored") and answer.get("missing_parents"):
+                raise PeerError(f"{url}: the peer takes none of the events it lacks")
+            need = bool(answer.get("missing_parents")) or more
+        heads = answer.get("heads")
+        state = self.cases.state(case_id)
+        if isinstance(heads, dict) and state is not None:
+            outcome.we_lack, outcome.they_lack = heads_lag(state["authors"], heads)
         return outcome
 
+    def _post_events(self, target: str, lines: list[bytes]) -> dict[str, Any]:
+        data = self.client.post(target, b"\n".join(lines) + b"\n", content_type="application/jsonl")
+        try:
+            answer = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise PeerError(f"{target}: the answer to a push is not JSON", cut=True) from exc
+        if not isinstance(answer, dict):
+            raise PeerError(f"{target}: the answer to a push is not an object")
+        return answer
+
     def sync(self, case_id: str | None = None, *, force: bool = False) -> list[PullResult]:
-        """Pull every case (or one) from every other party node that has a URL."""
-        ids = [case_id] if case_id else [r.case_id for r in self.cases.list_cases(limit=100_000)]
-        results = []
+        """Pull what this node lacks from every other party node that has a URL.
+
+        One case: pull it from each of them. Every case: page through the cases
+        (``PAGE`` at a time, however many), compare heads with each peer in one request
+        per page, and pull only the cases where the peer holds events this node lacks.
+        Returns the pulls, a result for each case where the peer lacks events of ours
+        (``they_lack``), and the failures. A (peer, case) backing off after failures is
+        left alone unless ``force``."""
         due = self._due()
-        for cid in ids:
-            state = self.cases.state(cid)
+        if case_id is not None:
+            state = self.cases.state(case_id)
             if state is None:
-                continue
+                return []
+            results = []
             for key, party in party_nodes(state).items():
                 if key == self.node.key.public or not party.get("url"):
                     continue
-                if not force and due.get((key, cid), self.now()) > self.now():
+                if not force and due.get((key, case_id), self.now()) > self.now():
                     continue  # backing off after failures
-                results.append(self.pull(cid, key, party["url"]))
+                results.append(self.pull(case_id, key, party["url"]))
+            return results
+        results = []
+        failing: set[str] = set()
+        for page in self._pages():
+            results += self._sync_page(page, due, force, failing)
         return results
+
+    def _pages(self) -> Iterator[list[tuple[str, State]]]:
+        """Every case held, ``PAGE`` at a time, in case id order (keyset paging)."""
+        after = ""
+        while True:
+            with self.node.db.read() as conn:
+                rows = conn.execute(
+                    sa.select(cases_table.c.case_id, cases_table.c.state)
+                    .where(cases_table.c.case_id > after)
+                    .order_by(cases_table.c.case_id)
+                    .limit(PAGE)
+                ).all()
+            if not rows:
+                return
+            yield [(row.case_id, orjson.loads(row.state)) for row in rows]
+            after = rows[-1].case_id
+
+    def _sync_page(
+        self,
+        page: list[tuple[str, State]],
+        due: dict[tuple[str, str], datetime],
+        force: bool,
+        failing: set[str],
+    ) -> list[PullResult]:
+        now, me = self.now(), self.node.key.public
+        shared: dict[tuple[str, str], dict[str, State]] = {}
+        for case_id, state in page:
+            for key, party in party_nodes(state).items():
+                if key == me or not party.get("url") or key in failing:
+                    continue
+                if not force and due.get((key, case_id), now) > now:
+                    continue  # backing off after failures
+                shared.setdefault((key, party["url"]), {})[case_id] = state
+        results: list[PullResult] = []
+        for (peer, url), states in shared.items():
+            if peer in failing:
+                continue
+            body = orjson.dumps({"cases": {c: s["authors"] for c, s in states.items()}})
+            try:
+                answer = orjson.loads(self.client.post(f"{url}/federation/v1/heads", body))
+                differ = answer["cases"]
+                if not isinstance(differ, dict):
+                    raise TypeError("cases")
+            except PeerError as exc:
+                if exc.status in (404, 405):  # a peer without heads requests: pull each
+                    results += [self.pull(c, peer, url) for c in states]
+                    continue
+                failing.add(peer)
+                for case_id in states:
+                    failed = PullResult(case_id, peer, error=str(exc))
+                    self._record(failed, url)
+                    results.append(failed)
+                continue
+            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+                failing.add(peer)
+                for case_id in states:
+                    failed = PullResult(case_id, peer, error=f"{url}: unusable heads answer: {exc}")
+                    self._record(failed, url)
+                    results.append(failed)
+                continue
+            self._settled(peer, [c for c in states if c not in differ])
+            for case_id, lag in differ.items():
+                if case_id not in states or not isinstance(lag, dict):
+                    continue
+                if int(lag.get("you_lack", 0)) > 0:
+                    results.append(self.pull(case_id, peer, url))
+                else:
+                    they_lack = int(lag.get("they_lack", 0))
+                    self.record_lag(peer, url, case_id, we_lack=0, they_lack=they_lack)
+                    results.append(PullResult(case_id, peer, we_lack=0, they_lack=they_lack))
+        return results
+
+    def record_lag(
+        self, peer: str, url: str, case_id: str, *, we_lack: int | None, they_lack: int | None
+    ) -> None:
+        """Remember how far apart this node and ``peer`` were on a case just now. When
+        neither lacks anything, the case's pull failures are over too: the peer answered
+        and holds what we hold."""
+        values: dict[str, Any] = {"url": url, "compared_at": self.now()}
+        if we_lack == 0 and they_lack == 0:
+            values.update(failures=0, last_error=None, next_attempt_at=None)
+        if we_lack is not None:
+            values["we_lack"] = we_lack
+        if they_lack is not None:
+            values["they_lack"] = they_lack
+        where = (peer_sync.c.peer == peer, peer_sync.c.case_id == case_id)
+        with self.node.db.write() as conn:
+            if conn.execute(peer_sync.update().where(*where).values(**values)).rowcount:
+                return
+            conn.execute(
+                self.node.db.insert_or_ignore(peer_sync).values(
+                    peer=peer,
+                    case_id=case_id,
+                    failures=0,
+                    events_received=0,
+                    bytes_received=0,
+                    **values,
+                )
+            )
+
+    def _settled(self, peer: str, case_ids: list[str]) -> None:
+        """The heads of these cases were equal: neither side lacks anything (one write,
+        and only when a row said otherwise)."""
+        if not case_ids:
+            return
+        c = peer_sync.c
+        with self.node.db.write() as conn:
+            conn.execute(
+                peer_sync.update()
+                .where(
+                    c.peer == peer,
+                    c.case_id.in_(case_ids),
+                    sa.or_(
+                        sa.func.coalesce(c.we_lack, 0) != 0, sa.func.coalesce(c.they_lack, 0) != 0
+                    ),
+                )
+                .values(we_lack=0, they_lack=0, compared_at=self.now())
+            )
 
     # -- peer status ------------------------------------------------------------------
 
@@ -398,6 +736,8 @@ class Federation:
             }
             if not result.error:
                 values["last_sync_at"] = now
+            if result.we_lack is not None:
+                values.update(we_lack=result.we_lack, they_lack=result.they_lack, compared_at=now)
             if row is None:
                 conn.execute(
                     peer_sync.insert().values(

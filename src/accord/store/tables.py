@@ -195,8 +195,13 @@ peer_sync = sa.Table(
     sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
     sa.Column("events_received", sa.Integer, nullable=False),
     sa.Column("bytes_received", sa.BigInteger, nullable=False),
+    sa.Column("we_lack", sa.Integer),  # migration 0024: the last comparison of heads
+    sa.Column("they_lack", sa.Integer),
+    sa.Column("compared_at", sa.DateTime(timezone=True)),
 )
-"""How syncing each case with each peer went: for `accord peers` and backoff."""
+"""How syncing each case with each peer went: for `accord peers` and backoff. ``we_lack``
+and ``they_lack`` count the events one side held and the other lacked when the heads were
+last compared (a pull, a push's answer, or the periodic comparison), at ``compared_at``."""
 
 # -- durable jobs and timers (node-private, migration 0006) ----------------------------
 
