@@ -119,6 +119,7 @@ def test_every_event_arrives_in_order_per_case_through_failures(hub: Hub) -> Non
                 "agreement.reached",
                 "activity.due",
                 "activity.missed",
+                "activity.done",
                 "case.resolved",
             ],
             second: ["case.opened", "message.received"],

@@ -20,6 +20,7 @@ from typing import Any
 
 from accord.auth.members import Member, MemberStore
 from accord.core.timefmt import format_time
+from accord.jobs.follow import skip_history
 from accord.metrics.service import Outcomes
 from accord.metrics.targets import Targets
 from accord.node import Node, party_slug
@@ -210,6 +211,7 @@ def seed(
             progress(i + 1)
     clock.at = end
     Outcomes(node.db, node.key.public, now=lambda: end).store.refresh_stale()
+    skip_history(node.db)  # six weeks of past: nobody is to be notified of it now
     return Seeded(cases, still_open, len(members), password)
 
 

@@ -101,7 +101,10 @@ class ResponseTargets:
         self, payload: dict[str, Any], clock: SlaClock | None, event: Event, at: datetime
     ) -> tuple[bool, SlaClock | None]:
         """The clock after ``event`` at ``at``, and whether the event moves it at all;
-        counts the answered messages in ``payload``."""
+        counts the answered messages in ``payload``. Imported history moves nothing: its
+        customers were answered (or not) elsewhere, before the import."""
+        if event.author.via == "import":
+            return False, clock
         ours = event.author.node == self.key.public and event.author.for_party is None
         if event.type == "message.posted" and not ours:
             if clock is None:
