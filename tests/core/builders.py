@@ -363,7 +363,24 @@ class Broadband:
         self.ev["accept_credit"] = b.accept(NORTHWIND, self.ev["credit"], member=PRIYA, **portal())
         return self
 
+    def finish_work(self) -> Broadband:
+        """Do the agreed activities and close both topics: what satisfaction waits for."""
+        b = self.b
+        for aid in ("switch-tariff", "callback"):
+            body = {"activity": aid, "state": "done"}
+            self.ev[f"done_{aid}"] = b.add(NORTHWIND, "activity.updated", body, member=SARA)
+        body = {"activity": "confirm-address", "state": "done"}
+        self.ev["done_confirm-address"] = b.add(
+            NORTHWIND, "activity.updated", body, member=PRIYA, **portal()
+        )
+        for topic in ("new-price", "contract-term"):
+            self.ev[f"closed_{topic}"] = b.add(
+                NORTHWIND, "topic.closed", {"topic": topic}, member=SARA
+            )
+        return self
+
     def resolve(self, version: int = 2) -> Broadband:
+        self.finish_work()
         self.ev["satisfied_northwind"] = self.b.satisfied(NORTHWIND, version, member=SARA)
         self.ev["satisfied_priya"] = self.b.satisfied(NORTHWIND, version, member=PRIYA, **portal())
         return self

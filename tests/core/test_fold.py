@@ -209,7 +209,7 @@ def test_broadband_negotiation_end_to_end() -> None:
         **portal(),
     )
     s = assert_evidence(b, wrong, "only the owner party of an activity reports its progress")
-    assert s["progress"]["switch-tariff"]["state"] == "agreed"
+    assert s["progress"]["switch-tariff"]["event"] == ev["done_switch-tariff"].id
 
     done = b.add(
         FIBREFIX,

@@ -4,7 +4,7 @@ folding, idempotence, bundles that verify, and tampering that never goes unnotic
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -53,7 +53,7 @@ class Actor:
 ACTIONS = (
     *["message"] * 2,
     "topic",
-    "close-topic",
+    *["close-topic"] * 2,
     "status",
     "data",
     *["propose"] * 3,
@@ -64,6 +64,10 @@ ACTIONS = (
     *["progress"] * 2,
     "outsider",
     "equivocate",
+    "withdraw",
+    "commit",
+    "repropose",
+    *["switch"] * 3,
 )
 TEXTS = ("Hello", "Engineer didn't come 😞", "café at 15:00?", "line\u2028break", "£20.00 ok")
 STATUSES = ("waiting on customer", "in progress", "escalated")
@@ -73,6 +77,7 @@ STATUSES = ("waiting on customer", "in progress", "escalated")
 class RandomCase:
     b: CaseBuilder
     steps: list[str]
+    views: list[frozenset[str]] = field(default_factory=list)  # what each side of a partition held
 
     @property
     def case(self) -> str:
@@ -93,9 +98,16 @@ def _view(b: CaseBuilder, parents: list[str]) -> State:
     return folder.state
 
 
-def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> str:
+def _step(
+    b: CaseBuilder,
+    actor: Actor,
+    action: str,
+    mask: int,
+    pick: int,
+    heads: list[str] | None = None,
+) -> str:
     kw: dict[str, Any] = {"member": actor.member, **(actor.author or {})}
-    heads = b.heads
+    heads = b.heads if heads is None else heads
     unseen = heads[pick % len(heads)]
     if mask % 4 == 1 and unseen != b.case:
         # the author has not seen one of the heads yet: a concurrent branch starts here
@@ -115,7 +127,15 @@ def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> st
     mine = [p for p in pending if actor.party not in view["proposals"][p]["accepted_by"]]
     key = actor.key
 
-    if action == "accept" and (mine or (proposals and pick % 7 == 0)):
+    backed = {
+        view["proposals"][p]["base"]
+        for p in pending
+        if actor.party in view["proposals"][p]["accepted_by"]
+    }
+    switch = [p for p in mine if view["proposals"][p]["base"] in backed]
+    if action == "switch" and switch:  # move this party's acceptance to another proposal
+        b.accept(key, switch[pick % len(switch)], **kw)
+    elif action == "accept" and (mine or (proposals and pick % 7 == 0)):
         # mostly a pending proposal this party has not accepted; sometimes any (evidence)
         if mine:  # usually the oldest one, so that proposals get agreed
             mine.sort(key=lambda p: view["proposals"][p]["time"])
@@ -125,7 +145,31 @@ def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> st
         b.accept(key, target, **kw)
     elif action == "reject" and pending:
         b.add(key, "proposal.rejected", {"proposal": pending[pick % len(pending)]}, **kw)
-    elif action in ("propose", "accept", "reject"):
+    elif action == "withdraw" and (
+        own := [p for p in pending if view["proposals"][p]["by"] == actor.party]
+    ):
+        b.add(key, "proposal.withdrawn", {"proposal": own[pick % len(own)]}, **kw)
+    elif action == "repropose" and (
+        crossed := [
+            p
+            for p in proposals
+            if view["proposals"][p]["state"] == "stale"
+            and view["proposals"][p]["by"] == actor.party
+        ]
+    ):
+        old = view["proposals"][crossed[pick % len(crossed)]]
+        changes = [c for c in old["changes"] if c["op"] != "activity.remove"] or [
+            data_put("new-price", money("25.00", per="month"), "New price")
+        ]
+        body = {"base": version, "changes": changes, "rebase_of": crossed[pick % len(crossed)]}
+        b.add(key, "proposal.made", body, **kw)
+    elif action == "commit":
+        body = {"activity": f"promise-{pick % 3}", "title": "Call back", "owner": actor.party}
+        body.update(kind="callback", due="2026-12-01T10:00:00Z")
+        if pick % 5 == 0:
+            body["owner"] = sorted(view["parties"])[pick % len(view["parties"])]  # maybe not ours
+        b.add(key, "activity.committed", body, **kw)
+    elif action in ("propose", "accept", "reject", "switch"):
         changes = [data_put("new-price", money(f"{10 + pick % 30}.00", per="month"), "New price")]
         owner = sorted(view["parties"])[pick % len(view["parties"])]
         if pick % 2:
@@ -139,14 +183,19 @@ def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> st
     elif action == "topic":
         b.add(key, "topic.opened", {"topic": f"topic-{pick % 3}", "title": "A topic"}, **kw)
     elif action == "close-topic":
-        b.add(key, "topic.closed", {"topic": f"topic-{pick % 3}"}, **kw)
+        topics = sorted(t for t, v in view["topics"].items() if v["state"] == "open")
+        topic = topics[pick % len(topics)] if topics and pick % 4 else f"topic-{pick % 3}"
+        b.add(key, "topic.closed", {"topic": topic}, **kw)
     elif action == "status":
         b.add(key, "status.set", {"label": STATUSES[pick % len(STATUSES)]}, **kw)
     elif action == "data":
         data_key = ("current-price", "new-price", "account-ref")[pick % 3]
         b.add(key, "data.set", {"key": data_key, "value": money(f"{pick % 50}.00")}, **kw)
     elif action == "satisfied":
-        b.satisfied(key, version, **kw)
+        if pick % 3 == 0:  # close anyway, with the work still open
+            b.add(key, "party.satisfied", {"version": version, "reason": "enough"}, **kw)
+        else:
+            b.satisfied(key, version, **kw)
     elif action == "reopen":
         b.add(key, "case.reopened", {"reason": "not fixed"}, **kw)
     elif action == "progress" and view["terms"]["activities"]:
@@ -156,7 +205,7 @@ def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> st
             body["state"] = "done"
         b.add(key, "activity.updated", body, **kw)
     elif action == "outsider":
-        b.message(OUTSIDER, "Let me in", member="Mallory")
+        b.message(OUTSIDER, "Let me in", member="Mallory", parents=heads)
     elif action == "equivocate" and chain is not None and chain[1] != b.case:
         latest = b.by_id[chain[1]]
         kw["parents"] = list(latest.parents)
@@ -177,7 +226,9 @@ def _step(b: CaseBuilder, actor: Actor, action: str, mask: int, pick: int) -> st
 
 
 @st.composite
-def random_cases(draw: st.DrawFn, max_steps: int = 22) -> RandomCase:
+def random_cases(
+    draw: st.DrawFn, max_steps: int = 22, actions: tuple[str, ...] = ACTIONS, split: bool = False
+) -> RandomCase:
     # 2 or 3 parties; Priya hosted by Northwind (acting via the portal) or on her own node
     setup = draw(st.sampled_from(["nw+priya-node", "nw+ff+priya-hosted", "nw+ff+priya-node"]))
     own_node = setup.endswith("priya-node")
@@ -203,7 +254,7 @@ def random_cases(draw: st.DrawFn, max_steps: int = 22) -> RandomCase:
         st.lists(
             st.tuples(
                 st.sampled_from(actors),
-                st.sampled_from(ACTIONS),
+                st.sampled_from(actions),
                 st.integers(0, 2**12),
                 st.integers(0, 2**12),
             ),
@@ -211,8 +262,39 @@ def random_cases(draw: st.DrawFn, max_steps: int = 22) -> RandomCase:
             max_size=max_steps,
         )
     )
-    names = [_step(b, actor, action, mask, pick) for actor, action, mask, pick in steps]
-    return RandomCase(b, names)
+    # a partition between the nodes from step `cut` to step `heal` (maybe never healed)
+    nodes = sorted({a.key.public for a in actors} - {NORTHWIND.public})
+    far = {n for i, n in enumerate(nodes) if draw(st.booleans()) or i == 0}
+    cut = draw(st.integers(0, len(steps) // 2 if split else len(steps)), label="partition from")
+    heal = draw(st.integers(cut + 3 if split else cut, len(steps)), label="healed at")
+    names: list[str] = []
+    views: list[frozenset[str]] = []
+    common: list[str] = []
+    sides: dict[bool, list[str]] = {False: [], True: []}
+    for i, (actor, action, mask, pick) in enumerate(steps):
+        if i == cut:
+            common = list(b.heads)
+        if i == heal and cut < heal:
+            views += [b.past_of(_side_heads(b, common, ids)) for ids in sides.values()]
+        if cut <= i < heal:
+            side = actor.key.public in far
+            heads = _side_heads(b, common, sides[side])
+            before = len(b.events)
+            names.append(_step(b, actor, action, mask, pick, heads) + f"@{int(side)}")
+            sides[side] += [e.id for e in b.events[before:]]
+        else:
+            names.append(_step(b, actor, action, mask, pick))
+    if cut < heal == len(steps):
+        views += [b.past_of(_side_heads(b, common, ids)) for ids in sides.values()]
+    return RandomCase(b, names, views)
+
+
+def _side_heads(b: CaseBuilder, common: list[str], side: list[str]) -> list[str]:
+    """The heads one side of a partition knows: the common heads and its own events."""
+    candidates = [*common, *side]
+    return sorted(
+        c for c in candidates if not any(c in b.past_of([o]) - {o} for o in candidates if o != c)
+    )
 
 
 def reference(rc: RandomCase) -> bytes:
@@ -319,3 +401,103 @@ def test_tampered_event_line_is_noticed(rc: RandomCase, data: st.DataObject) -> 
     report = verify_bundle(b"\n".join(lines))
     assert not report.ok
     assert report.problems
+
+
+# -- (f) no agreement any node showed is replaced without a trace ---------------------------------
+
+
+def _views(rc: RandomCase, data: st.DataObject) -> list[frozenset[str]]:
+    """Causally closed sets of events some node may have held: the past of every event,
+    what each side of a partition held when it healed, and unions of two pasts."""
+    b = rc.b
+    views = [b.past_of([e.id]) for e in rc.events]
+    views += rc.views
+    # what held every acceptance of a proposal: each party's first one, or its last one
+    acceptances: dict[str, dict[str, list[str]]] = {}
+    for e in rc.events:
+        pid = e.id if e.type == "proposal.made" else e.body.get("proposal")
+        if e.type in ("proposal.made", "proposal.accepted") and isinstance(pid, str):
+            by = acceptances.setdefault(pid, {})
+            by.setdefault(f"{e.author.node}/{e.author.for_party}", []).append(e.id)
+    for by in acceptances.values():
+        views.append(b.past_of([ids[0] for ids in by.values()]))
+        views.append(b.past_of([ids[-1] for ids in by.values()]))
+    for _ in range(3):
+        one, two = data.draw(st.permutations(rc.events), label="union")[:2]
+        views.append(b.past_of([one.id, two.id]))
+    return views
+
+
+NEGOTIATING = ("propose", "accept", "accept", "switch", "switch", "withdraw", "message")
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        random_cases(max_steps=26),
+        random_cases(max_steps=16, actions=NEGOTIATING, split=True),  # switching across a cut
+    ),
+    st.data(),
+)
+def test_no_agreement_is_replaced_silently(rc: RandomCase, data: st.DataObject) -> None:
+    """Whatever a node held, every agreement it showed either stands in the fold of
+    everything, or that fold lists it under ``superseded`` — unless a node forked its
+    chain, which the fold lists under ``equivocations``."""
+    final = fold_events(rc.case, rc.events)[0].state
+    if final["equivocations"]:
+        return
+    standing = {(a["version"], a["proposal"]) for a in final["agreements"]}
+    superseded = {(s["version"], s["proposal"]) for s in final["superseded"]}
+    for view in _views(rc, data):
+        shown = fold_events(rc.case, [e for e in rc.events if e.id in view])[0].state
+        for agreement in shown["agreements"]:
+            key = (agreement["version"], agreement["proposal"])
+            assert key in standing or key in superseded, (key, rc.steps)
+    for entry in final["superseded"]:  # and each entry says why, naming the other side
+        assert final["proposals"][entry["proposal"]]["state"] != "agreed"
+        assert entry["reason"]
+
+
+# -- (g) one party, one proposal per base: two proposals never both hold every acceptance ---------
+
+
+def _supported(view_events: list[Event], state: State, graph: Any) -> dict[int, set[str]]:
+    """For each base, the proposals every party supports in this set of events: a party
+    supports what it proposed, until its next acceptance, which it supports alone."""
+    support: dict[tuple[str, int], set[str]] = {}
+    for e in sorted(view_events, key=lambda e: e.key):
+        meta = graph.meta[e.id]
+        if not meta.applied:
+            continue
+        if e.type == "proposal.made":
+            support.setdefault((meta.party, e.body["base"]), set()).add(e.id)
+        elif e.type == "proposal.accepted":
+            proposal = state["proposals"][e.body["proposal"]]
+            support[(meta.party, proposal["base"])] = {e.body["proposal"]}
+    full: dict[int, set[str]] = {}
+    for pid, proposal in state["proposals"].items():
+        base = proposal["base"]
+        parties = [p for p, info in state["parties"].items() if info["since"] <= base]
+        if all(pid in support.get((p, base), set()) for p in parties):
+            full.setdefault(base, set()).add(pid)
+    return full
+
+
+@SETTINGS
+@given(
+    st.one_of(
+        random_cases(max_steps=26),
+        random_cases(max_steps=16, actions=NEGOTIATING, split=True),
+    ),
+    st.data(),
+)
+def test_two_proposals_never_both_hold_every_acceptance(
+    rc: RandomCase, data: st.DataObject
+) -> None:
+    for view in _views(rc, data):
+        events = [e for e in rc.events if e.id in view]
+        folder, graph = fold_events(rc.case, events)
+        if folder.state["equivocations"]:
+            continue
+        for base, pids in _supported(events, folder.state, graph).items():
+            assert len(pids) <= 1, (base, pids, rc.steps)

@@ -212,7 +212,7 @@ def check_change(c: Any, where: str) -> None:
 
 
 def _proposal_made(b: Any) -> None:
-    _fields(b, "body", {"base", "changes"}, {"note", "counter_of"})
+    _fields(b, "body", {"base", "changes"}, {"note", "counter_of", "rebase_of"})
     _int(b["base"], "body.base", 0, 2**31)
     changes = b["changes"]
     if not isinstance(changes, list) or not 1 <= len(changes) <= MAX_CHANGES:
@@ -223,6 +223,26 @@ def _proposal_made(b: Any) -> None:
         _text(b["note"], "body.note", 10_000)
     if "counter_of" in b:
         _eid(b["counter_of"], "body.counter_of")
+    if "rebase_of" in b:
+        _eid(b["rebase_of"], "body.rebase_of")
+
+
+def _proposal_withdrawn(b: Any) -> None:
+    _fields(b, "body", {"proposal"}, {"reason"})
+    _eid(b["proposal"], "body.proposal")
+    if "reason" in b:
+        _text(b["reason"], "body.reason", 10_000)
+
+
+def _activity_committed(b: Any) -> None:
+    """An activity the author's own party promises at once (no acceptance needed): the
+    fields of an ``activity.put`` change, plus an optional note."""
+    optional = {"member", "due", "channel", "topic", "note"}
+    _fields(b, "body", {"activity", "title", "owner", "kind"}, optional)
+    change = {k: v for k, v in b.items() if k != "note"}
+    check_change({"op": "activity.put", **change}, "body")
+    if "note" in b:
+        _text(b["note"], "body.note", 10_000)
 
 
 def _proposal_accepted(b: Any) -> None:
@@ -238,12 +258,14 @@ def _proposal_rejected(b: Any) -> None:
 
 
 def _satisfied(b: Any) -> None:
-    _fields(b, "body", {"version"}, {"rating", "note"})
+    _fields(b, "body", {"version"}, {"rating", "note", "reason"})
     _int(b["version"], "body.version", 0, 2**31)
     if "rating" in b:
         _int(b["rating"], "body.rating", 1, 5)
     if "note" in b:
         _text(b["note"], "body.note", 10_000)
+    if "reason" in b:  # "close anyway": satisfied although agreed work or topics are open
+        _text(b["reason"], "body.reason", 10_000)
 
 
 def _reopened(b: Any) -> None:
@@ -273,6 +295,8 @@ BODY_CHECKS: dict[str, Callable[[Any], None]] = {
     "proposal.made": _proposal_made,
     "proposal.accepted": _proposal_accepted,
     "proposal.rejected": _proposal_rejected,
+    "proposal.withdrawn": _proposal_withdrawn,
+    "activity.committed": _activity_committed,
     "party.satisfied": _satisfied,
     "case.reopened": _reopened,
     "status.set": _status,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice, product
 from typing import Any, Protocol
 
 import orjson
@@ -29,7 +30,7 @@ import orjson
 from accord.core.errors import AccordError, ChainError, MissingParentsError, WrongCaseError
 from accord.core.events import Event
 from accord.core.rules import judge
-from accord.core.state import AUTH_TYPES, State, apply, empty_state
+from accord.core.state import AUTH_TYPES, PROPOSAL_TYPES, State, apply, empty_state
 
 Clock = dict[str, list[Any]]  # author node -> [seq, event id]
 _FORKED = ("equivocation", "continues an equivocation")
@@ -172,6 +173,7 @@ class CaseFold:
                     self._remember(new_bits, derived)
                 self.auth_ids.append(event.id)
                 meta.auth = new_bits
+            version = self.state["terms"]["version"]
             apply(self.state, event, party)
         else:
             self.state["evidence"].append(
@@ -179,7 +181,63 @@ class CaseFold:
             )
         self._track_graph(event)
         self.graph.record(event, meta)
+        if verdict is None and event.type in PROPOSAL_TYPES:
+            self._check_superseded(event, meta, version)
         return meta
+
+    MAX_COMBINATIONS = 64
+    """Choices of one acceptance per party tried for one proposal (re-acceptances are rare)."""
+
+    def _check_superseded(self, event: Event, meta: Meta, version_before: int) -> None:
+        """Keep ``superseded`` listing each proposal that some node may have shown as
+        agreed but this fold does not agree: one that held every party's acceptance in
+        the joint causal past of those acceptances, yet lost here (a party's later
+        acceptance withdrew one, its author withdrew it, or another was agreed first).
+
+        Checked for the proposals on the base a proposal event touches (and on the base
+        an agreement just crossed), in fold order — so every node holding the same
+        events lists the same entries. A proposal that is agreed after all leaves the
+        list: what was shown stands."""
+        proposals = self.state["proposals"]
+        target = proposals.get(
+            event.id if event.type == "proposal.made" else event.body["proposal"]
+        )
+        bases = set() if target is None else {target["base"]}
+        if self.state["terms"]["version"] != version_before:  # an agreement: its base crossed
+            bases.add(version_before)
+        entries = self.state["superseded"]
+        if any(proposals[e["proposal"]]["state"] == "agreed" for e in entries):
+            entries[:] = [e for e in entries if proposals[e["proposal"]]["state"] != "agreed"]
+        known = {entry["proposal"] for entry in entries}
+        for pid in sorted(proposals):
+            proposal = proposals[pid]
+            if proposal["base"] not in bases or pid in known or proposal["state"] == "agreed":
+                continue
+            if proposal["state"] == "pending" and not proposal["withdrawn_by"]:
+                continue  # every acceptance still counts here: had it sufficed, it would now
+            shown = self._agreed_in_some_past(pid, proposal, event, meta)
+            if shown is not None:
+                entries.append(_superseded(self.state, pid, shown, event))
+
+    def _agreed_in_some_past(
+        self, pid: str, proposal: dict[str, Any], event: Event, meta: Meta
+    ) -> dict[str, str] | None:
+        """One acceptance per party whose joint causal past agrees ``pid``, if any."""
+        acceptances: dict[str, list[str]] = proposal["acceptances"]
+        parties = sorted(acceptances)
+        ids = sorted({i for party in parties for i in acceptances[party]} - {event.id})
+        metas = dict(self.graph.metas(ids))
+        metas[event.id] = meta
+        choices = product(*(acceptances[party] for party in parties))
+        for choice in islice(choices, self.MAX_COMBINATIONS):
+            bits = 0
+            for eid in choice:
+                bits |= metas[eid].auth
+            if self._knows_all(bits):
+                continue  # that past is this fold's own present, where pid is not agreed
+            if self.auth_state(bits)["proposals"].get(pid, {}).get("state") == "agreed":
+                return dict(zip(parties, choice, strict=True))
+        return None
 
     def _knows_all(self, bits: int) -> bool:
         return bits == (1 << len(self.auth_ids)) - 1
@@ -231,6 +289,34 @@ class CaseFold:
                 entry["events"] = sorted(set(entry["events"]) | set(ids))
                 return
         self.state["equivocations"].append({"author": author, "seq": seq, "events": sorted(ids)})
+
+
+def _superseded(state: State, pid: str, shown: dict[str, str], event: Event) -> dict[str, Any]:
+    """The entry that tells every party an agreement some node showed did not stand."""
+    proposal = state["proposals"][pid]
+    version = proposal["base"] + 1
+    winner = next((a["proposal"] for a in state["agreements"] if a["version"] == version), None)
+    why = []
+    for party, by in sorted(proposal["withdrawn_by"].items()):
+        why.append(f"{party}'s later acceptance {by} withdrew its acceptance of this proposal")
+    if proposal["state"] == "withdrawn":
+        why.append(f"its author withdrew it ({proposal['withdrawn']['event']})")
+    elif proposal["state"] == "countered":
+        why.append(f"it was countered ({proposal['countered_by']})")
+    elif proposal["state"] == "rejected":
+        why.append("it was rejected")
+    if winner is not None:
+        why.append(f"v{version} is proposal {winner} here")
+    return {
+        "proposal": pid,
+        "version": version,
+        "by": winner,
+        "state": proposal["state"],
+        "acceptances": shown,
+        "withdrawn_by": dict(proposal["withdrawn_by"]),
+        "learnt": event.id,
+        "reason": "; ".join(why) or "another proposal was agreed on the same base first",
+    }
 
 
 def _merge(clocks: list[Clock]) -> Clock:

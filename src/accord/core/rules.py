@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from accord.core.events import Event
-from accord.core.state import State
+from accord.core.state import State, open_work
 
 RELAY_CHANNELS = frozenset(
     {
@@ -117,6 +117,15 @@ def _proposal_made(auth: State, e: Event, party: str) -> str | None:
             return f"counter_of names unknown proposal {counter}"
         if countered["state"] != "pending":
             return f"cannot counter a proposal that is {countered['state']}"
+    rebased_id = b.get("rebase_of")
+    if rebased_id is not None:
+        rebased = auth["proposals"].get(rebased_id)
+        if rebased is None:
+            return f"rebase_of names unknown proposal {rebased_id}"
+        if rebased["by"] != party:
+            return "only the author of a proposal proposes it again on a newer version"
+        if rebased["state"] == "agreed":
+            return "an agreed proposal is not proposed again"
     parties = set(auth["parties"])
     nodes = {p["node"] for p in auth["parties"].values() if p["node"]}
     data = set(auth["terms"]["data"])
@@ -185,11 +194,45 @@ def _proposal_rejected(auth: State, e: Event, party: str) -> str | None:
     return None
 
 
+def _proposal_withdrawn(auth: State, e: Event, party: str) -> str | None:
+    proposal = auth["proposals"].get(e.body["proposal"])
+    if proposal is None:
+        return f"unknown proposal {e.body['proposal']}"
+    if proposal["by"] != party:
+        return "only the party that made a proposal withdraws it"
+    if proposal["state"] not in ("pending", "stale"):
+        return f"proposal is {proposal['state']}"
+    return None
+
+
+def _activity_committed(auth: State, e: Event, party: str) -> str | None:
+    if e.body["owner"] != party:
+        return "a party commits at once only to an activity it owns; others need a proposal"
+    if e.body["activity"] in auth["terms"]["activities"]:
+        return f"activity {e.body['activity']!r} is already agreed; change it by a proposal"
+    return None
+
+
 def _satisfied(auth: State, e: Event, party: str) -> str | None:
     version = auth["terms"]["version"]
     if e.body["version"] != version:
         return f"satisfaction names v{e.body['version']} but v{version} is the current agreement"
+    if "reason" not in e.body:
+        work = open_work(auth)
+        if work["activities"] or work["topics"]:
+            return (
+                "work is still open (" + describe_open_work(work) + "); close anyway with a reason"
+            )
     return None
+
+
+def describe_open_work(work: dict[str, list[str]]) -> str:
+    parts = []
+    if work["activities"]:
+        parts.append("activities: " + ", ".join(work["activities"]))
+    if work["topics"]:
+        parts.append("topics: " + ", ".join(work["topics"]))
+    return "; ".join(parts)
 
 
 _CHECKS = {
@@ -198,5 +241,7 @@ _CHECKS = {
     "proposal.made": _proposal_made,
     "proposal.accepted": _proposal_accepted,
     "proposal.rejected": _proposal_rejected,
+    "proposal.withdrawn": _proposal_withdrawn,
+    "activity.committed": _activity_committed,
     "party.satisfied": _satisfied,
 }

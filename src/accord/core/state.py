@@ -18,8 +18,25 @@ from accord.core.crypto import event_id
 from accord.core.events import Event
 
 State = dict[str, Any]
-AUTH_TYPES = frozenset({"case.opened", "proposal.made", "proposal.accepted", "proposal.rejected"})
-"""Event types that change who may do what; the rules look only at their fold."""
+AUTH_TYPES = frozenset(
+    {
+        "case.opened",
+        "proposal.made",
+        "proposal.accepted",
+        "proposal.rejected",
+        "proposal.withdrawn",
+        "activity.committed",
+        "activity.updated",
+        "topic.opened",
+        "topic.closed",
+    }
+)
+"""Event types that change who may do what (parties, terms, proposals) or what the rules
+read (the progress of agreed activities and the open topics, for satisfaction); the rules
+look only at their fold."""
+PROPOSAL_TYPES = frozenset(
+    {"proposal.made", "proposal.accepted", "proposal.rejected", "proposal.withdrawn"}
+)
 
 
 def empty_state(case_id: str) -> State:
@@ -49,6 +66,7 @@ def empty_state(case_id: str) -> State:
         "last": None,
         "evidence": [],
         "equivocations": [],
+        "superseded": [],
     }
 
 
@@ -136,9 +154,16 @@ def _proposal_made(s: State, e: Event, party: str) -> None:
         "time": e.time,
         "state": "pending",
         "accepted_by": {party: e.id},
+        "acceptances": {party: [e.id]},
+        "withdrawn_by": {},
         "rejected_by": {},
         "version": None,
     }
+    if "rebase_of" in b:
+        s["proposals"][e.id]["rebase_of"] = b["rebase_of"]
+        rebased = s["proposals"].get(b["rebase_of"])
+        if rebased is not None and "reproposed_as" not in rebased:
+            rebased["reproposed_as"] = e.id
     countered = s["proposals"].get(b.get("counter_of") or "")
     if countered is not None and countered["state"] == "pending":
         countered["state"] = "countered"
@@ -150,10 +175,40 @@ def _proposal_made(s: State, e: Event, party: str) -> None:
 def _proposal_accepted(s: State, e: Event, party: str) -> None:
     pid = e.body["proposal"]
     proposal = s["proposals"].get(pid)
-    if proposal is None or proposal["state"] != "pending":
+    if proposal is None:
+        return
+    proposal["acceptances"].setdefault(party, []).append(e.id)
+    _withdraw_others(s, pid, proposal["base"], party, e)
+    if proposal["state"] != "pending":
         return
     proposal["accepted_by"][party] = e.id
     _settle(s, pid, e)
+
+
+def _withdraw_others(s: State, pid: str, base: int, party: str, e: Event) -> None:
+    """A party's acceptance of ``pid`` withdraws its earlier acceptance (explicit, or by
+    proposing) of every other open proposal on the same base. Its own chain orders its
+    acceptances and the fold meets them in that order, so "earlier" is the same on every
+    node. Making a proposal does not withdraw anything: a party may put several side by
+    side, and the others choose by accepting one (docs/case-log.md proves that two
+    proposals on one base can then never both hold every party's acceptance)."""
+    for other_id, other in s["proposals"].items():
+        if (
+            other_id != pid
+            and other["base"] == base
+            and other["state"] == "pending"
+            and party in other["accepted_by"]
+        ):
+            del other["accepted_by"][party]
+            other["withdrawn_by"][party] = e.id
+
+
+def _proposal_withdrawn(s: State, e: Event, party: str) -> None:
+    proposal = s["proposals"].get(e.body["proposal"])
+    if proposal is None or proposal["state"] not in ("pending", "stale"):
+        return
+    proposal["state"] = "withdrawn"
+    proposal["withdrawn"] = {"event": e.id, "time": e.time, "reason": e.body.get("reason")}
 
 
 def _proposal_rejected(s: State, e: Event, party: str) -> None:
@@ -170,6 +225,8 @@ def _settle(s: State, pid: str, e: Event) -> None:
     terms = s["terms"]
     if proposal["base"] != terms["version"]:
         proposal["state"] = "stale"
+        if proposal["base"] < terms["version"]:
+            proposal["crossed_with"] = proposal["base"] + 1
         return
     if not set(s["parties"]) <= set(proposal["accepted_by"]):
         return
@@ -197,6 +254,7 @@ def _settle(s: State, pid: str, e: Event) -> None:
         if other_id != pid and other["state"] == "pending" and other["base"] == base:
             other["state"] = "stale"
             other["superseded_by"] = base + 1
+            other["crossed_with"] = base + 1
     s["satisfied"] = {}
     s["resolved"] = False
 
@@ -244,16 +302,51 @@ def _move_key(s: State, c: dict[str, Any], e: Event) -> None:
         party.update(node=c["node"], hosted_by=None)
 
 
+def open_work(s: State) -> dict[str, list[str]]:
+    """Agreed activities not done or cancelled, and open topics: what satisfaction waits for."""
+    activities = sorted(
+        aid
+        for aid in s["terms"]["activities"]
+        if s["progress"].get(aid, {}).get("state") in ("agreed", "in_progress")
+    )
+    topics = sorted(t for t, topic in s["topics"].items() if topic["state"] == "open")
+    return {"activities": activities, "topics": topics}
+
+
 def _satisfied(s: State, e: Event, party: str) -> None:
     if e.body["version"] != s["terms"]["version"]:
         return  # satisfied with terms that have since changed
-    s["satisfied"][party] = {
+    work = open_work(s)
+    reason = e.body.get("reason")
+    if reason is None and (work["activities"] or work["topics"]):
+        return  # work promised concurrently is still open: no effect
+    entry = {
         "event": e.id,
         "version": e.body["version"],
         "rating": e.body.get("rating"),
         "time": e.time,
     }
+    if reason is not None:  # closed anyway, with the work that was open
+        entry["reason"] = reason
+        entry["open"] = work
+    s["satisfied"][party] = entry
     s["resolved"] = set(s["parties"]) <= set(s["satisfied"])
+
+
+def _committed(s: State, e: Event, party: str) -> None:
+    """The owner party promises an activity of its own at once (no acceptance needed)."""
+    b = e.body
+    aid = b["activity"]
+    if aid in s["terms"]["activities"]:
+        return  # a concurrent agreement or promise put it first
+    activity = {k: v for k, v in b.items() if k not in ("activity", "note")}
+    activity["committed"] = {"by": party, "event": e.id, "time": e.time}
+    s["terms"]["activities"][aid] = activity
+    progress = s["progress"].get(aid)
+    if progress is None or progress["state"] == "cancelled":
+        s["progress"][aid] = {"state": "agreed", "event": e.id, "time": e.time, "note": None}
+    s["satisfied"] = {}
+    s["resolved"] = False
 
 
 def _reopened(s: State, e: Event, party: str) -> None:
@@ -300,6 +393,8 @@ _EFFECTS: dict[str, Callable[[State, Event, str], None]] = {
     "proposal.made": _proposal_made,
     "proposal.accepted": _proposal_accepted,
     "proposal.rejected": _proposal_rejected,
+    "proposal.withdrawn": _proposal_withdrawn,
+    "activity.committed": _committed,
     "party.satisfied": _satisfied,
     "case.reopened": _reopened,
     "status.set": _status,
