@@ -143,6 +143,18 @@ def test_the_broadband_negotiation(service: Negotiation, store: CaseStore) -> No
     )
     service.accept(PRIYA, case_id, credit.event_ids[0])
     assert service.state(case_id)["terms"]["version"] == 2
+    # resolution means the work is done: refused, naming what is open
+    with pytest.raises(Conflict) as refused:
+        service.satisfied(TOM, case_id, rating=5)
+    assert "activities: callback, switch; topics: price, term" in refused.value.message
+    assert [a["activity"] for a in refused.value.details["open"]["activities"]] == [
+        "callback",
+        "switch",
+    ]
+    for aid in ("callback", "switch"):
+        service.report_progress(TOM, case_id, aid, "done")
+    for topic in ("price", "term"):
+        service.close_topic(TOM, case_id, topic)
     service.satisfied(TOM, case_id, rating=5)
     service.satisfied(PRIYA, case_id, rating=4, note="Thanks, Tom")
     assert service.state(case_id)["resolved"] is True

@@ -18,7 +18,8 @@ from typing import Any
 from accord.core.bodies import SLUG, check_change
 from accord.core.crypto import NodeKey, is_event_id
 from accord.core.errors import AccordError, EventFormatError, RuleError, ValueFormatError
-from accord.core.state import State
+from accord.core.rules import describe_open_work
+from accord.core.state import State, open_work
 from accord.core.timefmt import parse_time
 from accord.core.values import check_value
 from accord.service.errors import Conflict, Forbidden, Invalid, NotFound, StaleProposal
@@ -266,6 +267,84 @@ class Negotiation:
             body["reason"] = reason
         return self._one(actor, case_id, "proposal.rejected", body)
 
+    def withdraw(
+        self, actor: Actor, case_id: str, proposal_id: str, *, reason: str | None = None
+    ) -> Outcome:
+        """The author party takes back its own open (or crossed) proposal."""
+        state = self._state(case_id)
+        party = self._party(state, actor)
+        proposal = self._proposal(state, proposal_id)
+        if proposal["by"] != party:
+            raise Forbidden(
+                f"only {proposal['by']}, who made the proposal, withdraws it", field="proposal"
+            )
+        if proposal["state"] not in ("pending", "stale"):
+            raise Conflict(f"the proposal is {proposal['state']}", field="proposal")
+        body: dict[str, Any] = {"proposal": proposal_id}
+        if reason:
+            body["reason"] = reason
+        return self._one(actor, case_id, "proposal.withdrawn", body)
+
+    def repropose(self, actor: Actor, case_id: str, proposal_id: str) -> Outcome:
+        """Make a crossed proposal again on the current version: the same changes and
+        note, by the same party, linked to the one it replaces (``rebase_of``)."""
+        state = self._state(case_id)
+        party = self._party(state, actor)
+        proposal = self._proposal(state, proposal_id)
+        current = state["terms"]["version"]
+        if not crossed(proposal, current):
+            raise Conflict(
+                f"the proposal is {proposal['state']}; only a crossed proposal is proposed again",
+                field="proposal",
+            )
+        if proposal["by"] != party:
+            raise Forbidden(
+                f"only {proposal['by']}, who made the proposal, proposes it again; "
+                "make your own proposal instead",
+                field="proposal",
+            )
+        if proposal.get("reproposed_as"):
+            raise Conflict(
+                f"the proposal was already proposed again as {proposal['reproposed_as']}",
+                field="proposal",
+            )
+        self._check_changes(state, proposal["changes"])
+        body: dict[str, Any] = {
+            "base": current,
+            "changes": list(proposal["changes"]),
+            "rebase_of": proposal_id,
+        }
+        if proposal.get("note"):
+            body["note"] = proposal["note"]
+        return self._one(actor, case_id, "proposal.made", body)
+
+    def commit(
+        self, actor: Actor, case_id: str, activity: dict[str, Any], *, note: str | None = None
+    ) -> Outcome:
+        """Promise an activity this party owns (a callback, a task) at once, without
+        waiting for the other parties: ``activity`` holds the fields of an
+        ``activity.put`` change (``owner`` defaults to this party)."""
+        state = self._state(case_id)
+        party = self._party(state, actor)
+        fields = {"owner": party, **activity}
+        fields.pop("op", None)
+        if fields["owner"] != party:
+            raise Forbidden(
+                "a party promises at once only what it does itself; propose an activity "
+                "for another party",
+                field="owner",
+            )
+        self._check_changes(state, [{"op": "activity.put", **fields}])
+        if fields["activity"] in state["terms"]["activities"]:
+            raise Conflict(
+                f"activity {fields['activity']!r} is already agreed; propose a change instead",
+                field="activity",
+            )
+        body = dict(fields)
+        if note:
+            body["note"] = note
+        return self._one(actor, case_id, "activity.committed", body)
+
     # -- progress and closure --------------------------------------------------
 
     def report_progress(
@@ -297,13 +376,32 @@ class Negotiation:
         return self._one(actor, case_id, "activity.updated", body)
 
     def satisfied(
-        self, actor: Actor, case_id: str, *, rating: int | None = None, note: str | None = None
+        self,
+        actor: Actor,
+        case_id: str,
+        *,
+        rating: int | None = None,
+        note: str | None = None,
+        reason: str | None = None,
     ) -> Outcome:
+        """Say this party is satisfied. Refused while agreed activities or topics are
+        open, unless ``reason`` says why the case closes anyway (recorded in the log)."""
         state = self._state(case_id)
         party = self._party(state, actor)
         if party in state["satisfied"]:
             raise Conflict(f"party {party!r} is already satisfied with this agreement")
+        work = open_work(state)
+        reason = reason.strip() if reason else None
+        if (work["activities"] or work["topics"]) and not reason:
+            raise Conflict(
+                f"work is still open ({describe_open_work(work)}): finish it, or close "
+                "anyway with a reason",
+                field="reason",
+                details={"open": open_work_details(state, work)},
+            )
         body: dict[str, Any] = {"version": state["terms"]["version"]}
+        if reason:
+            body["reason"] = reason
         if rating is not None:
             if isinstance(rating, bool) or not 1 <= rating <= 5:
                 raise Invalid("rating is 1 to 5", field="rating")
@@ -465,6 +563,31 @@ class Negotiation:
             raise Invalid(str(exc)) from exc
         self._changed(event.case, [event.id])
         return event
+
+
+def crossed(proposal: dict[str, Any], current: int) -> bool:
+    """Whether another agreement crossed the proposal: it is stale, or still pending on
+    an older version than ``current``."""
+    return proposal["state"] == "stale" or (
+        proposal["state"] == "pending" and proposal["base"] != current
+    )
+
+
+def open_work_details(state: State, work: dict[str, list[str]]) -> dict[str, Any]:
+    """The open activities (with title, owner and state) and topics (with title)."""
+    activities = state["terms"]["activities"]
+    return {
+        "activities": [
+            {
+                "activity": aid,
+                "title": activities[aid]["title"],
+                "owner": activities[aid]["owner"],
+                "state": state["progress"][aid]["state"],
+            }
+            for aid in work["activities"]
+        ],
+        "topics": [{"topic": t, "title": state["topics"][t]["title"]} for t in work["topics"]],
+    }
 
 
 def _slug(value: Any, name: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from accord.core.events import Event
-from accord.core.state import State
+from accord.core.state import State, open_work
 
 ACTIVITY_STATES = ("proposed", "agreed", "in_progress", "done", "cancelled")
 
@@ -91,8 +91,13 @@ def case_view(state: State, timeline: list[Event]) -> dict[str, Any]:
         },
         "agreements": [{k: v for k, v in a.items() if k != "terms"} for a in agreements],
         "open_proposals": {
-            pid: p for pid, p in state["proposals"].items() if p["state"] == "pending"
+            pid: p
+            for pid, p in state["proposals"].items()
+            if p["state"] == "pending" and p["base"] == state["terms"]["version"]
         },
+        "crossed_proposals": crossed_proposals(state),
+        "open_work": open_work(state),
+        "superseded": state.get("superseded", []),
         "activities": activities_by_state(state),
         "info": state["info"],
         "messages": state["messages"],
@@ -101,6 +106,19 @@ def case_view(state: State, timeline: list[Event]) -> dict[str, Any]:
         "equivocations": state["equivocations"],
         "timeline": [event_summary(state, e) for e in timeline],
     }
+
+
+def crossed_proposals(state: State) -> dict[str, dict[str, Any]]:
+    """Proposals another agreement crossed, not yet proposed again or withdrawn: each
+    with ``crossed_with`` (the version agreed on its base) and its author, who can
+    propose it again on the current version in one step."""
+    version = state["terms"]["version"]
+    out: dict[str, dict[str, Any]] = {}
+    for pid, p in state["proposals"].items():
+        stale = p["state"] == "stale" or (p["state"] == "pending" and p["base"] != version)
+        if stale and p["base"] < version and not p.get("reproposed_as"):
+            out[pid] = {**p, "crossed_with": p.get("crossed_with") or p["base"] + 1}
+    return out
 
 
 def agreement_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
