@@ -657,15 +657,9 @@ class Federation:
         with self.node.db.write() as conn:
             if conn.execute(peer_sync.update().where(*where).values(**values)).rowcount:
                 return
+            row = {"failures": 0, "events_received": 0, "bytes_received": 0, **values}
             conn.execute(
-                self.node.db.insert_or_ignore(peer_sync).values(
-                    peer=peer,
-                    case_id=case_id,
-                    failures=0,
-                    events_received=0,
-                    bytes_received=0,
-                    **values,
-                )
+                self.node.db.insert_or_ignore(peer_sync).values(peer=peer, case_id=case_id, **row)
             )
 
     def _settled(self, peer: str, case_ids: list[str]) -> None:
