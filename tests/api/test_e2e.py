@@ -246,6 +246,16 @@ def test_the_broadband_case_from_opening_to_reopening(tmp_path: Path) -> None:
         assert [a["version"] for a in case["agreements"]] == [1, 2]
         assert {a["activity"] for a in case["activities"]["done"]} == {"address", "switch"}
 
+        # resolution means the work is done: the callback and both topics are open
+        refused = http.post(f"{url}/satisfied", headers=tom, json={"rating": 5})
+        assert refused.status_code == 409
+        assert refused.json()["details"]["open"]["topics"] == [
+            {"topic": "price", "title": "New price"},
+            {"topic": "term", "title": "Contract term"},
+        ]
+        ok(http.post(f"{url}/activities/callback/progress", headers=tom, json={"state": "done"}))
+        for topic in ("price", "term"):
+            ok(http.post(f"{url}/topics/{topic}/close", headers=tom))
         ok(http.post(f"{url}/satisfied", headers=tom, json={"rating": 5}))
         ok(
             http.post(

@@ -137,9 +137,29 @@ def test_sync_client_over_http(live: Desk) -> None:
                 priya.portal_progress("visit", "done")  # only the owner party reports
             tom.progress(case_id, "visit", "in_progress", note="on the way")
             tom.progress(case_id, "visit", "done")
+            # withdraw, a crossed proposal proposed again, a promise without clicks
+            gone = tom.propose(case_id, [price("17.00")])["events"][0]
+            assert tom.withdraw(case_id, gone, reason="typo")["case"] == case_id
+            crossed = priya.portal_propose([price("16.00")], note="lower")["events"][0]
+            priya.portal_accept(tom.propose(case_id, [price("17.50")])["events"][0])
+            assert priya.portal_case()["crossed_proposals"][crossed]["crossed_with"] == 3
+            again = priya.portal_repropose(crossed)["events"][0]
+            tom.accept(case_id, again)
+            promise = tom.commit(
+                case_id, "call", "Call Priya", "callback", due="2099-01-03T09:00:00Z"
+            )
+            assert (
+                tom.case(case_id)["agreement"]["activities"]["call"]["committed"]["event"]
+                == (promise["events"][0])
+            )
             priya.portal_close_topic("price")
             priya.portal_set_status("happy")
-            priya.portal_satisfied(rating=5, note="thanks")
+            with pytest.raises(Conflict) as open_work:
+                priya.portal_satisfied(rating=5, note="thanks")
+            assert "call" in str(open_work.value) and "move" in str(open_work.value)
+            priya.portal_satisfied(rating=5, note="thanks", reason="Tom may call; I am happy")
+            tom.progress(case_id, "call", "done")
+            tom.close_topic(case_id, "move")
             tom.satisfied(case_id)
             assert tom.case(case_id)["resolved"]
             priya.portal_reopen("the router still blinks")

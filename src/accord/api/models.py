@@ -69,6 +69,31 @@ class ProgressIn(Body):
 class SatisfiedIn(Body):
     rating: int | None = Field(None, ge=1, le=5)
     note: str | None = Field(None, max_length=10_000)
+    reason: str | None = Field(
+        None,
+        max_length=10_000,
+        description="Close anyway: why the party is satisfied although agreed activities "
+        "or topics are still open (recorded in the log). Without it, open work is refused "
+        "(409, with the open work in details.open).",
+    )
+
+
+class WithdrawIn(Body):
+    reason: str | None = Field(None, max_length=10_000)
+
+
+class CommitIn(Body):
+    """An activity your party promises at once (the fields of an ``activity.put``)."""
+
+    activity: str = Field(description="Short id of the activity.", max_length=64)
+    title: str = Field(max_length=300)
+    kind: str = Field(pattern="^(task|callback)$")
+    owner: str | None = Field(None, description="Your own party (the default).")
+    member: str | None = Field(None, max_length=200)
+    due: str | None = Field(None, description="RFC 3339 UTC; required for a callback.")
+    channel: str | None = Field(None, max_length=64)
+    topic: str | None = Field(None, max_length=64)
+    note: str | None = Field(None, max_length=10_000)
 
 
 class ReopenIn(Body):

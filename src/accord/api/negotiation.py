@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from accord.api.models import (
+    CommitIn,
     CounterIn,
     InfoIn,
     MessageIn,
@@ -25,6 +26,7 @@ from accord.api.models import (
     SatisfiedIn,
     StatusIn,
     TopicIn,
+    WithdrawIn,
 )
 from accord.core.bundle import write_bundle
 from accord.service.negotiation import Actor, Negotiation, Outcome
@@ -157,6 +159,41 @@ def add_negotiation_routes(
         )
 
     @router.post(
+        "/proposals/{proposal_id}/withdraw",
+        summary="Withdraw your party's own open (or crossed) proposal",
+        responses={200: CHANGED},
+    )
+    def withdraw(proposal_id: str, body: WithdrawIn, ctx: Context = Depends(write)) -> Any:
+        return changed(
+            ctx.negotiation.withdraw(ctx.actor, ctx.case_id, proposal_id, reason=body.reason)
+        )
+
+    @router.post(
+        "/proposals/{proposal_id}/repropose",
+        status_code=201,
+        summary="Propose a crossed proposal again on the current version",
+        description="The same changes and note, by the same party, linked to the crossed "
+        "one (only its author may). A proposal is crossed when another was agreed on its "
+        "base; the case lists them under crossed_proposals.",
+        responses={201: CHANGED},
+    )
+    def repropose(proposal_id: str, ctx: Context = Depends(write)) -> Any:
+        return changed(ctx.negotiation.repropose(ctx.actor, ctx.case_id, proposal_id))
+
+    @router.post(
+        "/activities",
+        status_code=201,
+        summary="Promise an activity your party owns, at once",
+        description="A callback or task your own party will do, agreed without waiting for "
+        "the others (activity.committed); its timers start now. Changing it later is a "
+        "proposal like any other.",
+        responses={201: CHANGED},
+    )
+    def commit(body: CommitIn, ctx: Context = Depends(write)) -> Any:
+        fields = body.model_dump(exclude_none=True, exclude={"note"})
+        return changed(ctx.negotiation.commit(ctx.actor, ctx.case_id, fields, note=body.note))
+
+    @router.post(
         "/activities/{activity}/progress",
         summary="Report progress on your activity",
         responses={200: CHANGED},
@@ -175,7 +212,9 @@ def add_negotiation_routes(
     )
     def satisfied(body: SatisfiedIn, ctx: Context = Depends(write)) -> Any:
         return changed(
-            ctx.negotiation.satisfied(ctx.actor, ctx.case_id, rating=body.rating, note=body.note)
+            ctx.negotiation.satisfied(
+                ctx.actor, ctx.case_id, rating=body.rating, note=body.note, reason=body.reason
+            )
         )
 
     @router.post("/reopen", summary="Reopen a resolved case", responses={200: CHANGED})

@@ -156,6 +156,31 @@ class Endpoints:
     ) -> Changed:
         """Counter a proposal with your own ``changes``."""
 
+    @operation("POST", "/api/v1/cases/{case_id}/proposals/{proposal_id}/withdraw")
+    def withdraw(self, case_id: str, proposal_id: str, *, reason: str | None = None) -> Changed:
+        """Withdraw your party's own open (or crossed) proposal."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/proposals/{proposal_id}/repropose")
+    def repropose(self, case_id: str, proposal_id: str) -> Changed:
+        """Propose a crossed proposal of yours again on the current version."""
+
+    @operation("POST", "/api/v1/cases/{case_id}/activities")
+    def commit(
+        self,
+        case_id: str,
+        activity: str,
+        title: str,
+        kind: str,
+        *,
+        owner: str | None = None,
+        member: str | None = None,
+        due: str | None = None,
+        channel: str | None = None,
+        topic: str | None = None,
+        note: str | None = None,
+    ) -> Changed:
+        """Promise an activity your party owns at once (a ``callback`` needs ``due``)."""
+
     @operation("POST", "/api/v1/cases/{case_id}/activities/{activity}/progress")
     def progress(
         self, case_id: str, activity: str, state: str, *, note: str | None = None
@@ -164,9 +189,15 @@ class Endpoints:
 
     @operation("POST", "/api/v1/cases/{case_id}/satisfied")
     def satisfied(
-        self, case_id: str, *, rating: int | None = None, note: str | None = None
+        self,
+        case_id: str,
+        *,
+        rating: int | None = None,
+        note: str | None = None,
+        reason: str | None = None,
     ) -> Changed:
-        """Say your party is satisfied with the current agreement (``rating`` 1 to 5)."""
+        """Say your party is satisfied with the current agreement (``rating`` 1 to 5);
+        while agreed activities or topics are open, only with a ``reason`` (close anyway)."""
 
     @operation("POST", "/api/v1/cases/{case_id}/reopen")
     def reopen(self, case_id: str, reason: str) -> Changed:
@@ -679,6 +710,9 @@ class Endpoints:
     portal_accept = portal(accept)
     portal_reject = portal(reject)
     portal_counter = portal(counter)
+    portal_withdraw = portal(withdraw)
+    portal_repropose = portal(repropose)
+    portal_commit = portal(commit)
     portal_progress = portal(progress)
     portal_satisfied = portal(satisfied)
     portal_reopen = portal(reopen)
