@@ -72,7 +72,7 @@ NAMES = (
 
 TIMER_EVENTS = frozenset(
     {"case.opened", "proposal.accepted", "activity.updated", "party.satisfied", "case.reopened"}
-)
+) | {"activity.committed"}
 """What can start, move or stop a callback's timers: the agreed terms (a template's, or an
 accepted proposal's) and their progress."""
 

@@ -396,6 +396,11 @@ class MailChannel:
                 notices.append((e, "proposal", ""))
             elif ours and e.type == "message.posted" and e.author.member == SYSTEM_MEMBER:
                 notices.append((e, "notice", str(e.body.get("text", ""))))
+            elif e.type == "activity.committed":  # a promise made at once, e.g. by phone
+                parties = state["parties"].values()
+                named = [p["name"] for p in parties if p.get("node") == e.author.node]
+                who = "we" if ours or not named else str(named[0])
+                notices.append((e, "notice", _promise_notice(e.body, who)))
             elif not ours and e.type in ("message.posted", "proposal.made", "activity.updated"):
                 notices.append((e, *_foreign_notice(state, e)))
         if not notices:
@@ -572,6 +577,14 @@ def _size(n: int) -> str:
 
 
 __all__ = ["CUSTOMER_PARTY", "MailChannel", "NoMailbox", "Reply"]
+
+
+def _promise_notice(body: dict[str, Any], who: str) -> str:
+    """What a customer reads when a party promises an activity without waiting for them."""
+    due = body.get("due")
+    when = f", by {parse_time(due).strftime('%H:%M UTC on %d %B %Y')}" if due else ""
+    note = f"\n\n{body['note']}" if body.get("note") else ""
+    return f"Promised: “{body['title']}”{when} — {who} will do it.{note}"
 
 
 def _foreign_notice(state: State, event: Event) -> tuple[str, str]:
