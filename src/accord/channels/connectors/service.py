@@ -244,6 +244,13 @@ class Connectors:
                 with self.client() as client:
                     data = platform.fetch(client, account.settings, account.secrets, media)
             except (SendFailed, httpx.HTTPError) as exc:
+                log.warning(
+                    "%s media %s for account %d not fetched: %s",
+                    platform.name,
+                    media.name,
+                    account.id,
+                    exc,
+                )
                 notes.append(f"[{media.name}: not fetched ({exc})]")
                 continue
             if len(data) > MAX_MEDIA:

@@ -32,8 +32,11 @@ from accord.channels.connectors.base import (
     check_response,
     same,
 )
+from accord.integrations.ssrf import Resolver, UnsafeURL, check_url, parse_url
 
 API = "https://api.twilio.com"
+MAX_HOPS = 3  # Twilio's media URL redirects once, to its media store
+MAX_MEDIA = 25 * 1024 * 1024
 
 
 def signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -46,6 +49,7 @@ class Twilio:
     def __init__(self, name: str = "sms") -> None:
         self.name = name  # sms, or whatsapp-twilio
         self.channel = "whatsapp" if name == "whatsapp-twilio" else "sms"
+        self.resolver: Resolver | None = None  # the SSRF guard's; tests inject one
 
     def challenge(
         self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
@@ -131,9 +135,66 @@ class Twilio:
     def fetch(
         self, client: httpx.Client, settings: dict[str, Any], secrets: dict[str, str], media: Media
     ) -> bytes:
-        download = client.get(
-            media.ref, auth=(settings["account_sid"], secrets["auth_token"]), follow_redirects=True
-        )
-        if download.status_code >= 400:
-            raise SendFailed(f"Twilio refused the download ({download.status_code})", retry=True)
-        return download.content
+        """The media at ``media.ref``, fetched only from Twilio's API host and through the
+        SSRF guard (``accord.integrations.ssrf``): the connection goes to the address that
+        was checked, and the account's credentials go to that address only. The client
+        never follows a redirect itself; Twilio answers a media URL with a redirect to its
+        media store, which is followed here at most ``MAX_HOPS`` times, each new URL
+        checked again and sent no credentials. At most ``MAX_MEDIA`` + 1 bytes are read."""
+        api = _origin(httpx.URL(str(settings.get("api_base") or API)))
+        # an api_base an admin set (a stand-in on the node's own network) may be private
+        private_api = api != _origin(httpx.URL(API))
+        try:
+            first = parse_url(media.ref)
+        except UnsafeURL as exc:
+            raise SendFailed(f"media URL refused: {exc}", retry=False) from None
+        if _origin(first) != api:
+            raise SendFailed(
+                f"media URL refused: {first.host!r} is not Twilio's API host ({api[1]!r})",
+                retry=False,
+            )
+        url = str(first)
+        token = f"{settings['account_sid']}:{secrets['auth_token']}".encode()
+        credentials: str | None = "Basic " + base64.b64encode(token).decode()
+        for _hop in range(MAX_HOPS + 1):
+            try:
+                target = check_url(
+                    url,
+                    allow_private=private_api and _origin(httpx.URL(url)) == api,
+                    resolver=self.resolver,
+                )
+            except UnsafeURL as exc:
+                raise SendFailed(f"media URL refused: {exc}", retry=False) from None
+            headers = {"Host": target.host_header}
+            if credentials:
+                headers["Authorization"] = credentials
+            request = client.build_request(
+                "GET",
+                target.pinned_url(),
+                headers=headers,
+                extensions={"sni_hostname": target.host} if target.url.scheme == "https" else {},
+            )
+            response = client.send(request, follow_redirects=False, stream=True)
+            try:
+                if response.is_redirect:
+                    url = str(target.url.join(response.headers.get("location", "")))
+                    credentials = None  # the credentials never go to another address
+                    continue
+                if response.status_code >= 400:
+                    raise SendFailed(
+                        f"Twilio refused the download ({response.status_code})", retry=True
+                    )
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > MAX_MEDIA:
+                        break  # enough to know it is over the limit
+                return bytes(data)
+            finally:
+                response.close()
+        raise SendFailed(f"media URL refused: more than {MAX_HOPS} redirects", retry=False)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.scheme, url.host.lower(), port)
