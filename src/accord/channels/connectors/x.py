@@ -9,6 +9,11 @@ body>`` (refused with ``401`` when it does not match). ``direct_message_events``
 ``message_data.text``); ``tweet_create_events`` that mention the account are public posts.
 We send with ``POST /2/dm_conversations/with/{participant_id}/messages`` (a user-context
 bearer token).
+
+The CRC answer is an HMAC under the same secret that signs event bodies, so it is given
+only for tokens of the shape X sends (``CRC_TOKEN``: base64 or base64url text, at most 256
+characters). A JSON body always holds ``{`` or ``"``, so it can never be one: a caller
+cannot have a forged body signed by asking for its "CRC" (issue 22, row 1).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
+import re
 from typing import Any
 
 import httpx
@@ -34,6 +41,10 @@ from accord.channels.connectors.base import (
 )
 
 API = "https://api.x.com"
+CRC_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{1,256}")
+"""What X sends as ``crc_token``: base64 text. Never JSON, never a request body."""
+
+log = logging.getLogger("accord.channels.connectors")
 
 
 def sign(secret: str, data: bytes) -> str:
@@ -53,6 +64,13 @@ class X:
         token = request.query.get("crc_token", "")
         if not token:
             return 400, "text/plain", "no crc_token"
+        if not CRC_TOKEN.fullmatch(token):
+            log.warning(
+                "x webhook CRC refused: the crc_token (%d characters) is not of the shape X "
+                "sends; a CRC is never computed over other text",
+                len(token),
+            )
+            return 400, "text/plain", "refused: crc_token is not of the shape X sends"
         body = orjson.dumps(
             {"response_token": sign(secrets.get("consumer_secret", ""), token.encode())}
         )
