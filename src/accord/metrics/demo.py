@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from accord.auth.members import Member, MemberStore
+from accord.core.state import open_work
 from accord.core.timefmt import format_time
 from accord.jobs.follow import skip_history
 from accord.metrics.service import Outcomes
@@ -370,6 +371,7 @@ class _Sim:
         self.later(rng.uniform(0.2, 3))
         if self._past(horizon):
             return 1
+        self._finish_work(agent, customer, case_id)
         self.neg.satisfied(agent, case_id)
         rating = rng.choices(
             [5, 4, 3, 2], [0.5, 0.3, 0.15, 0.05] if not v1 else [0.3, 0.35, 0.25, 0.1]
@@ -389,6 +391,19 @@ class _Sim:
             self.neg.satisfied(agent, case_id)
             self.neg.satisfied(customer, case_id, rating=max(1, rating - 1))
         return 0
+
+    def _finish_work(self, agent: Actor, customer: Actor, case_id: str) -> None:
+        """What satisfaction waits for (issue 19): every open activity reported done by
+        its owner, every open topic closed."""
+        state = self.neg.state(case_id)
+        work = open_work(state)
+        for aid in work["activities"]:
+            owner = state["terms"]["activities"][aid]["owner"]
+            self.neg.report_progress(
+                agent if owner == self.party else customer, case_id, aid, "done"
+            )
+        for topic in work["topics"]:
+            self.neg.close_topic(agent, case_id, topic)
 
     def _data(self, agent: Actor, case_id: str, kind: str | None) -> None:
         """The template's data items, now and then one left out or one more added."""
