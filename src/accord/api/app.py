@@ -22,6 +22,7 @@ from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
 from accord.api.connectors import connector_routes
 from accord.api.customers import customer_routes
+from accord.api.docs import install_docs
 from accord.api.inbound import inbound_routes
 from accord.api.mail import mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
@@ -61,6 +62,7 @@ from accord.service.notes import Notes
 from accord.service.ownership import Ownership
 from accord.service.sla import ResponseTargets
 from accord.web import install as install_pages
+from accord.web.session import login_wait
 
 Clock = Callable[[], datetime]
 SESSION_TTL = timedelta(hours=12)
@@ -216,7 +218,10 @@ def create_app(
         title="Accord",
         version=__version__,
         description="Customer cases as negotiated agreements between parties.",
+        docs_url=None,  # served from this node by install_docs, not from a CDN
+        redoc_url=None,
     )
+    install_docs(app)
     app.state.rate_limiter = configure(rate_limit)
     services = Services.build(node, now, transport, passwords, inline_followers)
     app.state.services = services
@@ -295,6 +300,13 @@ def _session_routes(services: Services) -> APIRouter:
 
     @router.post("/session", summary="Log in: sets the session cookie, returns the CSRF token")
     def login(body: LoginIn, request: Request, response: Response) -> Any:
+        wait = login_wait(request, body.username, way="api")  # the web /login's limiter
+        if wait:
+            return JSONResponse(
+                {"detail": f"too many login attempts; try again in {wait} seconds"},
+                status_code=429,
+                headers={"Retry-After": str(wait)},
+            )
         member = services.members.authenticate(body.username, body.password)
         if member is None:
             return JSONResponse({"detail": "wrong username or password"}, status_code=401)

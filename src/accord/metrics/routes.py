@@ -37,6 +37,7 @@ from accord.service.errors import Invalid, ServiceError
 from accord.service.negotiation import Actor
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
+from accord.web.session import secure_headers
 from accord.workflows.store import TemplateStore, Version
 
 PAGES = Environment(
@@ -406,7 +407,7 @@ def _pages(outcomes: Outcomes) -> APIRouter:
             buckets=BUCKETS,
             dims=outcomes.store.dimensions(),
         )
-        return HTMLResponse(html)
+        return secure_headers(HTMLResponse(html))  # type: ignore[return-value]
 
     @router.get("/compare", response_class=HTMLResponse)
     def compare_page(
@@ -432,6 +433,6 @@ def _pages(outcomes: Outcomes) -> APIRouter:
             dims=dims,
             metrics=METRICS,
         )
-        return HTMLResponse(html)
+        return secure_headers(HTMLResponse(html))  # type: ignore[return-value]
 
     return router

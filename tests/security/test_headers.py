@@ -1,0 +1,81 @@
+"""Every page of the web app sends the same security headers: a Content-Security-Policy
+with no inline script or style, ``nosniff``, no framing, a referrer policy and no caching
+(docs/security.md, issue 22 row 10)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from accord.api.auth import SESSION_COOKIE
+from accord.web import API_PREFIXES
+from accord.web.session import CSP
+from tests.web.conftest import make_desk
+
+NOT_PAGES = ("/metrics", "/openapi.json", "/health", "/ready")
+
+
+def _routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, those of included routers too (FastAPI keeps those in a branch)."""
+    for route in routes:
+        if hasattr(route, "effective_candidates"):
+            yield from _routes(route.effective_candidates())
+        else:
+            yield route
+
+
+def _pages(app: Any) -> list[str]:
+    """Every GET route a browser may open, path parameters filled with a placeholder."""
+    paths = []
+    for route in _routes(app.routes):
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None) or ()
+        if not path or "GET" not in methods:
+            continue
+        if path.startswith(API_PREFIXES) or path.startswith(NOT_PAGES):
+            continue
+        paths.append(re.sub(r"\{[^}]+\}", "x1", path))
+    return sorted(set(paths))
+
+
+def test_every_page_sends_the_same_security_headers(tmp_path: Path) -> None:
+    desk = make_desk(tmp_path / "node")
+    ann = desk.services.members.by_username("ann")
+    session = desk.services.sessions.create(ann.id)
+    client = TestClient(desk.app, base_url="https://support.northwind.example")
+    client.cookies.set(SESSION_COOKIE, session.token)
+    pages = _pages(desk.app)
+    assert "/dashboard" in pages and "/compare" in pages and "/" in pages
+    checked = []
+    for path in pages:
+        answer = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
+        if not answer.headers.get("content-type", "").startswith("text/html"):
+            continue
+        checked.append(path)
+        assert answer.headers.get("content-security-policy") == CSP, path
+        assert answer.headers.get("x-content-type-options") == "nosniff", path
+        assert answer.headers.get("x-frame-options") == "DENY", path
+        assert answer.headers.get("referrer-policy") in ("same-origin", "no-referrer"), path
+        assert answer.headers.get("cache-control") == "no-store", path
+        # the policy allows no inline script or style, so the page must carry none
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", answer.text), path
+        assert "<style" not in answer.text and " style=" not in answer.text, path
+        # and loads its scripts and stylesheets from this node, never from a CDN
+        assert not re.search(r'<(script|link)[^>]+(src|href)="(?!/)', answer.text), path
+    assert {"/dashboard", "/compare", "/docs"} <= set(checked)
+    desk.node.close()
+
+
+def test_the_api_docs_are_served_from_this_node(tmp_path: Path) -> None:
+    desk = make_desk(tmp_path / "node")
+    client = TestClient(desk.app)
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-security-policy"] == CSP
+    for asset in re.findall(r'(?:src|href)="(/[^"]+)"', page.text):
+        loaded = client.get(asset)
+        assert loaded.status_code == 200 and loaded.content, asset
+    assert client.get("/redoc").status_code == 404  # ReDoc only exists on a CDN
+    desk.node.close()
