@@ -35,7 +35,7 @@ from accord.web.session import (
     SESSION_TTL,
     Viewer,
     check_csrf,
-    login_limiter,
+    login_wait,
     need,
     safe_next,
     secure_headers,
@@ -99,9 +99,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         password: str = Form("", max_length=1024),
         next: str = Form("/", max_length=2000),
     ) -> Response:
-        limiter = login_limiter(request)
-        address = request.client.host if request.client else "?"
-        wait = max(limiter.take(f"user:{username.lower()}"), limiter.take(f"addr:{address}"))
+        wait = login_wait(request, username, way="web")
         if wait:
             response = render(
                 "login.html",

@@ -8,6 +8,7 @@ field, compared in constant time. Logins are rate-limited per username and per a
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from accord.api.auth import SESSION_COOKIE
 from accord.api.ratelimit import RateLimiter
 from accord.auth.members import Member
 from accord.auth.sessions import csrf_matches
+
+log = logging.getLogger("accord.auth")
 
 SESSION_TTL = timedelta(hours=12)
 LOGIN_ATTEMPTS_PER_MINUTE = 10
@@ -98,3 +101,21 @@ def login_limiter(request: Request) -> RateLimiter:
     if limiter is None:
         limiter = request.app.state.login_limiter = RateLimiter(LOGIN_ATTEMPTS_PER_MINUTE)
     return limiter
+
+
+def login_wait(request: Request, username: str, *, way: str) -> int:
+    """Count one login attempt for ``username`` from the caller's address, whichever way
+    in (``way``: the web ``/login`` or the API's ``POST /api/v1/session``) — one limiter
+    for both; 0 if admitted, else the seconds to wait (the refusal is logged)."""
+    limiter = login_limiter(request)
+    address = request.client.host if request.client else "?"
+    wait = max(limiter.take(f"user:{username.lower()}"), limiter.take(f"addr:{address}"))
+    if wait:
+        log.warning(
+            "login refused (%s): too many attempts for %r from %s; retry in %d s",
+            way,
+            username[:64],
+            address,
+            wait,
+        )
+    return wait
