@@ -239,6 +239,7 @@ def admin_routes(services: Any, app_state: Any) -> APIRouter:
     async def add_token(request: Request, who: Viewer = Depends(viewer)) -> Response:
         form = await request.form()
         check_csrf(who, str(form.get("csrf", "")))
+        need(who, TOKENS_ADMIN)  # before anything is made (issue 22, row 14)
         scopes = [str(s) for s in form.getlist("scopes")]
         days = str(form.get("days", "") or "")
         name = str(form.get("name", ""))

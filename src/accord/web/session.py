@@ -71,7 +71,9 @@ def check_csrf(who: Viewer, given: str | None) -> None:
 
 
 def need(who: Viewer, scope: str) -> None:
+    """Refuse (403, logged) a member whose role lacks ``scope``: call it before any work."""
     if not who.may(scope):
+        log.warning("refused: %s (%s) lacks %s", who.member.username, who.member.role, scope)
         raise HTTPException(403, detail=f"your role does not allow this ({scope})")
 
 
