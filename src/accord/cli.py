@@ -272,7 +272,9 @@ def serve(
     level = str(values["log_level"]).lower()
     try:
         if workers == 1:
-            uvicorn.run(app, host=host, port=port, log_config=None, log_level=level)
+            uvicorn.run(
+                app, host=host, port=port, log_config=None, log_level=level, access_log=False
+            )
         else:
             # Each process builds its own app from the environment (no state is shared in
             # memory: sessions, rate limits per process, metrics through files).
@@ -292,6 +294,7 @@ def serve(
                 workers=workers,
                 log_config=None,
                 log_level=level,
+                access_log=False,  # Accord writes its own access line, without paths
             )
     finally:
         mail()

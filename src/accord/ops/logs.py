@@ -61,10 +61,49 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{rid}]" if rid else text
 
 
+SECRET_IN_TEXT = (
+    # a portal link's token: /portal/<token>[/…]
+    (re.compile(r"(/portal/)[^/?#\s\"']+"), r"\1[redacted]"),
+    # query parameters that carry secrets: hub.verify_token (WhatsApp, Messenger), token,
+    # crc_token, secret_token, signature, password, key, …
+    (
+        re.compile(
+            r"(?i)([?&][^=&\s\"']*(?:token|secret|signature|password|passwd|key)[^=&\s\"']*=)"
+            r"[^&#\s\"']*"
+        ),
+        r"\1[redacted]",
+    ),
+)
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with portal-link tokens and secret query parameters replaced."""
+    for pattern, replacement in SECRET_IN_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites every record's message (uvicorn's access line among them, which carries
+    the raw path and query) so no portal-link token or verify token reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            return True
+        cleaned = redact_secrets(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
 def configure(fmt: str = "text", level: str = "info") -> None:
-    """Send Accord's and uvicorn's logs to stderr as ``fmt`` (``json`` or ``text``)."""
+    """Send Accord's and uvicorn's logs to stderr as ``fmt`` (``json`` or ``text``), with
+    secrets in paths and query strings redacted (``RedactSecrets``)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
