@@ -20,11 +20,13 @@ from fastapi.responses import JSONResponse
 
 from accord import __version__
 from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
+from accord.api.bodylimit import BodyLimit
+from accord.api.bodylimit import configure as body_limit
 from accord.api.connectors import connector_routes
 from accord.api.customers import customer_routes
 from accord.api.docs import install_docs
 from accord.api.inbound import inbound_routes
-from accord.api.mail import mail_routes
+from accord.api.mail import MAX_RAW, mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
@@ -204,6 +206,7 @@ def create_app(
     rate_limit: RateLimiter | int | None = None,
     passwords: Passwords | None = None,
     inline_followers: bool = True,
+    max_body: int | None = None,
 ) -> FastAPI:
     """The application for ``node``; ``transport`` carries its requests to other nodes,
     ``push_rate`` caps the events each peer may push per minute, ``rate_limit`` the
@@ -213,7 +216,8 @@ def create_app(
     (argon2id's production profile by default); tests inject both. With
     ``inline_followers`` the followers of the case log (``accord.service.followers``) run
     in the request's thread right after each commit; ``accord serve`` sets it off and runs
-    them in its worker thread instead."""
+    them in its worker thread instead. ``max_body`` caps request bodies (default
+    ``$ACCORD_MAX_BODY_BYTES`` or 16 MiB; see ``accord.api.bodylimit``)."""
     app = FastAPI(
         title="Accord",
         version=__version__,
@@ -232,6 +236,12 @@ def create_app(
         return JSONResponse(exc.to_json(), status_code=exc.status)
 
     instrument(app)
+    # outermost: a body over the limit is refused before it is parsed or anyone authenticated
+    app.add_middleware(
+        BodyLimit,
+        limit=body_limit(max_body),
+        larger={"/api/v1/mail/inbound": MAX_RAW + 64 * 1024},
+    )
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus(request: Request) -> Response:
