@@ -511,6 +511,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
 
     @router.get("/cases/{case_id}/files/{sha}")
     def get_file(case_id: str, sha: str, who: Viewer = Depends(viewer)) -> Response:
-        return download(blobs, services.negotiation.state(case_id), sha)
+        state = services.negotiation.state(case_id)
+        return download(blobs, state, sha, case_id=case_id, db=services.node.db)
 
     return router

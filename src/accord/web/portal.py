@@ -227,7 +227,8 @@ def portal_routes(services: Any) -> APIRouter:
         grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
-        return download(blobs, services.negotiation.state(grant.case_id), sha)
+        state = services.negotiation.state(grant.case_id)
+        return download(blobs, state, sha, case_id=grant.case_id, db=services.node.db)
 
     @router.post("/portal/{token}/propose")
     async def propose(token: str, request: Request) -> Response:
