@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import uuid
@@ -19,6 +20,11 @@ from accord.store.database import Database
 pytest_plugins = ["tests.browser"]  # the `chromium` fixture
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+# Tests run their peers on 127.0.0.1 (in-process and as `accord serve` subprocesses, which
+# inherit this): allow peers on private and loopback addresses, which production refuses
+# (accord.federation.client). tests/security/test_federation.py turns it off again.
+os.environ.setdefault("ACCORD_ALLOW_PRIVATE_PEERS", "1")
 CLOCK_OFFSET = "ACCORD_TEST_CLOCK_OFFSET_DAYS"
 
 
@@ -132,6 +138,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
         yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        # A connection this test left open is reported now, at this test, not whenever
+        # the garbage collector happens to find it during another one.
+        gc.collect()
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

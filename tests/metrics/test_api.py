@@ -101,7 +101,11 @@ def test_templates_are_versioned_and_cases_record_their_version(desk: Desk) -> N
     assert (body["template"], body["version"], body["owner"]) == ("billing", 1, "Tom Baker")
     case = body["case"]
     outcomes = desk.client.app.state.outcomes  # type: ignore[attr-defined]
-    assert outcomes.store.stale() == []  # facts kept fresh as the case changes
+    # the outcome-facts follower recomputed them when the case opened; later changes
+    # leave them stale until the next milestone, and every read refreshes stale cases
+    assert outcomes.store.stale() == [case]
+    outcomes.store.refresh_stale()
+    assert outcomes.store.stale() == []
     shown = desk.client.get(f"/api/v1/cases/{case}", headers=desk.as_("tom")).json()
     assert shown["template"] == "billing"  # the log names the template
     listed = desk.client.get("/api/v1/templates", headers=desk.as_("tom")).json()

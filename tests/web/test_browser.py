@@ -167,6 +167,10 @@ def test_member_and_customer_journey(served: tuple[str, Desk], tmp_path: Path) -
             counter.get_by_role("button", name="Accept").click()
             expect(page.locator("#agreement")).to_contain_text("Version 1")
             expect(page.locator("#agreement")).to_contain_text("Credit")
+            # resolving with the visit still open is refused, with the open work named
+            page.get_by_role("button", name="Mark our side satisfied").click()
+            expect(page.get_by_role("alert")).to_contain_text("work is still open")
+            page.locator("#activities").get_by_role("button", name="Done").click()
             page.get_by_role("button", name="Mark our side satisfied").click()
             expect(page.get_by_role("button", name="We are satisfied")).to_be_visible()
 

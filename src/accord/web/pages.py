@@ -35,10 +35,13 @@ from accord.web.session import (
     SESSION_TTL,
     Viewer,
     check_csrf,
+    login_csrf,
+    login_csrf_ok,
     login_wait,
     need,
     safe_next,
     secure_headers,
+    set_login_csrf,
     viewer,
 )
 
@@ -88,9 +91,14 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
     router = APIRouter()
 
     # -- login ------------------------------------------------------------------------
+    def login_form(request: Request, status: int = 200, **values: Any) -> Response:
+        token = login_csrf(request)
+        page = render("login.html", status=status, csrf=token, **values)
+        return set_login_csrf(page, request, token)
+
     @router.get("/login")
-    def login_page(next: str = Query("/", max_length=2000)) -> Response:
-        return render("login.html", next=safe_next(next), error=None, username="")
+    def login_page(request: Request, next: str = Query("/", max_length=2000)) -> Response:
+        return login_form(request, next=safe_next(next), error=None, username="")
 
     @router.post("/login")
     def login(
@@ -98,11 +106,20 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         username: str = Form("", max_length=64),
         password: str = Form("", max_length=1024),
         next: str = Form("/", max_length=2000),
+        csrf: str = Form("", max_length=100),
     ) -> Response:
+        if not login_csrf_ok(request, csrf):  # before the password is even looked at
+            return login_form(
+                request,
+                status=403,
+                next=safe_next(next),
+                username=username,
+                error="This form has expired or did not come from Accord. Please log in again.",
+            )
         wait = login_wait(request, username, way="web")
         if wait:
-            response = render(
-                "login.html",
+            response = login_form(
+                request,
                 status=429,
                 next=safe_next(next),
                 username=username,
@@ -112,8 +129,8 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             return response
         member = services.members.authenticate(username, password)
         if member is None:
-            return render(
-                "login.html",
+            return login_form(
+                request,
                 status=401,
                 next=safe_next(next),
                 username=username,
@@ -460,16 +477,21 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
     def satisfied(
         case_id: str,
         rating: int | None = Form(None, ge=1, le=5),
+        reason: str = Form("", max_length=2000),
         csrf: str = Form(""),
         who: Viewer = Depends(viewer),
     ) -> Response:
+        """Our side is satisfied; refused with the open work listed unless a reason to
+        close anyway is given (recorded in the log)."""
         return act(
             case_id,
             who,
             csrf,
             CASES_WRITE,
             "agreement",
-            lambda actor: services.negotiation.satisfied(actor, case_id, rating=rating),
+            lambda actor: services.negotiation.satisfied(
+                actor, case_id, rating=rating, reason=reason.strip() or None
+            ),
         )
 
     @router.post("/cases/{case_id}/mark")
