@@ -15,7 +15,9 @@ from accord.auth.passwords import MAX_LENGTH, MIN_LENGTH, Passwords, check_polic
 def test_policy_needs_twelve_characters_and_says_so() -> None:
     with pytest.raises(PasswordPolicyError, match="at least 12 characters"):
         check_policy("x" * (MIN_LENGTH - 1))
-    check_policy("x" * MIN_LENGTH)
+    check_policy("kettle violin ma")  # twelve and more characters, not a common pattern
+    with pytest.raises(PasswordPolicyError, match="too easy to guess"):
+        check_policy("x" * MIN_LENGTH)  # long enough, but a repeat (issue 22, row 13)
     with pytest.raises(PasswordPolicyError, match="at most"):
         check_policy("x" * (MAX_LENGTH + 1))
 

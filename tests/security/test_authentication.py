@@ -60,3 +60,50 @@ def test_wrong_passwords_on_the_web_close_the_api_too(site: TestClient) -> None:
 def test_wrong_passwords_on_the_api_close_the_web_too(site: TestClient) -> None:
     [_api_login(site, f"guess {n}") for n in range(30)]
     assert _web_login(site, PASSWORD) == 429
+
+
+# -- issue 22, row 13: common and breached passwords; login CSRF ----------------------------
+
+
+@pytest.mark.parametrize(
+    "weak", ["password1234", "qwertyuiop12", "iloveyou2024", "dragon123456", "PASSWORD1234"]
+)
+def test_common_and_breached_passwords_are_refused(
+    site: TestClient, weak: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from accord.auth.errors import PasswordPolicyError
+
+    members = site.app.state.services.members  # type: ignore[attr-defined]
+    with (
+        caplog.at_level(logging.WARNING, logger="accord.auth"),
+        pytest.raises(PasswordPolicyError, match=r"breaches|too easy to guess"),
+    ):
+        members.create("weak", weak, role="agent", display_name="Weak")
+    assert members.by_username("weak") is None
+    assert any("refused a new password" in r.getMessage() for r in caplog.records)
+    assert weak not in caplog.text  # the password itself is never logged
+
+
+def test_a_strong_password_is_still_accepted(site: TestClient) -> None:
+    members = site.app.state.services.members  # type: ignore[attr-defined]
+    members.create("ok", "staple battery horse correct", role="agent", display_name="Ok")
+
+
+def test_login_csrf_a_post_from_another_site_is_refused(
+    site: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"username": "tom", "password": PASSWORD, "next": "/"}
+    with caplog.at_level(logging.WARNING, logger="accord.auth"):
+        forged = site.post("/login", data=form, follow_redirects=False)  # no cookie, no field
+    assert forged.status_code == 403 and "did not come from Accord" in forged.text
+    assert "accord_session" not in forged.headers.get("set-cookie", "")
+    assert any("without the login form's CSRF token" in r.getMessage() for r in caplog.records)
+    # the browser holds a login cookie, but the attacker cannot read it to repeat it
+    site.get("/login")
+    wrong = site.post("/login", data={**form, "csrf": "x" * 43}, follow_redirects=False)
+    assert wrong.status_code == 403
+    assert "accord_session" not in wrong.headers.get("set-cookie", "")
+    # the form as served logs in
+    assert _web_login(site, PASSWORD) == 303
+    cookie = site.get("/login").headers["set-cookie"].lower()
+    assert "samesite=strict" in cookie and "httponly" in cookie and "path=/login" in cookie

@@ -332,7 +332,12 @@ def by_web_form(desk: Desk) -> str:
 
     case_id = desk.open_case()
     desk.followed_twice(case_id)
-    page = desk.client.post("/login", data={"username": "tom", "password": PASSWORD, "next": "/"})
+    form = re.search(r'name="csrf" value="([^"]+)"', desk.client.get("/login").text)
+    assert form, "no CSRF field on the login form"
+    page = desk.client.post(
+        "/login",
+        data={"username": "tom", "password": PASSWORD, "next": "/", "csrf": form.group(1)},
+    )
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert page.status_code == 200 and found, page.text
     replied = desk.client.post(

@@ -12,9 +12,16 @@ from fastapi.testclient import TestClient
 from tests.web.conftest import PASSWORD, Desk
 
 
+def login_form(client: TestClient, **form: str) -> dict[str, str]:
+    """``form`` with the login form's CSRF token (fetched with the form, as a browser does)."""
+    return {**form, "csrf": csrf_of(client.get("/login").text)}
+
+
 def login(client: TestClient, username: str = "tom") -> str:
     """Log in through the form; returns the CSRF token the pages carry."""
-    page = client.post("/login", data={"username": username, "password": PASSWORD, "next": "/"})
+    page = client.post(
+        "/login", data=login_form(client, username=username, password=PASSWORD, next="/")
+    )
     assert page.status_code == 200, page.text
     return csrf_of(page.text)
 
@@ -34,20 +41,20 @@ def test_pages_need_a_session_and_login_is_limited(desk: Desk) -> None:
     # an open redirect is refused: next stays on this site
     page = client.post(
         "/login",
-        data={"username": "tom", "password": PASSWORD, "next": "//evil.example/"},
+        data=login_form(client, username="tom", password=PASSWORD, next="//evil.example/"),
         follow_redirects=False,
     )
     assert page.status_code == 303 and page.headers["location"] == "/"
     assert "httponly" in page.headers["set-cookie"].lower()
     client.cookies.clear()
-    wrong = client.post("/login", data={"username": "tom", "password": "nope"})
+    wrong = client.post("/login", data=login_form(client, username="tom", password="nope"))
     assert wrong.status_code == 401 and "Wrong username or password" in wrong.text
     statuses = [
-        client.post("/login", data={"username": "tom", "password": "nope"}).status_code
+        client.post("/login", data=login_form(client, username="tom", password="nope")).status_code
         for _ in range(12)
     ]
     assert statuses[-1] == 429
-    limited = client.post("/login", data={"username": "tom", "password": PASSWORD})
+    limited = client.post("/login", data=login_form(client, username="tom", password=PASSWORD))
     assert limited.status_code == 429 and "Retry-After" in limited.headers
 
 

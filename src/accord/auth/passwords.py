@@ -4,22 +4,31 @@ argon2id (RFC 9106) through argon2-cffi, with its "low memory" RFC profile by de
 64 MiB and 3 passes make each guess costly on GPUs. ``needs_rehash`` lets a login
 upgrade an old hash when the parameters are raised later. Passwords are NFC-normalised
 first so the same password typed on two systems (composed or decomposed accents) is the
-same bytes. The policy is length only (NIST SP 800-63B): at least 12 characters, and at
-most 1024 so nobody can make the server hash megabytes.
+same bytes. The policy follows NIST SP 800-63B: at least 12 characters, at most 1024 so
+nobody can make the server hash megabytes, and never a common or breached password — one
+on the list of 30,000 passwords most found in breaches that the ``zxcvbn`` package ships,
+or one its estimator finds guessable in fewer than 10^8 tries (``password1234``,
+``qwertyuiop12``, ``letmein12345``: a listed password with digits around it).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from argon2.profiles import RFC_9106_LOW_MEMORY
+from zxcvbn import zxcvbn  # type: ignore[import-untyped]
+from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
 
 from accord.auth.errors import PasswordPolicyError
 
 MIN_LENGTH = 12
 MAX_LENGTH = 1024
+log = logging.getLogger("accord.auth")
+MIN_GUESSES_LOG10 = 8  # zxcvbn's score 3: "safely unguessable" against online attacks
 
 
 def check_policy(password: str) -> None:
@@ -32,6 +41,27 @@ def check_policy(password: str) -> None:
         )
     if length > MAX_LENGTH:
         raise PasswordPolicyError(f"a password may have at most {MAX_LENGTH} characters")
+    normal = unicodedata.normalize("NFC", password)
+    if normal.lower() in _common():
+        log.warning("refused a new password: on the breached-password list")
+        raise PasswordPolicyError(
+            "this password is on the list of passwords most found in breaches; "
+            "a few unrelated words make a good one"
+        )
+    # zxcvbn's time grows with the length; the first 100 characters say enough
+    estimate = zxcvbn(normal[:100])
+    if estimate["guesses_log10"] < MIN_GUESSES_LOG10:
+        warning = estimate["feedback"].get("warning") or "it follows a common pattern"
+        log.warning("refused a new password: guessable (%s)", warning)
+        raise PasswordPolicyError(
+            f"this password is too easy to guess ({warning.rstrip('.').lower()}); "
+            "a few unrelated words make a good one"
+        )
+
+
+@functools.cache
+def _common() -> frozenset[str]:
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 class Passwords:

@@ -35,9 +35,9 @@ from accord.metrics.service import (
 from accord.metrics.store import Filter
 from accord.service.errors import Invalid, ServiceError
 from accord.service.negotiation import Actor
+from accord.web.session import secure_headers
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
-from accord.web.session import secure_headers
 from accord.workflows.store import TemplateStore, Version
 
 PAGES = Environment(

@@ -9,6 +9,7 @@ field, compared in constant time. Logins are rate-limited per username and per a
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -68,6 +69,44 @@ def check_csrf(who: Viewer, given: str | None) -> None:
     """Refuse a form post whose hidden CSRF field does not match the session."""
     if not csrf_matches(who.csrf, given):
         raise HTTPException(403, detail="this form has expired or did not come from Accord")
+
+
+LOGIN_CSRF_COOKIE = "accord_login_csrf"
+
+
+def login_csrf(request: Request) -> str:
+    """The login form's CSRF token: the browser's own, else a new one. Before a session
+    exists the token is a double-submit cookie (``SameSite=Strict``, only for ``/login``)
+    that the form repeats in a hidden field, so another site cannot log a browser in as
+    the attacker (login CSRF)."""
+    held = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    return (
+        held
+        if len(held) == 43 and held.replace("-", "").replace("_", "").isalnum()
+        else (secrets.token_urlsafe(32))
+    )
+
+
+def set_login_csrf(response: Response, request: Request, token: str) -> Response:
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
+def login_csrf_ok(request: Request, given: str | None) -> bool:
+    """Whether a login post repeats the browser's login cookie (refusals are logged)."""
+    held = request.cookies.get(LOGIN_CSRF_COOKIE)
+    if held and given and csrf_matches(held, given):
+        return True
+    where = request.client.host if request.client else "?"
+    log.warning("refused: a login post from %s without the login form's CSRF token", where)
+    return False
 
 
 def need(who: Viewer, scope: str) -> None:
