@@ -247,3 +247,17 @@ def test_list_filters_and_pages(api: Api) -> None:
     rest = api.client.get("/api/v1/cases?limit=2&offset=2", headers=api.reader).json()
     assert {c["case"] for c in page["cases"] + rest["cases"]} == set(ids)
     assert api.client.get("/api/v1/cases?resolved=true", headers=api.reader).json()["cases"] == []
+
+
+def test_a_case_and_its_owner_commit_together_or_not_at_all(api: Api) -> None:
+    """Nobody available to route to: the answer says nothing was opened, and nothing was
+    (before, the case was stored without an owner and a retry made a second one)."""
+    refused = api.client.post(
+        "/api/v1/cases", headers=api.tom, json={"title": "Line down", "route": True}
+    )
+    assert refused.status_code == 409 and "nothing was opened" in refused.json()["message"]
+    assert api.node.cases.list_cases() == []
+    taken = api.client.post("/api/v1/cases", headers=api.tom, json={"title": "Line down"})
+    assert taken.status_code == 201 and taken.json()["owner"]["owner"]["name"] == "Tom Baker"
+    (case,) = api.node.cases.list_cases()
+    assert case.case_id == taken.json()["case"]

@@ -57,7 +57,7 @@ from accord.ops import metrics
 from accord.ops.http import instrument
 from accord.privacy import Privacy
 from accord.service.callbacks import Callbacks
-from accord.service.errors import Forbidden, NotFound, ServiceError
+from accord.service.errors import Conflict, Forbidden, NotFound, ServiceError
 from accord.service.followers import Followers, build_followers
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.notes import Notes
@@ -392,20 +392,30 @@ def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
         responses={201: {"description": "The new case and its opening event."}},
     )
     def open_case(body: CaseIn, who: Principal = Depends(writer)) -> Any:
-        outcome = services.negotiation.open_case(
-            _member_actor(who),
-            title=body.title,
-            party_id=services.party_id,
-            party_name=services.node.name,
-            party_url=services.node.url,
-            customer=body.customer.model_dump() if body.customer else None,
-            topics=[t.model_dump() for t in body.topics],
-            template=body.template,
-        )
-        if body.route:
-            owner = services.ownership.route(outcome.case_id)
-        else:
-            owner = services.ownership.take(outcome.case_id, who.member)
+        # The case and its owner in one commit: a failure leaves neither, so a retry
+        # never makes a second case, and no case is ever left without its owner.
+        with services.node.db.write() as conn:
+            outcome = services.negotiation.open_case(
+                _member_actor(who),
+                title=body.title,
+                party_id=services.party_id,
+                party_name=services.node.name,
+                party_url=services.node.url,
+                customer=body.customer.model_dump() if body.customer else None,
+                topics=[t.model_dump() for t in body.topics],
+                template=body.template,
+                conn=conn,
+            )
+            if body.route:
+                owner = services.ownership.route_in(conn, outcome.case_id)
+                if owner is None:
+                    raise Conflict(
+                        "nobody is available to own this case (check availability, "
+                        "teams and routing rules); nothing was opened"
+                    )
+            else:
+                owner = services.ownership.take_in(conn, outcome.case_id, who.member)
+        services.negotiation.announce(outcome.case_id, [*outcome.event_ids, *owner.event_ids])
         return {**changed(outcome), "owner": assignment_json(owner)}
 
     def member_context(scope: str) -> Callable[..., Context]:

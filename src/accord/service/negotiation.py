@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from accord.core.bodies import SLUG, check_change
 from accord.core.crypto import NodeKey, is_event_id
 from accord.core.errors import AccordError, EventFormatError, RuleError, ValueFormatError
@@ -77,8 +79,11 @@ class Negotiation:
         party_url: str | None = None,
         topics: Sequence[dict[str, str]] = (),
         template: str | None = None,
+        conn: Connection | None = None,
     ) -> Outcome:
-        """Open a case with this node's party and, optionally, a customer it hosts."""
+        """Open a case with this node's party and, optionally, a customer it hosts; with
+        ``conn``, in the caller's transaction (its owner is named in the same commit), and
+        the caller announces it after the commit."""
         body = self.opening(
             title=title,
             party_id=party_id,
@@ -88,7 +93,7 @@ class Negotiation:
             topics=topics,
             template=template,
         )
-        event = self._write(actor, None, "case.opened", body)
+        event = self._write(actor, None, "case.opened", body, conn=conn)
         return Outcome(event.case, [event.id])
 
     def opening(
@@ -540,7 +545,15 @@ class Negotiation:
         for listener in self.listeners:
             listener(case_id, event_ids)
 
-    def _write(self, actor: Actor, case_id: str | None, type_: str, body: dict[str, Any]) -> Any:
+    def _write(
+        self,
+        actor: Actor,
+        case_id: str | None,
+        type_: str,
+        body: dict[str, Any],
+        *,
+        conn: Connection | None = None,
+    ) -> Any:
         try:
             event = self.cases.create(
                 self.key,
@@ -552,6 +565,7 @@ class Negotiation:
                 via=actor.via,
                 for_party=actor.party,
                 session=actor.session,
+                conn=conn,
             )
         except ValueFormatError as exc:
             raise Invalid(exc.message, field=exc.field) from exc
@@ -561,7 +575,8 @@ class Negotiation:
             raise Conflict(exc.reason) from exc
         except AccordError as exc:
             raise Invalid(str(exc)) from exc
-        self._changed(event.case, [event.id])
+        if conn is None:  # in the caller's transaction: the caller announces after commit
+            self._changed(event.case, [event.id])
         return event
 
 

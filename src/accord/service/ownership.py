@@ -287,6 +287,12 @@ class Ownership:
             return None
         return self._assign(conn, case_id, candidate, None, "routed", None, None, first=True)
 
+    def take_in(self, conn: Connection, case_id: str, member: Member) -> Assignment:
+        """``take`` inside the caller's transaction (the case was opened in it)."""
+        if self._owner_row(conn, case_id) is not None:
+            raise Conflict("the case already has an owner; hand it off instead")
+        return self._assign(conn, case_id, member, None, "opened", None, None, first=True)
+
     def take(self, case_id: str, member: Member) -> Assignment:
         """The member who opened a case owns it (no routing needed)."""
         self._state(case_id)
