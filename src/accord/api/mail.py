@@ -39,6 +39,11 @@ class ServerIn(Body):
     security: Literal["none", "starttls", "tls"] = "starttls"
     username: str = Field("", max_length=320)
     password: str = Field("", max_length=1024, description="Write-only: never returned.")
+    allow_plaintext: bool = Field(
+        False,
+        description="Allow a password with security none to a host other than this machine "
+        "(it then crosses the network in clear); refused otherwise.",
+    )
 
 
 class MailboxIn(Body):
@@ -219,7 +224,17 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
         row = _row(mail, message_id)
         if row.raw_sha256 is None:
             raise NotFound(f"message {message_id} has no stored original")
-        return Response(mail.blobs.get(row.raw_sha256), media_type="message/rfc822")
+        # a download, never shown inline: a browser must not render a customer's mail
+        # (HTML, scripts) as a page of this site
+        return Response(
+            mail.blobs.get(row.raw_sha256),
+            media_type="message/rfc822",
+            headers={
+                "Content-Disposition": f'attachment; filename="message-{message_id}.eml"',
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "sandbox; default-src 'none'",
+            },
+        )
 
     @top.post(
         "/mail/messages/{message_id}/release",

@@ -9,6 +9,9 @@ reveal them; they are never returned by the API, printed by the CLI or logged â€
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import logging
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -24,6 +27,8 @@ from accord.service.errors import Conflict, Invalid, NotFound
 from accord.store.database import Database
 from accord.store.tables import mailboxes
 
+log = logging.getLogger("accord.channels.email")
+
 Security = Literal["none", "starttls", "tls"]
 SECURITY: tuple[Security, ...] = ("none", "starttls", "tls")
 DEFAULT_MAX_ATTACHMENT = 25 * 1024 * 1024
@@ -37,6 +42,9 @@ class Server:
     security: Security = "starttls"
     username: str = ""
     password: str = field(default="", repr=False)
+    # a password over a connection with no TLS to a host other than this machine is refused
+    # unless an admin allows it here, knowing the password crosses the network in clear
+    allow_plaintext: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +53,7 @@ class Server:
             "security": self.security,
             "username": self.username,
             "password_set": bool(self.password),
+            "allow_plaintext": self.allow_plaintext,
         }
 
 
@@ -135,6 +144,37 @@ def check_server(server: Server | None, name: str) -> None:
         raise Invalid(
             f"{name}.security must be one of {', '.join(SECURITY)}", field=f"{name}.security"
         )
+    if (
+        server.security == "none"
+        and server.password
+        and not server.allow_plaintext
+        and not _this_machine(server.host)
+    ):
+        log.warning("refused: a %s password in clear to %s (no TLS)", name, server.host)
+        raise Invalid(
+            f"the {name} password would cross the network in clear to {server.host}: use "
+            f"security starttls or tls, or set {name}.allow_plaintext if you must",
+            field=f"{name}.security",
+        )
+
+
+def _this_machine(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_display_name(name: str) -> None:
+    """A display name goes into ``From:`` headers: no line breaks or control characters."""
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        log.warning("refused: a mailbox display name with control characters (%r)", name[:80])
+        raise Invalid(
+            "the display name may not contain line breaks or other control characters",
+            field="display_name",
+        )
 
 
 class Mailboxes:
@@ -223,6 +263,7 @@ class Mailboxes:
             )
 
     def _check(self, mailbox: Mailbox) -> None:
+        check_display_name(mailbox.display_name)
         check_server(mailbox.smtp, "smtp")
         check_server(mailbox.imap, "imap")
         if not 1024 <= mailbox.max_attachment_bytes <= mailbox.max_message_bytes:
@@ -291,6 +332,7 @@ def _server_settings(server: Server | None) -> dict[str, Any] | None:
         "port": server.port,
         "security": server.security,
         "username": server.username,
+        **({"allow_plaintext": True} if server.allow_plaintext else {}),
     }
 
 
@@ -303,4 +345,5 @@ def _server(settings: dict[str, Any] | None, password: str) -> Server | None:
         security=settings["security"],
         username=settings["username"],
         password=password,
+        allow_plaintext=bool(settings.get("allow_plaintext", False)),
     )
