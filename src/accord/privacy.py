@@ -253,6 +253,25 @@ class Privacy:
                     thread="[]",
                     raw_sha256=None,
                     error=None,
+                    # the platform's ids carry the customer too: a Telegram chat id, a web
+                    # chat visitor token, a WhatsApp id whose base64 holds the phone number;
+                    # the dedupe key is a hash of them, and hashes of phone numbers invert
+                    external_id=sa.literal("erased:")
+                    + sa.cast(channel_messages.c.id, sa.String),
+                    dedupe_key=None,
+                )
+            ).rowcount
+            # a reply still queued for them is cancelled, not retried into the void
+            removed["replies_cancelled"] = conn.execute(
+                channel_messages.update()
+                .where(
+                    channel_messages.c.customer_id.in_(family),
+                    channel_messages.c.status == "queued",
+                )
+                .values(
+                    status="cancelled",
+                    error="cancelled: the customer's data was erased",
+                    done_at=self.now(),
                 )
             ).rowcount
             removed["notes"] = (

@@ -451,6 +451,18 @@ class Connectors:
         ).first()
         if row is None or row.status != "queued":
             return None
+        if row.body is None or row.recipients in ("", "[]"):  # erased since it was queued
+            log.warning("channel message %d has nothing left to send: cancelled", row_id)
+            conn.execute(
+                channel_messages.update()
+                .where(channel_messages.c.id == row_id)
+                .values(
+                    status="cancelled",
+                    error="cancelled: nothing left to send (the customer's data was erased)",
+                    done_at=self.now(),
+                )
+            )
+            return None
         body = orjson.loads(row.body)
         account = self.accounts.get(int(body["account"]))
         to = orjson.loads(row.recipients)[0]
