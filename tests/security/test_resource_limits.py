@@ -1,6 +1,7 @@
 """Resource limits: a request body over the limit is refused before it is parsed and before
-anyone is authenticated, whether it declares its length or streams it (docs/security.md,
-issue 22 row 11)."""
+anyone is authenticated, whether it declares its length or streams it (issue 22 row 11);
+anonymous web chat opens a bounded number of cases per address and per origin (row 12).
+See docs/security.md."""
 
 from __future__ import annotations
 
@@ -77,3 +78,51 @@ def test_the_limit_leaves_room_for_legitimate_uploads() -> None:
     # a whole raw mail in base64, as large as a mailbox accepts
     assert limited.limit_for("/api/v1/mail/inbound") > DEFAULT_MAX_MESSAGE * 4 // 3
     assert limited.limit_for("/api/v1/cases") == 1024 * 1024
+
+
+# -- issue 22, row 12: anonymous web chat opens a bounded number of cases -------------------
+
+
+def _chat(client: TestClient, origin: str, text: str) -> dict[str, object]:
+    """One new visitor's first message; the frame answering it (ack or error)."""
+    with client.websocket_connect("/chat/ws", headers={"Origin": origin}) as ws:
+        ws.send_json({"type": "hello"})
+        assert ws.receive_json()["type"] == "welcome"
+        ws.send_json({"type": "message", "id": "m1", "text": text})
+        for _ in range(20):
+            frame: dict[str, object] = ws.receive_json()
+            if frame["type"] in ("ack", "error"):
+                return frame
+    raise AssertionError("no answer")
+
+
+def _cases(client: TestClient) -> int:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    return len(services.node.cases.list_cases(limit=1000))
+
+
+def test_anonymous_chat_opens_a_bounded_number_of_cases_per_address(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="accord.webchat"):
+        answers = [_chat(client, "https://evil.example", f"spam {n}") for n in range(12)]
+    stored = [a for a in answers if a.get("status") == "stored"]
+    refused = [a for a in answers if a["type"] == "error"]
+    assert len(stored) == 5 and len(refused) == 7  # the probe opened 12
+    assert "Too many new conversations" in str(refused[0]["message"])
+    assert _cases(client) == 5
+    assert any("refused: a new web chat" in r.getMessage() for r in caplog.records)
+
+
+def test_anonymous_chat_opens_a_bounded_number_of_cases_per_origin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCORD_CHAT_NEW_PER_ADDRESS", "1000")
+    monkeypatch.setenv("ACCORD_CHAT_NEW_PER_ORIGIN", "3")
+    node = Node.init(tmp_path / "origin", name="Northwind")
+    app = create_app(node, now=TickingClock(), passwords=cheap_passwords())
+    with TestClient(app) as client:
+        answers = [_chat(client, "https://evil.example", f"spam {n}") for n in range(5)]
+        assert [a["type"] for a in answers] == ["ack", "ack", "ack", "error", "error"]
+        assert _chat(client, "https://shop.example", "a real question")["type"] == "ack"
+    node.close()

@@ -9,6 +9,13 @@ by polling the case's state hash once a second: it works whichever process wrote
 reply (no in-process fan-out to keep in step), at the cost of one indexed row read per
 open chat per second.
 
+Anonymous visitors could open case after case, so new conversations — a first message
+from a visitor with no case — are limited per client address
+(``ACCORD_CHAT_NEW_PER_ADDRESS``, 5 an hour) and per embedding site, the ``Origin``
+(``ACCORD_CHAT_NEW_PER_ORIGIN``, 100 an hour); over a limit the visitor is told to wait,
+nothing is stored, and the refusal is logged. A visitor's messages on their own case are
+not counted (only the per-connection rate applies).
+
 Frames, JSON both ways — from the widget: ``hello {visitor}``, ``message {id, text,
 case?}``, ``contact {kind, value}``; to it: ``welcome {visitor, messages, open_cases}``,
 ``message {message}``, ``ack {id, status}``, ``contact {value}``, ``error {message}``.
@@ -19,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 from typing import Any
 
@@ -38,9 +47,62 @@ POLL_SECONDS = 1.0
 HELLO_SECONDS = 30.0
 
 
-def webchat_routes(chat: WebChat) -> APIRouter:
+class NewChats:
+    """New conversations per client address and per origin, over a sliding hour."""
+
+    def __init__(
+        self,
+        per_address: int = 5,
+        per_origin: int = 100,
+        *,
+        window: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = {"address": per_address, "origin": per_origin}
+        self.window = window
+        self.clock = clock
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> NewChats:
+        def number(name: str, default: int) -> int:
+            raw = environ.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit() or int(raw) < 1:
+                raise ValueError(f"${name} must be a whole number of conversations, not {raw!r}")
+            return int(raw)
+
+        return cls(
+            number("ACCORD_CHAT_NEW_PER_ADDRESS", 5), number("ACCORD_CHAT_NEW_PER_ORIGIN", 100)
+        )
+
+    def admit(self, address: str, origin: str) -> str | None:
+        """Count a new conversation; None if admitted, else which limit refused it."""
+        now = self.clock()
+        keys = [("address", address), ("origin", origin)]
+        with self._lock:
+            for key in keys:
+                seen = self._seen.setdefault(key, deque())
+                while seen and seen[0] <= now - self.window:
+                    seen.popleft()
+                if len(seen) >= self.limits[key[0]]:
+                    return key[0]
+            for key in keys:
+                self._seen[key].append(now)
+            if len(self._seen) > 10_000:  # forget the quiet ones
+                for key in [
+                    k for k, v in self._seen.items() if not v or v[-1] <= now - self.window
+                ]:
+                    del self._seen[key]
+        return None
+
+
+def webchat_routes(chat: WebChat, new_chats: NewChats | None = None) -> APIRouter:
     router = APIRouter()
     script = WIDGET.read_bytes()
+    limits = new_chats or NewChats.from_env()
 
     @router.get("/chat/widget.js", include_in_schema=False)  # a static asset, not an API
     def widget() -> Response:
@@ -58,15 +120,16 @@ def webchat_routes(chat: WebChat) -> APIRouter:
             await ws.close(code=1008, reason="this site may not embed the chat")
             return
         await ws.accept()
+        address = ws.client.host if ws.client else "?"
         try:
-            await _converse(ws, chat)
+            await _converse(ws, chat, lambda: limits.admit(address, origin or "(none)"))
         except WebSocketDisconnect:
             return
 
     return router
 
 
-async def _converse(ws: WebSocket, chat: WebChat) -> None:
+async def _converse(ws: WebSocket, chat: WebChat, admit: Callable[[], str | None]) -> None:
     try:
         hello = await asyncio.wait_for(ws.receive_json(), HELLO_SECONDS)
     except (TimeoutError, ValueError):
@@ -97,6 +160,23 @@ async def _converse(ws: WebSocket, chat: WebChat) -> None:
         except ValueError:
             await ws.send_json({"type": "error", "message": "not a JSON frame"})
             continue
+        if frame is not None and case_id is None and _starts_a_case(frame):
+            refused = admit()
+            if refused:
+                where = ws.client.host if ws.client else "?"
+                log.warning(
+                    "refused: a new web chat from %s (origin %s): over the per-%s limit",
+                    where,
+                    ws.headers.get("origin"),
+                    refused,
+                )
+                await ws.send_json(
+                    {
+                        "type": "error",
+                        "message": "Too many new conversations from here: please try again later.",
+                    }
+                )
+                continue
         if frame is not None:
             case_id = await _handle(ws, chat, visitor, frame, recent) or case_id
         if case_id is None:
@@ -147,6 +227,15 @@ async def _handle(
     except ServiceError as exc:
         await ws.send_json({"type": "error", "message": exc.message})
     return None
+
+
+def _starts_a_case(frame: Any) -> bool:
+    """A message from a visitor with no case yet (one naming a case link goes to that case)."""
+    return (
+        isinstance(frame, dict)
+        and frame.get("type") == "message"
+        and not isinstance(frame.get("case"), str)
+    )
 
 
 def _origins() -> set[str]:
