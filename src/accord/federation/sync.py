@@ -18,6 +18,7 @@ where the peer holds something this node lacks; every comparison is recorded, so
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from accord.core.crypto import fingerprint
 from accord.core.errors import AccordError, EventFormatError, MissingParentsError
 from accord.core.events import Event, parse_wire
 from accord.core.state import State
-from accord.federation.client import PeerClient, PeerError
+from accord.federation.client import PeerClient, PeerError, check_peer_url, private_peers_allowed
 from accord.federation.invites import InviteError, InviteLink, InviteStore
+from accord.integrations.ssrf import UnsafeURL
 from accord.node import Node
 from accord.service.errors import Conflict, Forbidden, Invalid
 from accord.service.negotiation import Actor, Negotiation
@@ -43,6 +45,7 @@ from accord.store.tables import cases as cases_table
 from accord.store.tables import known_nodes, peer_sync
 
 BATCH = 1000
+log = logging.getLogger("accord.federation")
 MAX_BACKOFF = timedelta(minutes=10)
 PAGE = 500
 """Cases compared with a peer per heads request of the periodic sync."""
@@ -205,13 +208,22 @@ class Federation:
         now: Callable[[], datetime],
         transport: httpx.BaseTransport | None = None,
         batch: int = BATCH,
+        allow_private_peers: bool | None = None,
     ) -> None:
+        """``allow_private_peers``: call peers on private and loopback addresses (tests,
+        local development); by default what ``ACCORD_ALLOW_PRIVATE_PEERS`` says, off
+        unless set (``accord.federation.client``)."""
         self.node = node
         self.cases = node.cases
         self.negotiation = negotiation
         self.now = now
         self.invites = InviteStore(node.db, now=now)
-        self.client = PeerClient(node.key, now=now, transport=transport)
+        if allow_private_peers is None:
+            allow_private_peers = private_peers_allowed()
+        self.allow_private_peers = allow_private_peers
+        self.client = PeerClient(
+            node.key, now=now, transport=transport, allow_private=allow_private_peers
+        )
         self.batch = batch
         self._sizes: dict[str, BatchSize] = {}
         self._sizes_lock = threading.Lock()
@@ -257,7 +269,15 @@ class Federation:
             "node": sender,
         }
         if body.get("url"):
-            new_party["url"] = body["url"]
+            url = body["url"]
+            try:  # the node will push to it and pull from it: never an internal address
+                if not isinstance(url, str):
+                    raise UnsafeURL("a joining node's URL is text")
+                check_peer_url(url, allow_private=self.allow_private_peers)
+            except UnsafeURL as exc:
+                log.warning("join to case %s by %s refused: its URL: %s", case_id, sender, exc)
+                raise Invalid(f"the joining node's URL is refused: {exc}", field="url") from exc
+            new_party["url"] = url
         if new_party["id"] in state["parties"]:
             raise Conflict(
                 f"party id {new_party['id']!r} is taken in this case; choose another",
