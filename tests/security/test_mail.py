@@ -82,3 +82,50 @@ def test_the_raw_mail_is_a_download(desk: Desk, admin: TestClient) -> None:
     assert raw.status_code == 200 and b"alert(1)" in raw.content
     assert raw.headers["content-disposition"].startswith("attachment;")
     assert raw.headers["x-content-type-options"] == "nosniff"
+
+
+# -- acknowledgements cannot relay spam (issue 22, row 7) ---------------------------------
+
+SPAM_SUBJECT = "WIN 10000 EUR NOW at http://spam.example/claim"
+SPAM_NAME = "Visit spam.example for cheap pills"
+
+
+def test_an_acknowledgement_echoes_nothing_a_forged_mail_chose(desk: Desk) -> None:
+    import sqlalchemy as sa
+
+    from accord.channels.blobs import node_blobs
+    from accord.store.tables import channel_messages
+
+    # A forged From: the victim's address, the spammer's subject and display name.
+    desk.mail(SPAM_SUBJECT, "Click the link!", sender="victim@example.org", name=SPAM_NAME)
+    with desk.node.db.read() as conn:
+        (ack,) = conn.execute(
+            sa.select(channel_messages).where(channel_messages.c.kind == "acknowledgement")
+        ).all()
+    raw = _readable(node_blobs(desk.node.data_dir, durable=False).get(ack.raw_sha256))
+    assert "victim@example.org" in raw  # it still goes to the From: address
+    for echoed in ("spam.example", "WIN 10000", "pills"):
+        assert echoed not in raw
+        assert echoed not in ack.subject
+    assert "We have your message" in ack.subject
+    # A second mail from the same address (an open case): the first's subject, now a
+    # case title, is not echoed either.
+    desk.mail("Second " + SPAM_SUBJECT, "Again", sender="victim@example.org", name=SPAM_NAME)
+    with desk.node.db.read() as conn:
+        raws = conn.execute(
+            sa.select(channel_messages.c.raw_sha256).where(
+                channel_messages.c.kind == "acknowledgement"
+            )
+        ).scalars()
+        texts = [_readable(node_blobs(desk.node.data_dir, durable=False).get(r)) for r in raws]
+    assert texts and not any("spam.example" in t or "WIN 10000" in t for t in texts)
+
+
+def _readable(raw: bytes) -> str:
+    """The mail's headers and text, decoded (whatever transfer encoding it used)."""
+    from email import message_from_bytes, policy
+
+    message = message_from_bytes(raw, policy=policy.default)
+    headers = "\n".join(f"{k}: {v}" for k, v in message.items())
+    body = message.get_body(("plain",))
+    return headers + "\n" + (body.get_content() if body is not None else "")

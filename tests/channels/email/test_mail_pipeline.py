@@ -57,7 +57,8 @@ def test_a_new_mail_opens_a_case_routed_and_acknowledged(desk: MailDesk, sink: S
     ref = receipt.ref
     assert ref is not None
     assert ack["Reply-To"].addresses[0].addr_spec == f"support+{ref.token}@northwind.example"
-    assert ack["Subject"] == f"Re: Internet keeps dropping [Accord #{ref.number}]"
+    # Nothing the sender chose is echoed (anyone can forge From:, docs/security.md)
+    assert ack["Subject"] == f"We have your message [Accord #{ref.number}]"
     text = _ack_text(ack)
     assert receipt.owner in text and f"support+{ref.token}@northwind.example" in text
     [row] = desk.outbound()

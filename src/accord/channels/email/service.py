@@ -204,8 +204,11 @@ class MailChannel:
             return
         ref = receipt.ref
         owner = receipt.owner or "our team"
+        # The sender is not verified: anyone can forge From:. So an acknowledgement echoes
+        # nothing the incoming mail chose — no subject, no display name, no case title —
+        # and cannot carry a spammer's text to the forged address (issue 22, row 7).
         lines = [
-            f"Hello{(' ' + parsed.sender_name) if parsed.sender_name else ''},",
+            "Hello,",
             "",
             f"Thank you for your message. It is case #{ref.number}, and {owner} "
             "owns it: they are accountable for it until it is resolved.",
@@ -215,11 +218,11 @@ class MailChannel:
         ]
         flags: tuple[str, ...] = ()
         if receipt.open_cases:
-            other_id, other_title = receipt.open_cases[0]
+            other_id, _title = receipt.open_cases[0]  # its title came from a mail: not echoed
             other = self.intake.refs.ensure(conn, other_id)
             lines += [
                 "",
-                f"You also have an open case with us: #{other.number} “{other_title}”. "
+                f"You also have an open case with us: #{other.number}. "
                 "If this message is about that one, just reply YES and we will add it "
                 "there — you will not need to explain anything again.",
             ]
@@ -232,8 +235,8 @@ class MailChannel:
                 sender=mailbox.address,
                 sender_name=mailbox.display_name,
                 to=parsed.sender,
-                to_name=parsed.sender_name,
-                subject=tagged(reply_subject(parsed.subject), ref.number),
+                to_name="",
+                subject=tagged("We have your message", ref.number),
                 text="\n".join(lines),
                 reply_to=mailbox.direct_line(ref.token),
                 in_reply_to=parsed.message_id,
