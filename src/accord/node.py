@@ -3,12 +3,19 @@
 ``DIR/node.key`` holds the key (mode 0600, never printed or logged);
 ``DIR/accord.db`` is the SQLite default unless a PostgreSQL URL is given. Several
 nodes live side by side on one machine simply by using different directories.
+
+The directory is made 0700 and its files 0600 (``accord init``): the database holds the
+portal-link secret and channel secrets, and no other local user may read it. Opening a
+node whose directory or files are readable by others logs a warning saying what to run
+(issue 22, row 6).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +32,9 @@ from accord.store.tables import node_info
 
 KEY_FILE = "node.key"
 ENV_HOME = "ACCORD_HOME"
+PRIVATE_FILES = (KEY_FILE, "accord.db", "accord.db-wal", "accord.db-shm")
+
+log = logging.getLogger("accord.node")
 
 
 class NodeError(Exception):
@@ -66,7 +76,8 @@ class Node:
                 f"{key_path} already exists; a node key is never overwritten "
                 "(use another --data directory for another node)"
             )
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data_dir.chmod(0o700)  # whatever the umask or an existing empty directory said
         key = NodeKey.generate()
         db = Database(resolve_url(data_dir, database))
         try:
@@ -91,12 +102,14 @@ class Node:
             db.dispose()
             raise
         _write_key(key_path, key)
+        _restrict(data_dir)
         return cls(data_dir, key, db, CaseStore(db), name, personal, url)
 
     @classmethod
     def open(cls, data_dir: Path, *, database: str | None = None, upgrade: bool = False) -> Node:
         """Open an initialised node; checks that key and database belong together."""
         key = read_key(data_dir / KEY_FILE)
+        warn_if_exposed(data_dir)
         db = Database(resolve_url(data_dir, database))
         try:
             row = _check_database(db, key, data_dir, upgrade)
@@ -131,6 +144,42 @@ def _check_database(db: Database, key: NodeKey, data_dir: Path, upgrade: bool) -
             "(its key differs); check --data and --database"
         )
     return row
+
+
+def _restrict(data_dir: Path) -> None:
+    """The node's own files: readable and writable by its user only."""
+    for name in PRIVATE_FILES:
+        path = data_dir / name
+        if path.exists():
+            path.chmod(0o600)
+
+
+def exposed(data_dir: Path) -> list[str]:
+    """The node's directory and files that other local users can reach, with their modes."""
+    found = []
+    for path in (data_dir, *(data_dir / name for name in PRIVATE_FILES)):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue
+        if mode & 0o077:
+            found.append(f"{path} ({mode:04o})")
+    return found
+
+
+def warn_if_exposed(data_dir: Path) -> list[str]:
+    """Log a warning naming what other local users can read; the list, for callers."""
+    found = exposed(data_dir)
+    if found:
+        log.warning(
+            "the node's data is readable by other local users: %s; run "
+            "`chmod 700 %s && chmod 600 %s/node.key %s/accord.db*`",
+            ", ".join(found),
+            data_dir,
+            data_dir,
+            data_dir,
+        )
+    return found
 
 
 def _write_key(path: Path, key: NodeKey) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from accord.node import Node
 from tests.servers import free_port
@@ -91,3 +92,35 @@ def test_the_log_filter_redacts_a_uvicorn_access_line() -> None:
     )
     RedactSecrets().filter(portal)
     assert portal.getMessage() == "/portal/[redacted]/x"
+
+
+# -- the data directory is the node user's alone (issue 22, row 6) -------------------------
+
+
+def test_init_makes_the_data_private_and_open_warns_when_it_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import stat
+
+    from accord.channels.blobs import node_blobs
+
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    data = tmp_path / "northwind"
+    Node.init(data, name="Northwind Broadband").close()
+    assert mode(data) == 0o700
+    assert mode(data / "node.key") == 0o600
+    assert mode(data / "accord.db") == 0o600
+    blobs = node_blobs(data, durable=False)
+    assert mode(blobs.path(blobs.put(b"an attachment"))) == 0o600
+    with caplog.at_level(logging.WARNING, logger="accord.node"):
+        Node.open(data).close()
+    assert not any("readable by other" in r.getMessage() for r in caplog.records)
+    # As a careless restore or `cp -r` leaves it: another local user could read it all.
+    data.chmod(0o755)
+    (data / "accord.db").chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="accord.node"):
+        Node.open(data).close()
+    (warning,) = [r.getMessage() for r in caplog.records if "readable by other" in r.getMessage()]
+    assert "accord.db (0644)" in warning and "chmod 700" in warning

@@ -46,10 +46,11 @@ class BlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temporary = target.with_name(f".tmp-{digest[:16]}-{os.getpid()}")
-        try:
-            with open(temporary, "wb") as out:
+        try:  # 0600: attachments and raw mail are for this node's user only
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 if self.fsync:
                     out.flush()
