@@ -78,6 +78,9 @@ def changes_from_form(form: Mapping[str, Any], zone: ZoneInfo) -> list[dict[str,
             change["due"] = local_time(due, zone)
         elif kind == "callback":
             raise FormError("act_due", "a callback needs a due time")
+        topic = _get(form, "act_topic")
+        if topic:
+            change["topic"] = topic
         changes.append(change)
     label = _get(form, "data_label")
     raw = _get(form, "data_value")
@@ -113,6 +116,35 @@ def changes_from_form(form: Mapping[str, Any], zone: ZoneInfo) -> list[dict[str,
     return changes
 
 
+def promise_from_form(form: Mapping[str, Any], party: str, zone: ZoneInfo) -> dict[str, Any]:
+    """The activity a "promise now" form commits: what, kind, due time and topic, owned
+    by ``party`` (this node's own)."""
+    if not _get(form, "act_title"):
+        raise FormError("act_title", "say what you promise")
+    (change,) = changes_from_form(
+        {
+            "act_title": _get(form, "act_title"),
+            "act_owner": party,
+            "act_kind": _get(form, "act_kind") or "callback",
+            "act_due": _get(form, "act_due"),
+            "act_topic": _get(form, "act_topic"),
+        },
+        zone,
+    )
+    change.pop("op")
+    return change
+
+
+def topic_id(state: Mapping[str, Any], title: str) -> str:
+    """A new topic's id from its title, distinct from the case's existing topics."""
+    base = slug(title, "topic")[:40]
+    made, n = base, 1
+    while made in state["topics"]:
+        n += 1
+        made = f"{base}-{n}"
+    return made
+
+
 def prefill(proposal: Mapping[str, Any] | None, zone: ZoneInfo) -> dict[str, str]:
     """The form's fields for a counter to ``proposal`` (its first activity and item)."""
     fields: dict[str, str] = {}
@@ -126,6 +158,8 @@ def prefill(proposal: Mapping[str, Any] | None, zone: ZoneInfo) -> dict[str, str
                 act_owner=change["owner"],
                 act_kind=change["kind"],
             )
+            if change.get("topic"):
+                fields["act_topic"] = change["topic"]
             if change.get("due"):
                 local = parse_time(change["due"]).astimezone(zone)
                 fields["act_due"] = local.strftime("%Y-%m-%dT%H:%M")

@@ -29,7 +29,14 @@ from accord.service.views import agreement_diff, case_view
 from accord.store.tables import case_customers
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, edit_item, prefill, submit_proposal
+from accord.web.forms import (
+    FormError,
+    edit_item,
+    prefill,
+    promise_from_form,
+    submit_proposal,
+    topic_id,
+)
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import (
     SESSION_TTL,
@@ -80,6 +87,38 @@ def acceptances(n: Any, case_id: str, state: dict[str, Any]) -> list[dict[str, s
             }
         )
     return out
+
+
+def topic_list(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """The case's topics with their state, open ones first."""
+    topics = [{"topic": t, **v} for t, v in state["topics"].items()]
+    return sorted(topics, key=lambda t: (t["state"] != "open", t["title"]))
+
+
+def proposal_topics(proposal: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """The titles of the topics a proposal's changes name."""
+    named = {c["topic"] for c in proposal["changes"] if c.get("topic")}
+    return [str(state["topics"].get(t, {}).get("title", t)) for t in sorted(named)]
+
+
+def crossed_list(
+    view: dict[str, Any], state: dict[str, Any], party: str | None, zone: ZoneInfo
+) -> list[dict[str, Any]]:
+    """Crossed proposals, for the pages: who made them, the version that crossed them,
+    and whether ``party`` (the viewer's) made them and so can propose them again."""
+    return [
+        {
+            "id": pid,
+            "by": party_name(state["parties"], p["by"]),
+            "time": p["time"],
+            "note": p.get("note"),
+            "changes": [change_words(c, state["parties"], zone) for c in p["changes"]],
+            "crossed_with": p["crossed_with"],
+            "mine": p["by"] == party,
+            "topics": proposal_topics(p, state),
+        }
+        for pid, p in view["crossed_proposals"].items()
+    ]
 
 
 def _see_other(path: str) -> RedirectResponse:
@@ -215,6 +254,9 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         status: int = 200,
         link: dict[str, str] | None = None,
         edit: str = "",
+        copy: str = "",
+        reply: dict[str, str] | None = None,
+        promise: dict[str, str] | None = None,
     ) -> Response:
         n = services.negotiation
         state = n.state(case_id)
@@ -251,9 +293,12 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
                         if x not in p["accepted_by"]
                     ],
                     "mine_to_accept": ours not in p["accepted_by"],
+                    "mine": p["by"] == ours,
                     "counter_of": p.get("counter_of"),
+                    "topics": proposal_topics(p, state),
                 }
             )
+        crossed = crossed_list(view, state, ours, zone)
         owner = services.ownership.owner(case_id)
         with services.node.db.read() as conn:
             customer_ids = [
@@ -266,7 +311,8 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             ]
         customers = [services.customers.view(c) for c in customer_ids]
         counter_of = view["open_proposals"].get(counter) if counter else None
-        fields = form or (edit_item(state, edit) if edit else prefill(counter_of, zone))
+        copied = view["crossed_proposals"].get(copy) if copy else None
+        fields = form or (edit_item(state, edit) if edit else prefill(counter_of or copied, zone))
         timeline = list(reversed(view["timeline"]))
         return render(
             "case.html",
@@ -286,6 +332,10 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
             swimlane=swimlane.render(state, now, zone),
             accepted=accepted,
             proposals=proposals,
+            crossed=crossed,
+            topics=topic_list(state),
+            reply=reply or {},
+            promise=promise or {},
             diff=diff,
             versions=versions,
             owner=owner,
@@ -312,6 +362,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         diff_from: int | None = Query(None, alias="from", ge=0),
         diff_to: int | None = Query(None, alias="to", ge=1),
         edit: str = Query("", max_length=64),
+        copy: str = Query("", max_length=71),
         who: Viewer = Depends(viewer),
     ) -> Response:
         full = (
@@ -320,7 +371,13 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         if full is None:
             raise NotFound(f"no case {case_id!r}")
         return case_page(
-            full, who, counter=counter, diff_from=diff_from, diff_to=diff_to, edit=edit
+            full,
+            who,
+            counter=counter,
+            diff_from=diff_from,
+            diff_to=diff_to,
+            edit=edit,
+            copy=copy,
         )
 
     def act(
@@ -331,9 +388,13 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         anchor: str,
         work: Any,
         form: dict[str, str] | None = None,
+        *,
+        reply: dict[str, str] | None = None,
+        promise: dict[str, str] | None = None,
     ) -> Response:
         """Check the form's CSRF token and the scope, do ``work`` as the member, and
-        redirect; on a refusal, the page again with the problem (and ``form`` refilled)."""
+        redirect; on a refusal, the page again with the problem, and what was typed kept:
+        ``form`` refills the proposal form, ``reply`` and ``promise`` the others."""
         check_csrf(who, csrf)
         need(who, scope)
         try:
@@ -347,6 +408,8 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
                 form=form,
                 counter=(form or {}).get("counter_of", ""),
                 status=400 if isinstance(exc, FormError) else exc.status,
+                reply=reply,
+                promise=promise,
             )
         return _see_other(f"/cases/{case_id}#{anchor}")
 
@@ -373,6 +436,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
                 text,
                 channel=channel or None,
             ),
+            reply={"text": text, "channel": channel},
         )
 
     @router.post("/cases/{case_id}/notes")
@@ -455,6 +519,101 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
                 actor, case_id, proposal_id, reason=reason.strip() or None
             ),
         )
+
+    @router.post("/cases/{case_id}/proposals/{proposal_id}/withdraw")
+    def withdraw(
+        case_id: str, proposal_id: str, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "proposals",
+            lambda actor: services.negotiation.withdraw(actor, case_id, proposal_id),
+        )
+
+    @router.post("/cases/{case_id}/proposals/{proposal_id}/repropose")
+    def repropose(
+        case_id: str, proposal_id: str, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "proposals",
+            lambda actor: services.negotiation.repropose(actor, case_id, proposal_id),
+        )
+
+    @router.post("/cases/{case_id}/promise")
+    def promise(
+        case_id: str,
+        act_title: str = Form("", max_length=300),
+        act_kind: str = Form("callback", max_length=16),
+        act_due: str = Form("", max_length=40),
+        act_topic: str = Form("", max_length=64),
+        note: str = Form("", max_length=10_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        """Promise at once an activity our party does (a callback promised on the phone):
+        no acceptance needed, its timers start now, the customer is told."""
+        typed = {
+            "act_title": act_title,
+            "act_kind": act_kind,
+            "act_due": act_due,
+            "act_topic": act_topic,
+            "note": note,
+        }
+
+        def work(actor: Actor) -> None:
+            activity = promise_from_form(typed, services.party_id, zone_of(services))
+            services.negotiation.commit(actor, case_id, activity, note=note.strip() or None)
+
+        return act(case_id, who, csrf, CASES_WRITE, "activities", work, promise=typed)
+
+    @router.post("/cases/{case_id}/topics")
+    def open_topic(
+        case_id: str,
+        title: str = Form(..., min_length=1, max_length=200),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "topics",
+            lambda actor: services.negotiation.open_topic(
+                actor, case_id, topic_id(services.negotiation.state(case_id), title), title
+            ),
+        )
+
+    @router.post("/cases/{case_id}/topics/{topic}/close")
+    def close_topic(
+        case_id: str, topic: str, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        return act(
+            case_id,
+            who,
+            csrf,
+            CASES_WRITE,
+            "topics",
+            lambda actor: services.negotiation.close_topic(actor, case_id, topic),
+        )
+
+    @router.post("/cases/{case_id}/topics/{topic}/reopen")
+    def reopen_topic(
+        case_id: str, topic: str, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        def work(actor: Actor) -> None:
+            state = services.negotiation.state(case_id)
+            title = state["topics"].get(topic, {}).get("title", topic)
+            services.negotiation.open_topic(actor, case_id, topic, title)
+
+        return act(case_id, who, csrf, CASES_WRITE, "topics", work)
 
     @router.post("/cases/{case_id}/activities/{activity}/progress")
     def progress(

@@ -29,8 +29,8 @@ from accord.service.views import case_view
 from accord.store.tables import case_refs
 from accord.web import swimlane
 from accord.web.files import download
-from accord.web.forms import FormError, edit_item, prefill, slug, submit_proposal
-from accord.web.pages import acceptances, zone_of
+from accord.web.forms import FormError, edit_item, prefill, slug, submit_proposal, topic_id
+from accord.web.pages import acceptances, crossed_list, proposal_topics, topic_list, zone_of
 from accord.web.render import change_words, describe, party_name, render, when
 from accord.web.session import secure_headers
 
@@ -81,6 +81,8 @@ def portal_routes(services: Any) -> APIRouter:
         form: dict[str, str] | None = None,
         counter: str = "",
         edit: str = "",
+        copy: str = "",
+        message: str = "",
         status: int = 200,
     ) -> Response:
         n = services.negotiation
@@ -110,10 +112,13 @@ def portal_routes(services: Any) -> APIRouter:
                 "note": p.get("note"),
                 "changes": [change_words(c, state["parties"], zone) for c in p["changes"]],
                 "mine_to_accept": grant.party_id not in p["accepted_by"],
+                "mine": p["by"] == grant.party_id,
+                "topics": proposal_topics(p, state),
             }
             for pid, p in view["open_proposals"].items()
         ]
         countered = view["open_proposals"].get(counter) if counter else None
+        copied = view["crossed_proposals"].get(copy) if copy else None
         return render(
             "portal.html",
             status=status,
@@ -135,9 +140,12 @@ def portal_routes(services: Any) -> APIRouter:
             direct_line=direct_line,
             todo=todo,
             proposals=proposals,
+            crossed=crossed_list(view, state, grant.party_id, zone),
+            topics=topic_list(state),
+            message=message,
             timeline=list(reversed(view["timeline"])),
             error=error,
-            form=form or (edit_item(state, edit) if edit else prefill(countered, zone)),
+            form=form or (edit_item(state, edit) if edit else prefill(countered or copied, zone)),
             base=f"/portal/{token}",
             counter=counter if countered else "",
             activities=list(state["terms"]["activities"].items()),
@@ -150,6 +158,7 @@ def portal_routes(services: Any) -> APIRouter:
         anchor: str,
         work: Callable[[Actor, PortalGrant], Any],
         form: dict[str, str] | None = None,
+        message: str = "",
     ) -> Response:
         """Do ``work`` as the link's party and redirect; on a refusal, the page again with
         the problem (and ``form`` refilled)."""
@@ -165,16 +174,19 @@ def portal_routes(services: Any) -> APIRouter:
                 error=exc.message,
                 form=form,
                 counter=(form or {}).get("counter_of", ""),
+                message=message,
                 status=400 if isinstance(exc, FormError) else exc.status,
             )
         return RedirectResponse(f"/portal/{token}#{anchor}", status_code=303)
 
     @router.get("/portal/{token}")
-    def show(request: Request, token: str, counter: str = "", edit: str = "") -> Response:
+    def show(
+        request: Request, token: str, counter: str = "", edit: str = "", copy: str = ""
+    ) -> Response:
         grant = grant_of(token, request)
         if isinstance(grant, Response):
             return grant
-        return page(token, grant, counter=counter[:71], edit=edit[:64])
+        return page(token, grant, counter=counter[:71], edit=edit[:64], copy=copy[:71])
 
     @router.post("/portal/{token}/message")
     def message(
@@ -185,6 +197,7 @@ def portal_routes(services: Any) -> APIRouter:
             token,
             "conversation",
             lambda actor, g: services.negotiation.post_message(actor, g.case_id, text),
+            message=text,
         )
 
     @router.post("/portal/{token}/files")
@@ -263,6 +276,43 @@ def portal_routes(services: Any) -> APIRouter:
             lambda actor, g: services.negotiation.reject(
                 actor, g.case_id, proposal_id, reason=reason.strip() or None
             ),
+        )
+
+    @router.post("/portal/{token}/proposals/{proposal_id}/withdraw")
+    def withdraw(request: Request, token: str, proposal_id: str) -> Response:
+        return act(
+            request,
+            token,
+            "proposals",
+            lambda actor, g: services.negotiation.withdraw(actor, g.case_id, proposal_id),
+        )
+
+    @router.post("/portal/{token}/proposals/{proposal_id}/repropose")
+    def repropose(request: Request, token: str, proposal_id: str) -> Response:
+        return act(
+            request,
+            token,
+            "proposals",
+            lambda actor, g: services.negotiation.repropose(actor, g.case_id, proposal_id),
+        )
+
+    @router.post("/portal/{token}/topics")
+    def open_topic(
+        request: Request, token: str, title: str = Form(..., min_length=1, max_length=200)
+    ) -> Response:
+        def work(actor: Actor, grant: PortalGrant) -> None:
+            state = services.negotiation.state(grant.case_id)
+            services.negotiation.open_topic(actor, grant.case_id, topic_id(state, title), title)
+
+        return act(request, token, "topics", work)
+
+    @router.post("/portal/{token}/topics/{topic}/close")
+    def close_topic(request: Request, token: str, topic: str) -> Response:
+        return act(
+            request,
+            token,
+            "topics",
+            lambda actor, g: services.negotiation.close_topic(actor, g.case_id, topic),
         )
 
     @router.post("/portal/{token}/satisfied")
