@@ -219,5 +219,24 @@ routing_app.command("remove-rule")(routing_rule_remove)
 calendar_app.command("set")(calendar_set)
 calendar_app.command("show")(calendar_show)
 
+
+def reopen_within(
+    days: Annotated[int | None, typer.Argument(help="Days; omit to show the setting.")] = None,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """How long after resolution a customer's message reopens a case (default 30 days);
+    later, it opens a new case that names the old one."""
+    node = _open(data, database)
+    if days is not None:
+        try:
+            settings.set_reopen_within_days(node.db, days)
+        except ServiceError as exc:
+            raise _fail(exc.message) from exc
+    cli.out.print(f"a message reopens a case up to {settings.reopen_within_days(node.db)} days")
+
+
+calendar_app.command("reopen-within")(reopen_within)
+
 from accord import cli  # noqa: E402
 from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

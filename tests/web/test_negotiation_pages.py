@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from accord.jobs.queue import JobQueue
+from accord.store.tables import case_refs
 from tests.web.conftest import Desk
 from tests.web.test_pages import login
 
@@ -198,3 +200,58 @@ def test_a_failed_send_or_proposal_keeps_what_was_typed(desk: Desk) -> None:
     assert bad.status_code >= 400
     assert 'value="Engineer visit"' in bad.text and "Keep this note" in bad.text
     assert 'value="25.00"' in bad.text
+
+
+def test_a_customer_reply_after_resolution_reopens_the_case_and_tells_the_owner(
+    desk: Desk,
+) -> None:
+    case_id = desk.mail("Broadband down", "No sync light since Monday.")
+    agent = TestClient(desk.app)
+    csrf = login(agent)
+    link = portal_of(desk, agent, csrf, case_id)
+    customer = TestClient(desk.app)
+    n = desk.services.negotiation
+
+    def resolve() -> None:
+        agent.post(f"/cases/{case_id}/satisfied", data={"csrf": csrf})
+        customer.post(link + "/satisfied", data={"rating": "5"})
+        assert n.state(case_id)["resolved"]
+
+    def mail_again(text: str) -> str:
+        with desk.node.db.read() as conn:
+            number = conn.execute(
+                sa.select(case_refs.c.number).where(case_refs.c.case_id == case_id)
+            ).scalar_one()
+        return desk.mail(f"Re: Broadband down [Accord #{number}]", text)
+
+    resolve()
+    assert "Broadband down" not in agent.get("/?view=open").text
+    tom = desk.services.members.by_username("tom")
+    before = len(desk.services.ownership.notifications_for(tom.id))
+    assert mail_again("It dropped again tonight.") == case_id
+    state = n.state(case_id)
+    assert not state["resolved"] and state["reopened"] == 1
+    (reopened,) = [e for e in n.cases.timeline(case_id, limit=50) if e.type == "case.reopened"]
+    assert reopened.author.node == n.key.public and reopened.author.for_party is None
+    assert reopened.author.via == "email" and "Dana Whitfield wrote" in reopened.body["reason"]
+    notices = desk.services.ownership.notifications_for(tom.id)
+    assert len(notices) == before + 1
+    assert notices[0]["kind"] == "case.activity" and "open again" in notices[0]["text"]
+    assert "It dropped again tonight." in notices[0]["text"]
+    assert "Broadband down" in agent.get("/?view=open").text
+    assert "reopened the case" in agent.get(f"/cases/{case_id}").text
+    # a message in the portal reopens it too, as the customer's own act
+    resolve()
+    assert customer.post(link + "/message", data={"text": "Still flaky."}).status_code == 200
+    state = n.state(case_id)
+    assert not state["resolved"] and state["reopened"] == 2
+    last = n.cases.timeline(case_id, limit=50)
+    latest = [e for e in last if e.type == "case.reopened"]
+    assert any(e.author.for_party == "customer" and e.author.via == "portal" for e in latest)
+    # past the grace period, a message opens a new case that names the old one
+    resolve()
+    n.now.advance(days=31)  # type: ignore[attr-defined]
+    later = mail_again("A new problem with the same line.")
+    assert later != case_id and n.state(case_id)["resolved"]
+    follows = n.state(later)["info"]["follows-case"]
+    assert case_id in follows["value"]["value"]

@@ -37,7 +37,9 @@ from accord import faults
 from accord.channels.customers import Customers
 from accord.channels.refs import CaseRef, CaseRefs
 from accord.core.bodies import MAX_TEXT
+from accord.core.timefmt import parse_time
 from accord.node import Node
+from accord.service import settings
 from accord.service.errors import Conflict
 from accord.service.negotiation import Negotiation
 from accord.service.ownership import SYSTEM_MEMBER, Ownership
@@ -216,20 +218,40 @@ class Intake:
                     conn, message, "ignored", ref.case_id, customer_id, None, reason=reason
                 )
                 return Receipt("ignored", row_id, ref.case_id, customer_id, reason=reason)
-            event_id = self._post(conn, message, ref.case_id, owner[1])
+            if self._past_reopening(conn, ref.case_id):
+                return self._new_case(conn, message, customer_id, follows=ref)
+            event_ids = self._post(conn, message, ref.case_id, owner[1])
+            event_id = event_ids[0]
             row_id = self._insert(conn, message, "stored", ref.case_id, customer_id, event_id)
             return Receipt(
                 "stored",
                 row_id,
                 ref.case_id,
                 customer_id,
-                event_ids=(event_id,),
+                event_ids=event_ids,
                 threaded_by=how,
                 ref=ref,
             )
         return self._new_case(conn, message, customer_id)
 
-    def _new_case(self, conn: Connection, message: Inbound, customer_id: int | None) -> Receipt:
+    def _past_reopening(self, conn: Connection, case_id: str) -> bool:
+        """Whether the case was resolved longer ago than ``reopen_within_days``: then a
+        message opens a new case that names it instead of reopening it."""
+        state = self.node.cases.state_in(conn, case_id)
+        if state is None or not state["resolved"] or not state["satisfied"]:
+            return False
+        resolved_at = max(parse_time(s["time"]) for s in state["satisfied"].values())
+        days = settings.reopen_within_days(self.db)
+        return bool(self.now() - resolved_at > timedelta(days=days))
+
+    def _new_case(
+        self,
+        conn: Connection,
+        message: Inbound,
+        customer_id: int | None,
+        *,
+        follows: CaseRef | None = None,
+    ) -> Receipt:
         new_customer = customer_id is None
         name = message.sender_name or "Customer"
         if customer_id is None:
@@ -246,10 +268,22 @@ class Intake:
             party_url=self.node.url,
             customer={"id": CUSTOMER_PARTY, "name": name[:200], "kind": "person"},
         )
-        opened, posted = self.node.cases.create_many(
+        items: list[Any] = [("case.opened", body), self._message_event(message, CUSTOMER_PARTY)]
+        if follows is not None:  # the old case was resolved too long ago to reopen
+            items.append(
+                (
+                    "data.set",
+                    {
+                        "key": "follows-case",
+                        "value": {"type": "text", "value": f"#{follows.number} {follows.case_id}"},
+                        "label": f"Follows case #{follows.number}, resolved earlier",
+                    },
+                )
+            )
+        opened, posted, *linked = self.node.cases.create_many(
             self.node.key,
             None,
-            [("case.opened", body), self._message_event(message, CUSTOMER_PARTY)],
+            items,
             member=SYSTEM_MEMBER,
             time=self.now(),
             via=message.channel,
@@ -269,7 +303,12 @@ class Intake:
             customer_id,
             new_case=True,
             new_customer=new_customer,
-            event_ids=(opened.id, event_id, *(owner.event_ids if owner else ())),
+            event_ids=(
+                opened.id,
+                event_id,
+                *(e.id for e in linked),
+                *(owner.event_ids if owner else ()),
+            ),
             threaded_by="new-case",
             ref=ref,
             owner=owner.member.display_name if owner else None,
@@ -333,16 +372,27 @@ class Intake:
             )
         return Receipt("held", row_id, ref.case_id, customer_id, reason=why, ref=ref)
 
-    def _post(self, conn: Connection, message: Inbound, case_id: str, party: str) -> str:
-        (event,) = self.node.cases.create_many(
+    def _post(
+        self, conn: Connection, message: Inbound, case_id: str, party: str
+    ) -> tuple[str, ...]:
+        """Post the message; on a resolved case, this node reopens it in the same
+        transaction (a relayed message is all a channel may write for the customer).
+        Returns the message's event id first."""
+        items: list[Any] = [self._message_event(message, party)]
+        state = self.node.cases.state_in(conn, case_id)
+        if state is not None and state["resolved"]:
+            name = (message.sender_name or "The customer")[:200]
+            reason = f"{name} wrote on the resolved case (via {message.channel})"
+            items.append(("case.reopened", {"reason": reason}, {"via": message.channel}))
+        events = self.node.cases.create_many(
             self.node.key,
             case_id,
-            [self._message_event(message, party)],
+            items,
             member=SYSTEM_MEMBER,
             time=self.now(),
             conn=conn,
         )
-        return event.id
+        return tuple(e.id for e in events)
 
     def _message_event(self, message: Inbound, party: str) -> tuple[str, dict[str, Any], Authoring]:
         """The ``message.posted`` a hosted party's message becomes, written by this node
@@ -472,7 +522,8 @@ class Intake:
                 kind = "email" if row.channel == "email" else row.channel
                 if self.customers.find(conn, kind, row.sender) is None:
                     self.customers.add_identity(conn, owner[0], kind, row.sender, verified=True)
-            event_id = self._post(conn, message, row.case_id, owner[1])
+            event_ids = self._post(conn, message, row.case_id, owner[1])
+            event_id = event_ids[0]
             conn.execute(
                 channel_messages.update()
                 .where(channel_messages.c.id == row_id)
@@ -486,7 +537,7 @@ class Intake:
                 )
             )
         receipt = Receipt(
-            "stored", row_id, row.case_id, owner[0], event_ids=(event_id,), threaded_by="released"
+            "stored", row_id, row.case_id, owner[0], event_ids=event_ids, threaded_by="released"
         )
         self._after(receipt)
         return receipt

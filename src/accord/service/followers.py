@@ -160,17 +160,25 @@ class MemberNotices:
     def handle(
         self, conn: Connection, case_id: str, batch: Sequence[Event], state: State | None
     ) -> None:
-        theirs = [e for e in live(batch) if e.type in self.KINDS and not self._ours(e)]
+        news = live(batch)
+        theirs = [e for e in news if e.type in self.KINDS and not self._ours(e)]
         if not theirs:
             return
         owner = conn.execute(case_owners.select().where(case_owners.c.case_id == case_id)).first()
         state = self.cases.state(case_id)
         if owner is None or state is None:
             return
+        # a message that reopened a resolved case (the reopening written with it, by this
+        # node for a relayed message or by the customer in the portal) is one notice
+        reopened = any(e.type == "case.reopened" for e in news)
+        wrote = any(e.type == "message.posted" for e in theirs)
         for event in theirs:
-            self.ownership.notify(
-                conn, int(owner.member_id), case_id, "case.activity", describe(state, event)
-            )
+            if event.type == "case.reopened" and wrote:
+                continue
+            text = describe(state, event)
+            if event.type == "message.posted" and reopened:
+                text = f"{text} (the case was resolved: it is open again)"
+            self.ownership.notify(conn, int(owner.member_id), case_id, "case.activity", text)
 
     def _ours(self, event: Event) -> bool:
         return event.author.node == self.public_key and event.author.for_party is None

@@ -154,7 +154,13 @@ class Negotiation:
             body["topic"] = topic
         if attachments:
             body["attachments"] = list(attachments)
-        return self._one(actor, case_id, "message.posted", body)
+        if not state["resolved"]:
+            return self._one(actor, case_id, "message.posted", body)
+        return self._write_many(
+            actor,
+            case_id,
+            [("message.posted", body), ("case.reopened", {"reason": reopen_reason(actor)})],
+        )
 
     def open_topic(self, actor: Actor, case_id: str, topic: str, title: str) -> Outcome:
         state = self._state(case_id)
@@ -533,6 +539,34 @@ class Negotiation:
             elif op == "party.key" and change["party"] not in parties:
                 raise Invalid(f"{change['party']!r} is not a party", field=f"{where}.party")
 
+    def _write_many(
+        self, actor: Actor, case_id: str, items: list[tuple[str, dict[str, Any]]]
+    ) -> Outcome:
+        """Author several events as ``actor`` in one transaction (a message and the
+        reopening it causes)."""
+        try:
+            events = self.cases.create_many(
+                self.key,
+                case_id,
+                items,
+                member=actor.member,
+                time=self.now(),
+                via=actor.via,
+                for_party=actor.party,
+                session=actor.session,
+            )
+        except ValueFormatError as exc:
+            raise Invalid(exc.message, field=exc.field) from exc
+        except EventFormatError as exc:
+            raise Invalid(str(exc), field=_field_of(str(exc), "body")) from exc
+        except RuleError as exc:
+            raise Conflict(exc.reason) from exc
+        except AccordError as exc:
+            raise Invalid(str(exc)) from exc
+        ids = [e.id for e in events]
+        self._changed(case_id, ids)
+        return Outcome(case_id, ids)
+
     def _one(self, actor: Actor, case_id: str, type_: str, body: dict[str, Any]) -> Outcome:
         event = self._write(actor, case_id, type_, body)
         return Outcome(case_id, [event.id])
@@ -578,6 +612,11 @@ class Negotiation:
         if conn is None:  # in the caller's transaction: the caller announces after commit
             self._changed(event.case, [event.id])
         return event
+
+
+def reopen_reason(actor: Actor, channel: str | None = None) -> str:
+    """The reason a ``case.reopened`` gives when a message to a resolved case reopens it."""
+    return f"{actor.member} wrote on the resolved case (via {channel or actor.via})"
 
 
 def crossed(proposal: dict[str, Any], current: int) -> bool:

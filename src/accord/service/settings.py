@@ -14,6 +14,8 @@ from accord.store.database import Database
 from accord.store.tables import node_settings
 
 CALENDAR = "calendar"
+REOPEN_WITHIN_DAYS = "reopen_within_days"
+DEFAULT_REOPEN_WITHIN_DAYS = 30
 
 
 def read(db: Database, name: str) -> Any:
@@ -57,6 +59,19 @@ def build_calendar(config: dict[str, Any]) -> BusinessCalendar:
         )
     except (KeyError, ValueError) as exc:
         raise Invalid(f"business calendar: {exc}", field="calendar") from exc
+
+
+def reopen_within_days(db: Database) -> int:
+    """How many days after a case is resolved a customer's message on a channel reopens
+    it; after that, the message opens a new case that names the old one."""
+    value = read(db, REOPEN_WITHIN_DAYS)
+    return DEFAULT_REOPEN_WITHIN_DAYS if value is None else int(value)
+
+
+def set_reopen_within_days(db: Database, days: int) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 3650:
+        raise Invalid("reopen_within_days is a whole number of days, 0 to 3650", field="days")
+    write(db, REOPEN_WITHIN_DAYS, days)
 
 
 def set_calendar(

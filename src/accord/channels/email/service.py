@@ -41,7 +41,7 @@ from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.node import Node
 from accord.service.errors import Conflict, Invalid, NotFound
-from accord.service.negotiation import Actor, Negotiation, Outcome
+from accord.service.negotiation import Actor, Negotiation, Outcome, reopen_reason
 from accord.service.ownership import SYSTEM_MEMBER
 from accord.service.summary import format_value
 from accord.store.tables import channel_messages
@@ -355,12 +355,15 @@ class MailChannel:
         with self.db.write() as conn:
             target = self._recipient(conn, case_id)
             assert target is not None  # required: it raised otherwise
+            items: list[tuple[str, dict[str, Any]]] = [("message.posted", {"text": text})]
+            if state["resolved"]:  # a reply to a resolved case reopens it, in this commit
+                reason = reopen_reason(actor, "email")
+                items.append(("case.reopened", {"reason": reason}))
             try:
-                event = self.node.cases.create(
+                event, *reopened = self.node.cases.create_many(
                     self.node.key,
                     case_id,
-                    "message.posted",
-                    {"text": text},
+                    items,
                     member=actor.member,
                     time=self.now(),
                     via="email",
@@ -371,8 +374,9 @@ class MailChannel:
             row_id = self._queue_to_customer(
                 conn, case_id, target, text, html=html, kind="reply", event_id=event.id
             )
-        self.negotiation.announce(case_id, [event.id])
-        return Reply(Outcome(case_id, [event.id]), row_id)
+        ids = [event.id, *(e.id for e in reopened)]
+        self.negotiation.announce(case_id, ids)
+        return Reply(Outcome(case_id, ids), row_id)
 
     def notify_customer(
         self, conn: Connection, case_id: str, events: Sequence[Event], state: State
