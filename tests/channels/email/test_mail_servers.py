@@ -81,14 +81,14 @@ def test_a_full_disk_answers_452_so_the_sender_tries_again(
 ) -> None:
     import errno
 
-    real_open = open
+    real_open = os.open
 
-    def full(path: object, mode: str = "r", *args: object, **kwargs: object) -> object:
-        if "w" in mode and ".tmp-" in str(path):
+    def full(path: object, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_WRONLY and ".tmp-" in str(path):  # a blob being written (0600)
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_open(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("builtins.open", full)
+    monkeypatch.setattr("os.open", full)
     with (
         smtplib.SMTP("127.0.0.1", listener.port, timeout=10) as client,
         pytest.raises(smtplib.SMTPDataError) as refused,
