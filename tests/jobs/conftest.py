@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
 from accord.jobs.queue import JobQueue
 from accord.store import migrate
 from accord.store.database import Database
+from tests.clocks import FakeClock
 
 START = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-class Clock:
-    """Stands still until a test moves it."""
+class Clock(FakeClock):
+    """``tests.clocks.FakeClock`` starting at this package's ``START``."""
 
     def __init__(self, start: datetime = START) -> None:
-        self.moment = start
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, **delta: float) -> datetime:
-        self.moment += timedelta(**delta)
-        return self.moment
+        super().__init__(start)
 
 
 @pytest.fixture
