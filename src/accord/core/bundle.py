@@ -43,6 +43,18 @@ class Problem:
     line: int
     event: str | None
     message: str
+    kind: str = ""  # the core error's class name (IntegrityError, ChainError, …), for reports
+
+
+@dataclass
+class Checked:
+    """One event that passed its hash and signature check and was folded: ``party`` is
+    the party it acted for, ``verdict`` why it is only evidence (None: it took effect)."""
+
+    line: int
+    event: Event
+    party: str | None
+    verdict: str | None
 
 
 @dataclass
@@ -54,6 +66,7 @@ class BundleReport:
     state: State | None = None
     state_hash: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    checked: list[Checked] = field(default_factory=list)  # in fold order
 
     @property
     def evidence(self) -> list[dict[str, Any]]:
@@ -97,10 +110,10 @@ def verify_bundle(data: bytes) -> BundleReport:
         try:
             event = parse_wire(line, case=report.case)
         except AccordError as exc:
-            report.problems.append(Problem(number, _guess_id(line), str(exc)))
+            report.problems.append(Problem(number, _guess_id(line), str(exc), type(exc).__name__))
             continue
         if event.id in seen:
-            report.problems.append(Problem(number, event.id, "event appears twice"))
+            report.problems.append(Problem(number, event.id, "event appears twice", "duplicate"))
             continue
         seen.add(event.id)
         events.append((number, event))
@@ -110,9 +123,11 @@ def verify_bundle(data: bytes) -> BundleReport:
     folder = CaseFold(report.case, MemoryGraph())
     for number, event in sorted(events, key=lambda item: item[1].key):
         try:
-            folder.add(event)
+            meta = folder.add(event)
         except AccordError as exc:
-            report.problems.append(Problem(number, event.id, str(exc)))
+            report.problems.append(Problem(number, event.id, str(exc), type(exc).__name__))
+            continue
+        report.checked.append(Checked(number, event, meta.party, meta.verdict))
     report.events = folder.state["events"]
     if report.events:
         report.state = folder.state
