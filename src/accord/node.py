@@ -8,6 +8,13 @@ The directory is made 0700 and its files 0600 (``accord init``): the database ho
 portal-link secret and channel secrets, and no other local user may read it. Opening a
 node whose directory or files are readable by others logs a warning saying what to run
 (issue 22, row 6).
+
+The secrets the database holds (portal-link secret, webhook secrets, mailbox passwords,
+messaging tokens) are sealed with a key kept apart from it, ``DIR/secrets.key`` or the
+file ``$ACCORD_SECRETS_KEY_FILE`` names: ``Node.init`` and ``Node.open`` load it (making it
+when missing and nothing is sealed yet) and hang it on the database as ``db.secrets``
+(``node.secrets``), so every service that is handed the database can seal and open them
+(``accord.store.secrets``).
 """
 
 from __future__ import annotations
@@ -26,13 +33,14 @@ import sqlalchemy as sa
 
 from accord.core.crypto import NodeKey, b64u, fingerprint, unb64u
 from accord.store import migrate
+from accord.store import secrets as sealed
 from accord.store.cases import CaseStore
 from accord.store.database import Database, redact, resolve_url
 from accord.store.tables import node_info
 
 KEY_FILE = "node.key"
 ENV_HOME = "ACCORD_HOME"
-PRIVATE_FILES = (KEY_FILE, "accord.db", "accord.db-wal", "accord.db-shm")
+PRIVATE_FILES = (KEY_FILE, sealed.KEY_FILE, "accord.db", "accord.db-wal", "accord.db-shm")
 
 log = logging.getLogger("accord.node")
 
@@ -58,6 +66,11 @@ class Node:
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.key.public)
+
+    @property
+    def secrets(self) -> sealed.Secrets:
+        """Seals and opens the secrets the database holds (``accord.store.secrets``)."""
+        return sealed.of(self.db)
 
     @classmethod
     def init(
@@ -98,6 +111,7 @@ class Node:
                         created_at=datetime.now(UTC),
                     )
                 )
+            _load_secrets(db, data_dir, key)
         except BaseException:
             db.dispose()
             raise
@@ -113,6 +127,7 @@ class Node:
         db = Database(resolve_url(data_dir, database))
         try:
             row = _check_database(db, key, data_dir, upgrade)
+            _load_secrets(db, data_dir, key)
         except BaseException:
             db.dispose()
             raise
@@ -144,6 +159,13 @@ def _check_database(db: Database, key: NodeKey, data_dir: Path, upgrade: bool) -
             "(its key differs); check --data and --database"
         )
     return row
+
+
+def _load_secrets(db: Database, data_dir: Path, key: NodeKey) -> None:
+    try:
+        sealed.load(db, data_dir, key)
+    except sealed.SecretsError as exc:
+        raise NodeError(str(exc)) from exc
 
 
 def _restrict(data_dir: Path) -> None:

@@ -18,6 +18,7 @@ from accord.auth.errors import LinkError, LinkExpired, LinkInvalid, LinkRequestE
 from accord.auth.portal import DOMAIN, PortalLinks, load_or_create_secret, session_ref
 from accord.core.crypto import b64u
 from accord.store.database import Database
+from accord.store.secrets import Secrets
 
 from .helpers import FakeClock
 
@@ -192,6 +193,9 @@ def test_any_printable_identity_round_trips(identity: str) -> None:
 
 
 def test_the_node_secret_is_made_once_and_kept(db: Database) -> None:
+    with pytest.raises(Exception, match="without the node's secrets key"):
+        load_or_create_secret(db)
+    db.secrets = Secrets(bytes(range(32)))  # as Node.open sets it
     first = load_or_create_secret(db)
     assert len(first) == 32
     assert load_or_create_secret(db) == first
@@ -201,6 +205,7 @@ def test_the_node_secret_is_made_once_and_kept(db: Database) -> None:
 
 
 def test_concurrent_first_use_agrees_on_one_secret(db: Database) -> None:
+    db.secrets = Secrets(bytes(range(32)))
     results: list[bytes] = []
     errors: list[BaseException] = []
 

@@ -33,6 +33,7 @@ from accord.auth.errors import LinkExpired, LinkInvalid, LinkRequestError
 from accord.core.bodies import SLUG
 from accord.core.crypto import b64u, is_event_id, unb64u
 from accord.core.errors import AccordError
+from accord.store import secrets as sealed
 from accord.store.database import Database
 from accord.store.tables import node_secrets
 
@@ -158,21 +159,24 @@ def _parse(payload: bytes) -> dict[str, Any]:
 def load_or_create_secret(db: Database, name: str = PORTAL_SECRET) -> bytes:
     """This node's secret called ``name``, made (32 random bytes) on first use.
 
-    Safe when two processes start at once: whoever inserts second reads the winner's.
+    Stored sealed with the node's secrets key (``accord.store.secrets``): the database
+    alone does not give it away, so nobody who can only read the database can forge a
+    link. Safe when two processes start at once: whoever inserts second reads the winner's.
     """
+    box = sealed.of(db)
     query = sa.select(node_secrets.c.value).where(node_secrets.c.name == name)
     with db.read() as conn:
         value = conn.execute(query).scalar()
     if value is not None:
-        return bytes(value)
+        return box.open(bytes(value))
     fresh = secrets.token_bytes(SECRET_BYTES)
     try:
         with db.write() as conn:
             value = conn.execute(query).scalar()
             if value is not None:
-                return bytes(value)
-            conn.execute(node_secrets.insert().values(name=name, value=fresh))
+                return box.open(bytes(value))
+            conn.execute(node_secrets.insert().values(name=name, value=box.seal(fresh)))
     except sa.exc.IntegrityError:
         with db.read() as conn:
-            return bytes(conn.execute(query).scalar_one())
+            return box.open(bytes(conn.execute(query).scalar_one()))
     return fresh

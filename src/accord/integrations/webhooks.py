@@ -81,6 +81,7 @@ from accord.node import Node
 from accord.service import settings
 from accord.service.callbacks import GRACE
 from accord.service.errors import Invalid, NotFound
+from accord.store import secrets as sealed
 from accord.store.cases import CaseStore
 from accord.store.database import Database
 from accord.store.tables import webhook_attempts, webhook_deliveries, webhooks
@@ -285,7 +286,7 @@ class Webhooks:
                 webhooks.insert()
                 .values(
                     url=url,
-                    secret=secret,
+                    secret=sealed.of(self.db).seal_text(secret),
                     events=orjson.dumps(list(types)).decode(),
                     active=True,
                     allow_private=allow_private,
@@ -769,7 +770,9 @@ class Webhooks:
             "User-Agent": USER_AGENT,
             "Accord-Webhook-Id": key,
             "Accord-Webhook-Timestamp": str(timestamp),
-            "Accord-Webhook-Signature": sign(hook.secret, timestamp, body),
+            "Accord-Webhook-Signature": sign(
+                sealed.of(self.db).open_text(hook.secret), timestamp, body
+            ),
         }
         extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         error = "no address"

@@ -9,7 +9,9 @@ points at a blob that was not written first, so every blob the snapshot refers t
 there. Rows are written as data, not SQL, so a backup of PostgreSQL restores to SQLite
 and back.
 
-A backup holds the node's private key: keep it as safe as the key itself. It is written
+A backup holds the node's private key and its secrets key (``secrets.key``, or the file
+``$ACCORD_SECRETS_KEY_FILE`` names, which seals the secrets in the database; without it
+a restored node could not open them): keep it as safe as the keys themselves. It is written
 owner-only (0600, as is every temporary file on the way) and fsynced before it is renamed
 into place.
 
@@ -40,6 +42,7 @@ from accord import __version__
 from accord.core.bundle import verify_bundle, write_bundle
 from accord.node import KEY_FILE, Node, NodeError, read_key
 from accord.store import migrate
+from accord.store import secrets as sealed
 from accord.store.database import Database, resolve_url
 from accord.store.tables import metadata
 
@@ -78,6 +81,8 @@ def backup(node: Node, target: Path, progress: Progress | None = None) -> dict[s
         ):
             key = (node.data_dir / KEY_FILE).read_bytes()
             _add_bytes(tar, KEY_FILE, key, mode=0o600)
+            sealing = node.secrets.path or sealed.key_path(node.data_dir)
+            _add_bytes(tar, sealed.KEY_FILE, sealing.read_bytes(), mode=0o600)
             with _snapshot(node.db) as conn:
                 revision = migrate.current_in(conn)
                 for table in metadata.sorted_tables:
@@ -177,6 +182,7 @@ def restore(
         fd = os.open(data_dir / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key.read())
+        _restore_secrets_key(tar, data_dir)
     if read_key(data_dir / KEY_FILE).public != manifest["node"]["public_key"]:
         raise BackupError(f"{archive} is damaged: its key is not the node's")
     try:
@@ -201,6 +207,19 @@ def restore(
 
 
 # -- internals -------------------------------------------------------------------------
+
+
+def _restore_secrets_key(tar: tarfile.TarFile, data_dir: Path) -> None:
+    """Put the backup's secrets key where the node reads it, unless a key is there already
+    (``$ACCORD_SECRETS_KEY_FILE`` on another volume): ``Node.open`` then checks it is the
+    key the restored rows need. A backup from before secrets were sealed holds none."""
+    try:
+        member = tar.extractfile(sealed.KEY_FILE)
+    except KeyError:
+        return
+    path = sealed.key_path(data_dir)
+    if member is not None and not path.exists():
+        sealed.write_key_file(path, sealed.read_key_bytes(member.read()))
 
 
 class _snapshot:

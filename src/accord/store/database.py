@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -36,6 +36,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Insert
 
 from accord.ops.config import env_seconds
+
+if TYPE_CHECKING:
+    from accord.store.secrets import Secrets
 
 ENV_URL = "ACCORD_DATABASE_URL"
 APPEND_LOCK = 0x4143434F5244  # "ACCORD": the advisory lock that orders event appends
@@ -150,6 +153,8 @@ class Database:
         self._ignoring: dict[str, Insert] = {}
         self._ping_lock = threading.Lock()
         self._ping: Future[bool] | None = None
+        self.secrets: Secrets | None = None
+        """The node's secrets key (``accord.store.secrets``), set by ``Node.open``."""
         if self.is_sqlite:
             self.reader = _sqlite_engine(url, self.timeouts, immediate=False, echo=echo)
             self.writer = _sqlite_engine(url, self.timeouts, immediate=True, echo=echo)

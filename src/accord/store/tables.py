@@ -349,7 +349,7 @@ webhooks = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("url", sa.Text, nullable=False),
-    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
     sa.Column("events", sa.Text, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("allow_private", sa.Boolean, nullable=False),
@@ -358,8 +358,9 @@ webhooks = sa.Table(
 )
 """Subscriptions of outside systems to case events (``accord.integrations.webhooks``).
 ``secret`` is the HMAC key deliveries are signed with, kept to sign (shown once, at
-creation); ``events`` is a JSON list of event types; ``allow_private`` (set only by an
-admin) lets the URL reach private and loopback addresses."""
+creation) and sealed with the secrets key (``accord.store.secrets``, migration 0025);
+``events`` is a JSON list of event types; ``allow_private`` (set only by an admin) lets
+the URL reach private and loopback addresses."""
 
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
@@ -484,7 +485,8 @@ mailboxes = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 """An email address Accord answers for: SMTP relay and IMAP account settings (JSON) and
-their passwords (JSON, never shown), and how far IMAP polling has read."""
+their passwords (JSON, sealed with the secrets key, ``accord.store.secrets``; never
+shown), and how far IMAP polling has read."""
 
 channel_messages = sa.Table(
     "channel_messages",
@@ -572,8 +574,8 @@ channel_accounts = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 """A WhatsApp number, Messenger page, Telegram bot, Twilio number or X account Accord
-answers on: its settings (JSON) and secrets (JSON, encrypted like mailbox passwords,
-never shown)."""
+answers on: its settings (JSON) and secrets (JSON, sealed with the secrets key like
+mailbox passwords, ``accord.store.secrets``; never shown)."""
 # -- templates, outcome metrics and targets (node-private, migration 0020) -------------
 
 case_templates = sa.Table(

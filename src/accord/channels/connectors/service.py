@@ -42,7 +42,6 @@ from accord.channels.connectors.meta import Messenger, WhatsApp
 from accord.channels.connectors.telegram import Telegram
 from accord.channels.connectors.twilio import Twilio
 from accord.channels.connectors.x import X
-from accord.channels.email.mailboxes import secret_box
 from accord.channels.intake import Inbound, Intake
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
@@ -52,6 +51,7 @@ from accord.jobs.worker import Deferred, Handler, Job
 from accord.node import Node
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
+from accord.store import secrets as sealed
 from accord.store.database import Database
 from accord.store.tables import channel_accounts, channel_messages
 
@@ -114,7 +114,7 @@ class Account:
 class Accounts:
     def __init__(self, db: Database, key: NodeKey, *, now: Clock) -> None:
         self.db = db
-        self.box = secret_box(key)
+        self.box = sealed.of(db)
         self.now = now
 
     def add(
@@ -144,7 +144,7 @@ class Accounts:
                     "platform": platform,
                     "name": name,
                     "settings": orjson.dumps(settings).decode(),
-                    "secrets": bytes(self.box.encrypt(orjson.dumps(secrets))),
+                    "secrets": self.box.seal(orjson.dumps(secrets)),
                     "active": True,
                     "created_at": self.now(),
                 },
@@ -163,7 +163,7 @@ class Accounts:
             row.platform,
             row.name,
             orjson.loads(row.settings),
-            orjson.loads(self.box.decrypt(bytes(row.secrets))),
+            orjson.loads(self.box.open(bytes(row.secrets))),
             bool(row.active),
         )
 

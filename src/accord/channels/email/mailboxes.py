@@ -1,14 +1,13 @@
 """Mailboxes: the addresses Accord answers for, with their SMTP relay and IMAP account.
 
-Passwords are encrypted at rest with a key derived from the node's private key
-(XSalsa20-Poly1305, PyNaCl's ``SecretBox``), so a copy of the database alone does not
-reveal them; they are never returned by the API, printed by the CLI or logged — the
-``Mailbox`` repr and JSON only say whether a password is set.
+Passwords are sealed at rest with the node's secrets key, kept apart from the database
+(``accord.store.secrets``: XSalsa20-Poly1305, PyNaCl's ``SecretBox``), so a copy of the
+database alone does not reveal them; they are never returned by the API, printed by the
+CLI or logged — the ``Mailbox`` repr and JSON only say whether a password is set.
 """
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import unicodedata
@@ -19,11 +18,11 @@ from typing import Any, Literal
 
 import orjson
 import sqlalchemy as sa
-from nacl.secret import SecretBox
 from sqlalchemy.engine import Connection
 
 from accord.core.crypto import NodeKey
 from accord.service.errors import Conflict, Invalid, NotFound
+from accord.store import secrets as sealed
 from accord.store.database import Database
 from accord.store.tables import mailboxes
 
@@ -108,12 +107,6 @@ class Mailbox:
         }
 
 
-def secret_box(key: NodeKey) -> SecretBox:
-    """The box for node-private secrets: a key derived from (never equal to) the seed."""
-    derived = hashlib.blake2b(key.seed, digest_size=32, person=b"accord-secrets").digest()
-    return SecretBox(derived)
-
-
 def check_address(address: str) -> str:
     address = address.strip()
     local, at, domain = address.rpartition("@")
@@ -180,7 +173,7 @@ def check_display_name(name: str) -> None:
 class Mailboxes:
     def __init__(self, db: Database, key: NodeKey, *, now: Callable[[], datetime]) -> None:
         self.db = db
-        self.box = secret_box(key)
+        self.box = sealed.of(db)
         self.now = now
         self._opened: dict[bytes, dict[str, str]] = {}  # ciphertext -> secrets, per process
 
@@ -293,7 +286,7 @@ class Mailboxes:
         }
         return {
             "settings": orjson.dumps(settings),
-            "secrets": bytes(self.box.encrypt(orjson.dumps(secrets))),
+            "secrets": self.box.seal(orjson.dumps(secrets)),
             "active": m.active,
         }
 
@@ -304,7 +297,7 @@ class Mailboxes:
         if found is None:
             if len(self._opened) > 1000:
                 self._opened.clear()
-            found = self._opened[sealed] = orjson.loads(self.box.decrypt(sealed))
+            found = self._opened[sealed] = orjson.loads(self.box.open(sealed))
         return found
 
     def _mailbox(self, row: Any) -> Mailbox:
