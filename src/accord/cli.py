@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from accord.core.bundle import verify_bundle, write_bundle
+from accord.core.bundle import BundleReport, verify_bundle, write_bundle
 from accord.core.crypto import fingerprint
 from accord.core.errors import AccordError
 from accord.core.events import parse_wire
@@ -594,17 +594,36 @@ def import_bundle(
 def verify(
     file: Annotated[Path, typer.Argument(help="A case bundle (from `accord export`).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="OUT.html",
+            help="Also write the report for people: a page to read (what was agreed, by "
+            "whom and when, each signature's check), standalone and printable.",
+        ),
+    ] = None,
+    pdf: Annotated[
+        Path | None,
+        typer.Option("--pdf", metavar="OUT.pdf", help="Also write that report as a PDF."),
+    ] = None,
+    zone: Annotated[
+        str, typer.Option("--zone", help="The time zone of the times in --html/--pdf.")
+    ] = "UTC",
 ) -> None:
     """Check a case bundle offline: every hash, signature, chain and rule.
 
     Exits 0 only if everything holds; 1 if anything failed, with a report of what.
-    Needs no node, no database and no network.
+    Needs no node, no database and no network. --html and --pdf write the same report
+    for people (the portal's "read it" and "PDF"); the exit code does not change.
     """
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}", 2) from exc
     report = verify_bundle(data)
+    if html is not None or pdf is not None:
+        _write_verify_report(report, data, html=html, pdf=pdf, zone=zone)
     if as_json:
         sys.stdout.write(
             orjson.dumps(
@@ -642,6 +661,32 @@ def verify(
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _write_verify_report(
+    checked: BundleReport, data: bytes, *, html: Path | None, pdf: Path | None, zone: str
+) -> None:
+    """Write ``accord verify``'s report as a page and/or a PDF (accord.service.report)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from accord.service.report import present, render_html, render_pdf
+
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise _fail(f"--zone {zone!r} is not a time zone (try Europe/London or UTC)", 2) from exc
+    readable = present(checked, data, zone=tz)
+    for path, content in (
+        (html, lambda: render_html(readable).encode("utf-8")),
+        (pdf, lambda: render_pdf(readable)),
+    ):
+        if path is None:
+            continue
+        try:
+            path.write_bytes(content())
+        except OSError as exc:
+            raise _fail(f"cannot write {path}: {exc.strerror}", 2) from exc
+        err.print(f"report written to {path}", markup=False)
 
 
 @db_app.command("upgrade")
@@ -743,8 +788,6 @@ from accord.cli_ops import backup, restore  # noqa: E402
 
 app.command("backup")(backup)
 app.command("restore")(restore)
-import accord.cli_secrets  # noqa: E402, F401  # accord secrets status|rotate
-
 # Templates, outcome metrics, targets, comparisons, demo data, readiness: accord.cli_outcomes.
 from accord.cli_outcomes import (  # noqa: E402
     compare,

@@ -201,7 +201,6 @@ def present(checked: BundleReport, data: bytes, *, zone: ZoneInfo | None = None)
         opened=_when(opened.get("time"), tz),
         zone=str(tz.key) if hasattr(tz, "key") else str(tz),
         state_hash=checked.state_hash,
-        verified=sum(1 for c in checked.checked if c.verdict is None),
     )
     for p in parties.values():
         report.parties.append(Party(p["name"], p["kind"], _signs(p, parties)))
@@ -215,6 +214,7 @@ def present(checked: BundleReport, data: bytes, *, zone: ZoneInfo | None = None)
             for node, head in sorted(state["authors"].items())
         ]
     report.events = _events(checked, data, state, tz)
+    report.verified = sum(1 for e in report.events if e.ok)
     report.file_problems = [
         f"{p.message}" for p in checked.problems if p.event is None and p.line <= 1
     ]
@@ -438,8 +438,8 @@ def _events(
                 time=_when(e.time, tz),
                 who=who,
                 what=_what(e.type, e.body, state, tz),
-                ok=c.verdict is None,
-                reason=None if c.verdict is None else _rule_words(c.verdict, e.id in forks),
+                ok=c.verdict is None and e.id not in forks,
+                reason=_rule_words(c.verdict, e.id in forks),
                 detail=c.verdict,
             )
         )
@@ -471,7 +471,14 @@ def _owner_party(node: str, parties: dict[str, Any]) -> str | None:
     return None
 
 
-def _rule_words(verdict: str, forked: bool) -> str:
+def _rule_words(verdict: str | None, forked: bool) -> str | None:
+    if forked and verdict is None:
+        return (
+            "forked chain: its author also signed a different event at the same place in "
+            "its chain (this one was met first and took effect)"
+        )
+    if verdict is None:
+        return None
     if forked or verdict.startswith(("equivocation", "continues an equivocation")):
         return (
             "forked chain: its author signed another event at the same place in its "

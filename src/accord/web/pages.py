@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from accord.api.auth import SESSION_COOKIE
 from accord.api.connectors import last_channel, reply_on_channel
-from accord.auth.scopes import CASES_WRITE, NOTES_READ, NOTES_WRITE
+from accord.auth.scopes import CASES_READ, CASES_WRITE, NOTES_READ, NOTES_WRITE
 from accord.channels.blobs import node_blobs
 from accord.service import settings
 from accord.service.errors import NotFound, ServiceError
@@ -28,6 +28,7 @@ from accord.service.negotiation import Actor
 from accord.service.views import agreement_diff, case_view
 from accord.store.tables import case_customers
 from accord.web import swimlane
+from accord.web.copies import signed_copy
 from accord.web.files import download
 from accord.web.forms import (
     FormError,
@@ -694,5 +695,12 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
     def get_file(case_id: str, sha: str, who: Viewer = Depends(viewer)) -> Response:
         state = services.negotiation.state(case_id)
         return download(blobs, state, sha, case_id=case_id, db=services.node.db)
+
+    @router.get("/cases/{case_id}/copy.{form}")
+    def readable_copy(case_id: str, form: str, who: Viewer = Depends(viewer)) -> Response:
+        """The signed copy as a page to read (``copy.html``) or a PDF (``copy.pdf``), as the
+        signed file: for members who may read cases (``accord.web.copies``)."""
+        need(who, CASES_READ)
+        return signed_copy(services, case_id, form, referrer="same-origin")
 
     return router

@@ -28,6 +28,7 @@ from accord.service.negotiation import Actor
 from accord.service.views import case_view
 from accord.store.tables import case_refs
 from accord.web import swimlane
+from accord.web.copies import signed_copy
 from accord.web.files import download
 from accord.web.forms import FormError, edit_item, prefill, slug, submit_proposal, topic_id
 from accord.web.pages import acceptances, crossed_list, proposal_topics, topic_list, zone_of
@@ -342,5 +343,14 @@ def portal_routes(services: Any) -> APIRouter:
             f'attachment; filename="accord-case-{grant.case_id[7:19]}.jsonl"'
         )
         return secure_headers(response, referrer="no-referrer")
+
+    @router.get("/portal/{token}/copy.{form}")
+    def readable_copy(request: Request, token: str, form: str) -> Response:
+        """The signed copy as a page to read (``copy.html``) or a PDF (``copy.pdf``): what
+        was agreed, by whom and when, and every signature's check (``accord.web.copies``)."""
+        grant = grant_of(token, request)
+        if isinstance(grant, Response):
+            return grant
+        return signed_copy(services, grant.case_id, form, referrer="no-referrer")
 
     return router
