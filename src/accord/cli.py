@@ -788,6 +788,8 @@ from accord.cli_ops import backup, restore  # noqa: E402
 
 app.command("backup")(backup)
 app.command("restore")(restore)
+import accord.cli_secrets  # noqa: E402, F401  # accord secrets status|rotate
+
 # Templates, outcome metrics, targets, comparisons, demo data, readiness: accord.cli_outcomes.
 from accord.cli_outcomes import (  # noqa: E402
     compare,
