@@ -17,10 +17,16 @@ Messenger and Instagram (https://developers.facebook.com/docs/messenger-platform
 ``entry[].messaging[]`` with ``sender.id`` (the page-scoped id), ``message`` (``mid``,
 ``text``, ``attachments``), ``delivery`` and ``read``; send with
 ``POST /{version}/me/messages``.
+
+Media are downloaded through the SSRF guard (``accord.channels.connectors.media``): a
+WhatsApp media URL only from ``lookaside.fbsbx.com`` (with the access token) and a
+Messenger or Instagram attachment only from Meta's content hosts (without it), or from
+the account's own ``api_base`` an admin set; never a redirect elsewhere (issue 22).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -39,9 +45,16 @@ from accord.channels.connectors.base import (
     same,
     when,
 )
+from accord.channels.connectors.media import fetch_media, https_origins, origin
+from accord.integrations.ssrf import Resolver
 
 GRAPH = "https://graph.facebook.com"
 VERSION = "v21.0"
+WHATSAPP_MEDIA = ("lookaside.fbsbx.com",)
+"""Where the Graph API's media URLs point (the download needs the access token)."""
+MESSENGER_MEDIA = ("fbcdn.net", "fbsbx.com", "cdninstagram.com")
+"""Where Messenger and Instagram attachment URLs point (signed CDN URLs, no token)."""
+MEDIA_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 def _challenge(request: Request, secrets: dict[str, str]) -> tuple[int, str, str]:
@@ -77,6 +90,7 @@ def _base(settings: dict[str, Any]) -> str:
 class WhatsApp:
     name = "whatsapp"
     channel = "whatsapp"
+    resolver: Resolver | None = None  # the SSRF guard's; tests may inject one
 
     def challenge(
         self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
@@ -188,13 +202,29 @@ class WhatsApp:
     def fetch(
         self, client: httpx.Client, settings: dict[str, Any], secrets: dict[str, str], media: Media
     ) -> bytes:
+        """The media's URL from the Graph API, then its bytes through the SSRF guard
+        (``accord.channels.connectors.media``): only on WhatsApp's media hosts or the API's
+        own origin, the token sent only there, redirects checked again, read with a limit."""
+        if not MEDIA_ID.fullmatch(media.ref):
+            raise SendFailed(f"media id refused: {media.ref[:80]!r} is not a media id", retry=False)
         auth = {"Authorization": f"Bearer {secrets['access_token']}"}
         info = check_response(
             client.get(f"{_base(settings)}/{VERSION}/{media.ref}", headers=auth), "WhatsApp"
         )
-        download = client.get(str(info["url"]), headers=auth)
-        check_response_bytes(download, "WhatsApp")
-        return download.content
+        url = info.get("url") if isinstance(info, dict) else None
+        if not isinstance(url, str):
+            raise SendFailed("WhatsApp answered without a media URL", retry=False)
+        return fetch_media(
+            client,
+            url,
+            platform="WhatsApp",
+            hosts=WHATSAPP_MEDIA,
+            api=_base(settings),
+            admin_api=bool(settings.get("api_base")),
+            headers=auth,
+            credentials_for={origin(_base(settings)), *https_origins(WHATSAPP_MEDIA)},
+            resolver=self.resolver,
+        )
 
 
 class Messenger:
@@ -204,6 +234,7 @@ class Messenger:
         self.name = name
         self.channel = name
         self.object = "instagram" if name == "instagram" else "page"
+        self.resolver: Resolver | None = None  # the SSRF guard's; tests may inject one
 
     def challenge(
         self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
@@ -280,20 +311,20 @@ class Messenger:
     def fetch(
         self, client: httpx.Client, settings: dict[str, Any], secrets: dict[str, str], media: Media
     ) -> bytes:
-        download = client.get(media.ref)
-        check_response_bytes(download, self.name)
-        return download.content
+        """The attachment at the URL the (signed) webhook named, through the SSRF guard:
+        only on Meta's content hosts or the API's own origin, no credentials sent."""
+        return fetch_media(
+            client,
+            media.ref,
+            platform=self.name.title(),
+            hosts=MESSENGER_MEDIA,
+            api=_base(settings),
+            admin_api=bool(settings.get("api_base")),
+            resolver=self.resolver,
+        )
 
 
 def _media_type(kind: str) -> str:
     return {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/mpeg"}.get(
         kind, "application/octet-stream"
     )
-
-
-def check_response_bytes(response: httpx.Response, platform: str) -> None:
-    if response.status_code >= 400:
-        raise SendFailed(
-            f"{platform} refused the download ({response.status_code})",
-            retry=response.status_code == 429 or response.status_code >= 500,
-        )

@@ -6,10 +6,15 @@ Webhooks carry ``X-Telegram-Bot-Api-Secret-Token``, the ``secret_token`` given t
 or ``caption`` and ``photo``/``document``; we answer in the private chat with
 ``POST /bot<token>/sendMessage`` and fetch files with ``getFile`` then
 ``/file/bot<token>/<file_path>``. The chat id of a private chat is the user's id.
+
+A file is downloaded through the SSRF guard (``accord.channels.connectors.media``): only
+from the Bot API's host (or the ``api_base`` an admin set), a ``file_path`` that is a plain
+relative path, no redirect followed elsewhere, read with a limit (issue 22).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -26,13 +31,18 @@ from accord.channels.connectors.base import (
     same,
     when,
 )
+from accord.channels.connectors.media import fetch_media
+from accord.integrations.ssrf import Resolver
 
 API = "https://api.telegram.org"
+FILE_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_./-]{0,250}")
+"""A ``getFile`` answer's ``file_path``: relative, no query, no host (checked before use)."""
 
 
 class Telegram:
     name = "telegram"
     channel = "telegram"
+    resolver: Resolver | None = None  # the SSRF guard's; tests may inject one
 
     def challenge(
         self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
@@ -119,9 +129,20 @@ class Telegram:
             client.post(f"{self._api(settings, secrets)}/getFile", json={"file_id": media.ref}),
             "Telegram",
         )
-        path = info["result"]["file_path"]
+        path = (info.get("result") or {}).get("file_path") if isinstance(info, dict) else None
+        if not isinstance(path, str) or not FILE_PATH.fullmatch(path) or ".." in path:
+            raise SendFailed(
+                f"media URL refused: Telegram's file path {str(path)[:80]!r} is not a plain "
+                "relative path",
+                retry=False,
+            )
         base = str(settings.get("api_base") or API).rstrip("/")
-        download = client.get(f"{base}/file/bot{secrets['bot_token']}/{path}")
-        if download.status_code >= 400:
-            raise SendFailed(f"Telegram refused the download ({download.status_code})", retry=True)
-        return download.content
+        return fetch_media(
+            client,
+            f"{base}/file/bot{secrets['bot_token']}/{path}",
+            platform="Telegram",
+            hosts=(httpx.URL(API).host,),
+            api=base,
+            admin_api=bool(settings.get("api_base")),
+            resolver=self.resolver,
+        )

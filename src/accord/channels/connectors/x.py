@@ -8,7 +8,8 @@ body>`` (refused with ``401`` when it does not match). ``direct_message_events``
 ``message_create`` are private messages (``message_create.sender_id``,
 ``message_data.text``); ``tweet_create_events`` that mention the account are public posts.
 We send with ``POST /2/dm_conversations/with/{participant_id}/messages`` (a user-context
-bearer token).
+bearer token). A direct message's attachment (``message_data.attachment.media``) is
+fetched through the SSRF guard, only from X's media hosts (issue 22).
 
 The CRC answer is an HMAC under the same secret that signs event bodies, so it is given
 only for tokens of the shape X sends (``CRC_TOKEN``: base64 or base64url text, at most 256
@@ -39,12 +40,32 @@ from accord.channels.connectors.base import (
     same,
     when,
 )
+from accord.channels.connectors.media import fetch_media, https_origins, origin
+from accord.integrations.ssrf import Resolver
 
 API = "https://api.x.com"
+MEDIA_HOSTS = ("ton.twitter.com", "pbs.twimg.com", "video.twimg.com")
+"""Where X serves direct-message media (``ton``, with the user token) and public media."""
 CRC_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{1,256}")
 """What X sends as ``crc_token``: base64 text. Never JSON, never a request body."""
 
 log = logging.getLogger("accord.channels.connectors")
+
+
+def _attachment(attachment: Any, event_id: str) -> tuple[Media, ...]:
+    """A DM's attachment (``message_data.attachment.media``) as media to fetch."""
+    if not isinstance(attachment, dict) or attachment.get("type") != "media":
+        return ()
+    media = attachment.get("media")
+    if not isinstance(media, dict):
+        return ()
+    url = media.get("media_url_https")
+    if not isinstance(url, str) or not url:
+        return ()
+    kind = str(media.get("type", "photo"))
+    media_type = "image/jpeg" if kind == "photo" else "video/mp4"
+    suffix = "jpg" if kind == "photo" else "mp4"
+    return (Media(url, media_type, f"{kind}-{event_id}.{suffix}"),)
 
 
 def sign(secret: str, data: bytes) -> str:
@@ -57,6 +78,7 @@ def sign(secret: str, data: bytes) -> str:
 class X:
     name = "x"
     channel = "x"
+    resolver: Resolver | None = None  # the SSRF guard's; tests may inject one
 
     def challenge(
         self, request: Request, settings: dict[str, Any], secrets: dict[str, str]
@@ -100,14 +122,16 @@ class X:
                 if sender == me:
                     continue  # what we sent, echoed
                 user = users.get(sender, {})
+                data_ = created.get("message_data", {})
                 parsed.messages.append(
                     Incoming(
                         external_id=str(event["id"]),
                         identity_kind="x",
                         identity=sender,
                         name=user.get("name", ""),
-                        text=created.get("message_data", {}).get("text", ""),
+                        text=data_.get("text", ""),
                         at=when(event["created_timestamp"]),
+                        media=_attachment(data_.get("attachment"), str(event["id"])),
                     )
                 )
             for tweet in data.get("tweet_create_events", []):
@@ -177,4 +201,19 @@ class X:
     def fetch(
         self, client: httpx.Client, settings: dict[str, Any], secrets: dict[str, str], media: Media
     ) -> bytes:
-        raise SendFailed("X direct-message media is not fetched", retry=False)
+        """A direct message's photo, video or GIF, through the SSRF guard
+        (``accord.channels.connectors.media``): only from X's media hosts or the API's own
+        origin, the user token sent only to ``ton.twitter.com`` (where DM media lives) and
+        the API, redirects checked again, read with a limit."""
+        base = str(settings.get("api_base") or API).rstrip("/")
+        return fetch_media(
+            client,
+            media.ref,
+            platform="X",
+            hosts=MEDIA_HOSTS,
+            api=base,
+            admin_api=bool(settings.get("api_base")),
+            headers={"Authorization": f"Bearer {secrets['user_token']}"},
+            credentials_for={origin(base), *https_origins(("ton.twitter.com",))},
+            resolver=self.resolver,
+        )
