@@ -25,7 +25,11 @@ PAGES = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # Shared templates mark the customer's texts with _() (accord.web.i18n translates
+    # them for the portal); the members' pages show the English msgids as they are.
+    extensions=["jinja2.ext.i18n"],
 )
+PAGES.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
 EVENT_WORDS = {
     "case.opened": "opened the case",
