@@ -38,12 +38,12 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from accord.api.app import Services
 from accord.jobs.follow import FollowerRunner
 from accord.node import Node
 from accord.service import settings, sla
 from accord.service.negotiation import Actor
 from accord.store.tables import events, follower_marks
+from accord.wiring import Services
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CASES = 50
@@ -82,7 +82,7 @@ def fresh_node(backend: str, admin_url: str) -> Iterator[Node]:
 
 
 def prepare(node: Node) -> tuple[Services, list[str]]:
-    services = Services.build(node, now, inline_followers=False)
+    services = Services.build(node, now=now, inline_followers=False)
     services.webhooks.resolver = lambda _host, _port: ["93.184.216.34"]  # no real DNS
     services.webhooks.create(
         "https://crm.example.com/hooks", ["message.received"], created_by="bench"

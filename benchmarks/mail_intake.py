@@ -42,11 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
 from accord.auth.members import MemberStore
-from accord.channels.email.build import mail_channel
 from accord.channels.email.mailboxes import Mailbox
 from accord.channels.email.parse import parse_mail
 from accord.node import Node
 from accord.service.ownership import Ownership
+from accord.wiring import Services
 
 Json = dict[str, Any]
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -99,7 +99,7 @@ def fresh_node(url: str | None, root: Path) -> Node:
             f"agent{n}", "correct horse battery", role="agent", display_name=f"Agent {n}"
         )
         ownership.set_profile(f"agent{n}", availability="online")
-    channel = mail_channel(node)
+    channel = Services.build(node, inline_followers=False).mail
     channel.mailboxes.add(
         Mailbox(
             id=0, address="support@northwind.example", display_name="Support", smtp=None, imap=None
@@ -119,7 +119,7 @@ def as_before_durability(node: Node) -> None:
 
 
 def pipeline(node: Node, mails: Sequence[bytes], *, durable: bool = True) -> float:
-    channel = mail_channel(node)
+    channel = Services.build(node, inline_followers=False).mail
     if not durable:
         channel.blobs.fsync = False
     started = time.perf_counter()

@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
-FACTORIES = {"create_app", "build"}  # accord.api.app.create_app, Services.build
+FACTORIES = {"create_app", "build"}  # accord.api.app.create_app, accord.wiring.Services.build
 
 
 def _name(func: ast.expr) -> str:
@@ -46,10 +46,10 @@ def offences(source: str, path: str) -> list[str]:
             found.append(f"{where}: create_app() without now= runs on the real clock")
         if name == "build" and isinstance(node.func, ast.Attribute):
             target = node.func.value
-            if isinstance(target, ast.Name) and target.id == "Services" and len(node.args) < 2:
-                found.append(f"{where}: Services.build() without a clock")
+            if isinstance(target, ast.Name) and target.id == "Services" and "now" not in keywords:
+                found.append(f"{where}: Services.build() without now= runs on the real clock")
         clock = keywords.get("now")
-        if name == "create_app" and clock is not None and _reads_real_clock(clock):
+        if name in FACTORIES and clock is not None and _reads_real_clock(clock):
             found.append(f"{where}: now= reads the real clock; use tests.clocks")
     return found
 
@@ -68,7 +68,8 @@ app = create_app(node)
 app = create_app(node, now=lambda: datetime.now(UTC))
 app = create_app(node, now=datetime.now)
 services = Services.build(node)
+services = Services.build(node, now=lambda: datetime.now(UTC))
 """
-    assert len(offences(bad, "x.py")) == 4
+    assert len(offences(bad, "x.py")) == 5
     good = "app = create_app(node, now=clock, passwords=cheap_passwords())"
     assert offences(good, "x.py") == []

@@ -31,7 +31,7 @@ apt_install() {
 }
 
 # -- PostgreSQL ------------------------------------------------------------------------
-postgres() {
+need_postgres() {
     if [ -n "${ACCORD_TEST_POSTGRES_URL:-}" ]; then
         say "PostgreSQL: using ACCORD_TEST_POSTGRES_URL (not checked here)"
         return
@@ -80,7 +80,8 @@ postgres() {
 }
 
 # -- Dovecot (IMAP polling tests) ------------------------------------------------------
-dovecot() {
+# (the functions are named need_* so that `command -v dovecot` finds the program, not them)
+need_dovecot() {
     if command -v dovecot >/dev/null || [ -x /usr/sbin/dovecot ]; then
         say "Dovecot is installed"
         return
@@ -89,7 +90,7 @@ dovecot() {
 }
 
 # -- Chromium (browser tests, driven by Playwright without a browser download) ---------
-chromium() {
+need_chromium() {
     if [ -x /usr/bin/chromium ]; then
         say "Chromium is installed"
         return
@@ -97,6 +98,6 @@ chromium() {
     apt_install chromium chromium-driver
 }
 
-postgres
-dovecot
-chromium
+need_postgres
+need_dovecot
+need_chromium

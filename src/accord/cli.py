@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -26,6 +26,10 @@ from accord.core.state import state_hash
 from accord.node import Node, NodeError, default_data_dir, party_slug
 from accord.store import migrate
 from accord.store.database import Database, redact, resolve_url
+
+if TYPE_CHECKING:
+    from accord.channels.email.service import MailChannel
+    from accord.wiring import Services
 
 app = typer.Typer(
     help="Accord: customer cases as negotiated agreements, with a signed copy for every party.",
@@ -60,6 +64,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 _opened: list[Node] = []
+_built: dict[int, Services] = {}
 
 
 @app.callback()
@@ -72,6 +77,8 @@ def _root(ctx: typer.Context) -> None:
 
 
 def _close_nodes() -> None:
+    while _built:
+        _built.popitem()[1].close()
     while _opened:
         _opened.pop().close()
 
@@ -83,6 +90,17 @@ def _open(data: Path | None, database: str | None) -> Node:
         raise _fail(str(exc)) from exc
     _opened.append(node)
     return node
+
+
+def _services(node: Node) -> Services:
+    """This command's services (``accord.wiring``), built once per process on the system
+    clock. The followers of the case log and the pushes to peers are not run here:
+    ``accord serve`` or ``accord worker`` find this command's events in the log."""
+    from accord.wiring import Services
+
+    if id(node) not in _built:
+        _built[id(node)] = Services.build(node, inline_followers=False)
+    return _built[id(node)]
 
 
 def _case_id(node: Node, ref: str) -> str:
@@ -237,38 +255,39 @@ def serve(
         raise _fail("--log-format is text or json")
     logs.configure(str(values["log_format"]), str(values["log_level"]))
     node = _open(data, database)
-    app = create_app(node, inline_followers=False)
+    services = _services(node)  # one set for the app, its worker, followers and listeners
+    app = create_app(node, services=services)
     host, port, workers = str(values["host"]), int(values["port"]), int(values["workers"])
     out.print(
         f"Accord node [bold]{node.name}[/bold] ({node.fingerprint}) on http://{host}:{port}"
         + (f" ({workers} processes)" if workers > 1 else "")
     )
-    pulls = PeriodicSync(app.state.services.federation, int(values["sync_interval"]))
+    pulls = PeriodicSync(services.federation, int(values["sync_interval"]))
     pulls.start()
-    app.state.services.background.submit(_warm_indexes, app)
+    services.background.submit(_warm_indexes, app)
     inline = node.db.is_sqlite if inline_worker is None else inline_worker
-    timers = InlineWorker(node) if inline else None
+    timers = (
+        InlineWorker(lambda: services.worker(worker_id=f"serve-{os.getpid()}"), services.prepare)
+        if inline
+        else None
+    )
     following = threading.Event()
     if timers is not None:
         timers.start()
         threading.Thread(
-            target=app.state.services.followers.run,
+            target=services.followers.run,
             args=(following,),
             name="accord-followers",
             daemon=True,
         ).start()
         threading.Thread(  # pushes to peers follow the log from their own marks too
-            target=app.state.services.pushers.run,
+            target=services.pushers.run,
             args=(following,),
             name="accord-pushers",
             daemon=True,
         ).start()
-        out.print(
-            "timers, outbox and followers run in this process (accord worker is not needed)"
-        )
-    mail = _start_mail(
-        app.state.services.mail, str(values["smtp_host"]), int(values["smtp_port"]), imap
-    )
+        out.print("timers, outbox and followers run in this process (accord worker is not needed)")
+    mail = _start_mail(services.mail, str(values["smtp_host"]), int(values["smtp_port"]), imap)
     level = str(values["log_level"]).lower()
     try:
         if workers == 1:
@@ -304,7 +323,7 @@ def serve(
             timers.stop()
 
 
-def _start_mail(channel: Any, host: str, port: int, imap: bool) -> Callable[[], None]:
+def _start_mail(channel: MailChannel, host: str, port: int, imap: bool) -> Callable[[], None]:
     """Start the SMTP listener and the IMAP poller as asked; returns what stops them."""
     import threading
 
@@ -352,7 +371,7 @@ def case_new(
     name), its URL when it has one (so other parties' nodes can pull from it), and the
     followers (webhooks, timers, notices) pick it up from the log."""
     from accord.service.errors import ServiceError
-    from accord.service.negotiation import Actor, Negotiation
+    from accord.service.negotiation import Actor
 
     node = _open(data, database)
     topics = []
@@ -362,7 +381,7 @@ def case_new(
             raise _fail(f"--topic takes 'id=Title', got {spec!r}")
         topics.append({"topic": slug.strip(), "title": label.strip()})
     try:
-        outcome = Negotiation(node.cases, node.key).open_case(
+        outcome = _services(node).negotiation.open_case(
             Actor(member=member, via="cli"),
             title=title,
             party_id=party_slug(node.name),
@@ -386,11 +405,11 @@ def case_post(
 ) -> None:
     """Post a message to a case as this node."""
     from accord.service.errors import ServiceError
-    from accord.service.negotiation import Actor, Negotiation
+    from accord.service.negotiation import Actor
 
     node = _open(data, database)
     try:
-        outcome = Negotiation(node.cases, node.key).post_message(
+        outcome = _services(node).negotiation.post_message(
             Actor(member=member, via="cli"), _case_id(node, case), text
         )
     except (ServiceError, AccordError) as exc:

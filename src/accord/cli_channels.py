@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.channels.connectors.service import FIELDS, OPTIONAL, PLATFORMS, connectors_of
+from accord.channels.connectors.service import FIELDS, OPTIONAL, PLATFORMS
 from accord.service.errors import ServiceError
 
 channel_app = typer.Typer(
@@ -48,7 +48,7 @@ def channel_add(
     for key in FIELDS[platform][1]:
         given = os.environ.get(f"ACCORD_CHANNEL_SECRET_{key.upper()}")
         secrets[key] = given if given is not None else str(typer.prompt(key, hide_input=True))
-    connectors = connectors_of(_open(data, database))
+    connectors = _services(_open(data, database)).connectors
     try:
         made = connectors.accounts.add(platform, name, settings, secrets)
     except ServiceError as exc:
@@ -61,7 +61,7 @@ def channel_add(
 def channel_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """The accounts (secrets only by name)."""
     table = Table("id", "platform", "name", "settings", "secrets set", "active")
-    for account in connectors_of(_open(data, database)).accounts.all():
+    for account in _services(_open(data, database)).connectors.accounts.all():
         table.add_row(
             str(account.id),
             account.platform,
@@ -80,7 +80,7 @@ def channel_remove(
 ) -> None:
     """Stop answering on an account (kept for its messages' history)."""
     try:
-        connectors_of(_open(data, database)).accounts.remove(account)
+        _services(_open(data, database)).connectors.accounts.remove(account)
     except ServiceError as exc:
         raise _fail(exc.message) from exc
     cli.out.print(f"account {account} is no longer used")
@@ -91,4 +91,4 @@ channel_app.command("list")(channel_list)
 channel_app.command("remove")(channel_remove)
 
 from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _fail, _open  # noqa: E402
+from accord.cli import DatabaseUrl, DataDir, _fail, _open, _services  # noqa: E402

@@ -20,7 +20,6 @@ from accord.federation.push import PeerPushers, PushStatus
 from accord.federation.sync import Federation, SyncError
 from accord.node import Node
 from accord.service.errors import ServiceError
-from accord.service.negotiation import Negotiation
 
 node_app = typer.Typer(
     help="This node's identity: key, fingerprint, public URL.", no_args_is_help=True
@@ -28,8 +27,7 @@ node_app = typer.Typer(
 
 
 def _federation(node: Node) -> Federation:
-    now = lambda: datetime.now(UTC)  # noqa: E731
-    return Federation(node, Negotiation(node.cases, node.key, now=now), now=now)
+    return _services(node).federation
 
 
 def _when(moment: datetime | None) -> str:
@@ -265,4 +263,4 @@ node_app.command("show")(node_show)
 node_app.command("set-url")(node_set_url)
 
 from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

@@ -1,8 +1,8 @@
 """``accord worker`` and ``accord jobs``: run durable jobs and timers, and look at them.
 
 Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses. The
-worker's handlers come from ``accord.jobs.registry.handlers(node)``; what a worker does
-and how many to run is in docs/operations.md.
+worker is the node's ``accord.wiring.Services.worker()`` (its job kinds are listed in
+``Services.handlers``); what a worker does and how many to run is in docs/operations.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from rich.table import Table
 
 from accord.jobs.follow import marks
 from accord.jobs.queue import JobError, JobQueue
-from accord.jobs.runner import node_worker
 from accord.store.database import redact
 
 jobs_app = typer.Typer(
@@ -82,17 +81,14 @@ def worker(
         level=log_level.value.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    runner = node_worker(
-        node, worker_id=worker_id, lease=timedelta(seconds=lease_seconds), batch=batch, now=_now
+    services = _services(node)
+    runner = services.worker(
+        worker_id=worker_id, lease=timedelta(seconds=lease_seconds), batch=batch
     )
     queue, name = runner.queue, runner.worker_id
     kinds = ", ".join(sorted(runner.handlers)) or "none"
     cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
-    from accord.federation.push import node_pushers
-    from accord.service.followers import node_followers
-
-    followers = node_followers(node, now=_now)
-    pushers = node_pushers(node, now=_now)
+    followers, pushers = services.followers, services.pushers
     if once:
         followed = followers.catch_up()
         cli.out.print(f"followers took {followed} events of the case log")
@@ -107,9 +103,7 @@ def worker(
         counts = queue.counts()
         cli.out.print(f"ran {ran} jobs; now " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return
-    from accord.jobs.inline import prepare
-
-    prepare(node)  # callback timers missed while no worker ran, and the next digest
+    services.prepare()  # callback timers missed while no worker ran, and the next digest
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -117,9 +111,7 @@ def worker(
         target=followers.run, args=(stop,), name="accord-followers", daemon=True
     )
     following.start()
-    pushing = threading.Thread(
-        target=pushers.run, args=(stop,), name="accord-pushers", daemon=True
-    )
+    pushing = threading.Thread(target=pushers.run, args=(stop,), name="accord-pushers", daemon=True)
     pushing.start()
     runner.run(stop)
     following.join(timeout=30)
@@ -187,4 +179,4 @@ jobs_app.command("list")(jobs_list)
 jobs_app.command("retry")(jobs_retry)
 
 from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _fail, _open  # noqa: E402
+from accord.cli import DatabaseUrl, DataDir, _fail, _open, _services  # noqa: E402

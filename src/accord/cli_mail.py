@@ -51,9 +51,7 @@ def _now() -> datetime:
 
 
 def _channel(node: Node) -> MailChannel:
-    from accord.channels.email.build import mail_channel
-
-    return mail_channel(node, now=_now)
+    return _services(node).mail
 
 
 def _password(env: str, ask: bool, what: str) -> str:
@@ -400,4 +398,4 @@ mail_app.command("retry")(mail_retry)
 mail_app.command("reply")(mail_reply)
 
 from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

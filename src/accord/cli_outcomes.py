@@ -22,8 +22,7 @@ from accord.metrics.service import Outcomes, filter_from
 from accord.metrics.store import Filter
 from accord.node import Node, NodeError, party_slug
 from accord.service.errors import ServiceError
-from accord.service.negotiation import Actor, Negotiation
-from accord.service.ownership import Ownership
+from accord.service.negotiation import Actor
 from accord.workflows.practice import STEPS, Practice, Run
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
@@ -53,9 +52,8 @@ def _outcomes(node: Node) -> Outcomes:
 
 
 def _workflows(node: Node) -> Workflows:
-    negotiation = Negotiation(node.cases, node.key, now=_now)
-    ownership = Ownership(node.cases, node.key, MemberStore(node.db), now=_now)
-    return Workflows(TemplateStore(node.db, now=_now), negotiation, ownership)
+    services = _services(node)
+    return Workflows(TemplateStore(node.db, now=_now), services.negotiation, services.ownership)
 
 
 def _ref(ref: str) -> tuple[str, int | None]:
@@ -485,7 +483,7 @@ def _practice(node: Node, member: str) -> tuple[Practice, Member]:
     if found is None or found.disabled:
         raise _fail(f"no active member {member!r}")
     practice = Practice(
-        Negotiation(node.cases, node.key, now=_now),
+        _services(node).negotiation,
         party_id=party_slug(node.name),
         party_name=node.name,
         now=_now,
@@ -547,4 +545,4 @@ goal_app.command("remove")(goal_remove)
 goal_app.command("own")(goal_own)
 
 from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

@@ -5,14 +5,12 @@ Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.auth.members import MemberStore
 from accord.node import Node
 from accord.service import settings
 from accord.service.errors import ServiceError
@@ -26,7 +24,7 @@ calendar_app = typer.Typer(
 
 
 def _ownership(node: Node) -> Ownership:
-    return Ownership(node.cases, node.key, MemberStore(node.db), now=lambda: datetime.now(UTC))
+    return _services(node).ownership
 
 
 def team_add(
@@ -239,4 +237,4 @@ def reopen_within(
 calendar_app.command("reopen-within")(reopen_within)
 
 from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402
+from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

@@ -30,9 +30,7 @@ class Recorder:
         self.fail_on = fail_on
         self.calls = 0
 
-    def handle(
-        self, conn: Connection, case_id: str, batch: Sequence[Event], state: object
-    ) -> None:
+    def handle(self, conn: Connection, case_id: str, batch: Sequence[Event], state: object) -> None:
         self.calls += 1
         for event in batch:
             conn.execute(

@@ -75,7 +75,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import Connection
 from typer.testing import CliRunner
 
-from accord.api.app import Services, create_app
+from accord.api.app import create_app
 from accord.auth.members import Member
 from accord.channels.email.mailboxes import Mailbox
 from accord.cli import app as cli_app
@@ -88,11 +88,11 @@ from accord.jobs.follow import Follower, FollowerRunner
 from accord.jobs.queue import JobQueue
 from accord.node import Node
 from accord.service import settings
-from accord.service.followers import node_followers
 from accord.service.inbox import Inbox
 from accord.service.sla import BREACH, IDLE
 from accord.store.search import Search
 from accord.store.tables import case_inbox, cases, notifications, webhook_deliveries
+from accord.wiring import Services
 from tests.clocks import FakeClock, cheap_passwords
 
 A_URL = "http://northwind.test"
@@ -594,7 +594,8 @@ def test_kill_9_between_a_commit_and_its_effects_loses_and_repeats_nothing(desk:
     case_id = _customer_case(desk, "Fibre install")
     assert desk.effects(case_id).row() == (NOTHING, 0, 1, 1, 0)  # committed, followed by nobody
 
-    worker = node_followers(desk.node, now=desk.clock)  # the worker process, started later
+    # the worker process, started later, with its own services
+    worker = Services.build(desk.node, now=desk.clock, inline_followers=False).followers
     assert worker.catch_up() > 0
     after = desk.effects(case_id)
     assert after.row() == (NEW_CASE, 1, 1, 1, 1)

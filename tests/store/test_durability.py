@@ -12,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 from accord.channels.blobs import node_blobs
-from accord.channels.email.build import blobs_of, mail_channel
 from accord.node import Node
 from accord.ops.backup import backup
 from accord.ops.config import ConfigError
 from accord.store import database
 from accord.store.database import Database, Timeouts
+from accord.wiring import Services
+from tests.clocks import START, FakeClock, cheap_passwords
 
 
 def test_sqlite_commits_are_fsynced_and_wait_less_than_http_clients(tmp_path: Path) -> None:
@@ -64,10 +65,12 @@ def test_blobs_are_fsynced_file_and_directory(
 
 def test_the_mail_channel_stores_durable_blobs_on_sqlite(tmp_path: Path) -> None:
     node = Node.init(tmp_path / "n", name="Northwind", database=f"sqlite:///{tmp_path / 'n.db'}")
+    services = Services.build(node, now=FakeClock(START), passwords=cheap_passwords())
     try:
-        assert blobs_of(node).fsync
-        assert mail_channel(node).blobs.fsync
+        assert node_blobs(node.data_dir).fsync
+        assert services.mail.blobs.fsync
     finally:
+        services.close()
         node.close()
 
 

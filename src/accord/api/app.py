@@ -9,8 +9,6 @@ from the services, ``{"detail"}`` from authentication and request validation.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,38 +31,21 @@ from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
 from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
-from accord.auth.members import MemberStore
 from accord.auth.passwords import Passwords
-from accord.auth.portal import PortalGrant, PortalLinks, load_or_create_secret
+from accord.auth.portal import PortalGrant
 from accord.auth.scopes import METRICS_READ
-from accord.auth.sessions import SessionStore
-from accord.auth.tokens import TokenStore
 from accord.channels.blobs import node_blobs
-from accord.channels.connectors.service import Connectors
-from accord.channels.customer_records import CustomerRecords
-from accord.channels.email.build import mail_channel
-from accord.channels.email.service import MailChannel
-from accord.channels.intake import Intake
-from accord.channels.webchat import CHAT_LOOP_LIMIT, WebChat
-from accord.federation.push import PeerPushers
 from accord.federation.server import RateLimit, federation_router
-from accord.federation.sync import Federation, party_nodes
-from accord.integrations.webhooks import Webhooks
-from accord.jobs.queue import JobQueue
 from accord.metrics.routes import install as install_outcomes
-from accord.node import Node, party_slug
+from accord.node import Node
 from accord.ops import metrics
 from accord.ops.http import instrument
 from accord.privacy import Privacy
-from accord.service.callbacks import Callbacks
 from accord.service.errors import Conflict, Forbidden, NotFound, ServiceError
-from accord.service.followers import Followers, build_followers
-from accord.service.negotiation import Actor, Negotiation
-from accord.service.notes import Notes
-from accord.service.ownership import Ownership
-from accord.service.sla import ResponseTargets
+from accord.service.negotiation import Actor
 from accord.web import install as install_pages
 from accord.web.session import login_wait
+from accord.wiring import Services
 
 Clock = Callable[[], datetime]
 SESSION_TTL = timedelta(hours=12)
@@ -72,129 +53,6 @@ SESSION_TTL = timedelta(hours=12)
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Services:
-    """Everything a request may use, built once per process."""
-
-    node: Node
-    negotiation: Negotiation
-    notes: Notes
-    members: MemberStore
-    tokens: TokenStore
-    sessions: SessionStore
-    links: PortalLinks
-    federation: Federation
-    ownership: Ownership
-    callbacks: Callbacks
-    webhooks: Webhooks
-    mail: MailChannel
-    customers: CustomerRecords
-    webchat: WebChat
-    connectors: Connectors
-    background: ThreadPoolExecutor
-    party_id: str
-    followers: Followers
-    pushers: PeerPushers
-
-    @classmethod
-    def build(
-        cls,
-        node: Node,
-        now: Clock,
-        transport: httpx.BaseTransport | None = None,
-        passwords: Passwords | None = None,
-        inline_followers: bool = True,
-    ) -> Services:
-        negotiation = Negotiation(node.cases, node.key, now=now)
-        federation = Federation(node, negotiation, now=now, transport=transport)
-        members = MemberStore(node.db, passwords=passwords, now=now)
-        ownership = Ownership(node.cases, node.key, members, now=now)
-        callbacks = Callbacks(node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now)
-        links = PortalLinks(load_or_create_secret(node.db), now=now)
-        webhooks = Webhooks(node.db, node.cases, node.key, JobQueue(node.db, now=now), now=now)
-        mail = mail_channel(
-            node, negotiation=negotiation, ownership=ownership, links=links, now=now
-        )
-        targets = ResponseTargets(
-            node.cases, node.key, ownership, JobQueue(node.db, now=now), now=now
-        )
-        followers = build_followers(
-            node.db,
-            node.cases,
-            node.key.public,
-            webhooks=webhooks,
-            mail=mail,
-            callbacks=callbacks,
-            targets=targets,
-            ownership=ownership,
-            now=now,
-            inline=inline_followers,
-        )
-        services = cls(
-            node=node,
-            negotiation=negotiation,
-            notes=Notes(node.cases, now=now),
-            members=members,
-            tokens=TokenStore(node.db, now=now),
-            sessions=SessionStore(node.db, now=now),
-            links=links,
-            federation=federation,
-            ownership=ownership,
-            callbacks=callbacks,
-            webhooks=webhooks,
-            mail=mail,
-            customers=CustomerRecords(node.cases, now=now),
-            webchat=WebChat(
-                Intake(
-                    node,
-                    negotiation,
-                    ownership,
-                    party_id=party_slug(node.name),
-                    now=now,
-                    loop_limit=CHAT_LOOP_LIMIT,
-                ),
-                Notes(node.cases, now=now),
-                now=now,
-            ),
-            connectors=Connectors(
-                Intake(node, negotiation, ownership, party_id=party_slug(node.name), now=now),
-                negotiation,
-                node_blobs(node.data_dir),
-                JobQueue(node.db, now=now),
-                now=now,
-            ),
-            background=ThreadPoolExecutor(max_workers=2, thread_name_prefix="accord-push"),
-            party_id=party_slug(node.name),
-            followers=followers,
-            pushers=PeerPushers(federation, now=now),
-        )
-        negotiation.listeners.append(services.push_later)
-        negotiation.listeners.append(followers.wake)
-        ownership.listeners.append(negotiation.announce)
-        return services
-
-    def push_later(self, case_id: str, event_ids: list[str]) -> None:
-        """After a local write: start the pushes to peers now, off the request. They
-        follow the log from each peer's mark (``accord.federation.push``), so this is
-        only a wake-up: ``accord serve`` and ``accord worker`` run the pushers' loop;
-        with inline followers (tests, one-shot tools) a pass runs in the background."""
-        if self.followers.inline:
-            self.background.submit(self.pushers.catch_up)
-        else:
-            self.pushers.wake(case_id, event_ids)
-
-    def pull_later(self, case_id: str, sender: str) -> None:
-        state = self.node.cases.state(case_id)
-        party = party_nodes(state).get(sender) if state else None
-        if party and party.get("url"):
-            self.background.submit(self.federation.pull, case_id, sender, party["url"])
-
-    def close(self) -> None:
-        self.background.shutdown(wait=True)
-        self.pushers.close()
-        self.federation.close()
 
 
 def create_app(
@@ -207,6 +65,7 @@ def create_app(
     passwords: Passwords | None = None,
     inline_followers: bool = True,
     max_body: int | None = None,
+    services: Services | None = None,
 ) -> FastAPI:
     """The application for ``node``; ``transport`` carries its requests to other nodes,
     ``push_rate`` caps the events each peer may push per minute, ``rate_limit`` the
@@ -217,7 +76,9 @@ def create_app(
     ``inline_followers`` the followers of the case log (``accord.service.followers``) run
     in the request's thread right after each commit; ``accord serve`` sets it off and runs
     them in its worker thread instead. ``max_body`` caps request bodies (default
-    ``$ACCORD_MAX_BODY_BYTES`` or 16 MiB; see ``accord.api.bodylimit``)."""
+    ``$ACCORD_MAX_BODY_BYTES`` or 16 MiB; see ``accord.api.bodylimit``). A process that
+    built its ``services`` already (``accord serve``: its worker, followers and mail
+    listeners share them) passes them, and the other settings of services are unused."""
     app = FastAPI(
         title="Accord",
         version=__version__,
@@ -227,7 +88,14 @@ def create_app(
     )
     install_docs(app)
     app.state.rate_limiter = configure(rate_limit)
-    services = Services.build(node, now, transport, passwords, inline_followers)
+    if services is None:
+        services = Services.build(
+            node,
+            now=now,
+            transport=transport,
+            passwords=passwords,
+            inline_followers=inline_followers,
+        )
     app.state.services = services
     app.router.on_shutdown.append(services.close)
 
@@ -269,7 +137,12 @@ def create_app(
 
     app.include_router(_session_routes(services), prefix="/api/v1", tags=["session"])
     top_level = APIRouter()
-    app.include_router(_case_routes(services, top_level), prefix="/api/v1/cases", tags=["cases"])
+    hooks, channels_top, replied = connector_routes(
+        services.connectors, services.mail, services.negotiation
+    )
+    app.include_router(
+        _case_routes(services, top_level, replied), prefix="/api/v1/cases", tags=["cases"]
+    )
     app.include_router(top_level, prefix="/api/v1")
     app.include_router(_portal_routes(services), prefix="/api/v1/portal", tags=["portal"])
     customer_router, erasure_router = customer_routes(
@@ -278,9 +151,6 @@ def create_app(
     app.include_router(customer_router, prefix="/api/v1/customers", tags=["customers"])
     app.include_router(erasure_router, prefix="/api/v1", tags=["customers"])
     app.include_router(webchat_routes(services.webchat))
-    hooks, channels_top, _ = connector_routes(
-        services.connectors, services.mail, services.negotiation
-    )
     app.include_router(hooks)
     app.include_router(channels_top, prefix="/api/v1", tags=["channels"])
     app.include_router(inbound_routes(services.mail.intake), prefix="/api/v1", tags=["inbound"])
@@ -357,7 +227,7 @@ def _member_json(member: Any) -> dict[str, Any]:
     }
 
 
-def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
+def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -> APIRouter:
     router = APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
 
@@ -476,7 +346,6 @@ def _case_routes(services: Services, top_level: APIRouter) -> APIRouter:
     case.include_router(owned)
     mailed, mail_top = mail_routes(services.mail)
     case.include_router(mailed, tags=["email"])
-    _, _, replied = connector_routes(services.connectors, services.mail, services.negotiation)
     case.include_router(replied, tags=["channels"])
     router.include_router(case, prefix="/{case_id}")
     top_level.include_router(top)

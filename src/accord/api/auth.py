@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
@@ -21,6 +21,9 @@ from accord.auth.errors import LinkExpired, LinkInvalid
 from accord.auth.members import Member
 from accord.auth.portal import PortalGrant
 from accord.auth.sessions import csrf_matches
+
+if TYPE_CHECKING:
+    from accord.wiring import Services
 
 SESSION_COOKIE = "accord_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -73,7 +76,7 @@ def spend(request: Request, caller: str) -> None:
 
 def principal(request: Request) -> Principal:
     """The calling member, from ``Authorization: Bearer`` or the session cookie."""
-    services: Any = request.app.state.services
+    services: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, credential = header.partition(" ")

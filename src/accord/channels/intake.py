@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +52,9 @@ Clock = Callable[[], datetime]
 CUSTOMER_PARTY = "customer"
 LOOP_LIMIT = 5
 """More messages than this from one sender to one case within LOOP_WINDOW is a loop."""
+LOOP_LIMITS: Mapping[str, int] = {"webchat": 30}
+"""Channels whose people write faster than LOOP_LIMIT: in a web chat people type several
+short lines, and no auto-responder sits behind a chat window."""
 LOOP_WINDOW = timedelta(minutes=1)
 MAX_TITLE = 200
 TRUNCATED = "\n\n[truncated: the whole message is kept on this node]"
@@ -147,7 +150,7 @@ class Intake:
         *,
         party_id: str,
         now: Clock,
-        loop_limit: int = LOOP_LIMIT,
+        loop_limits: Mapping[str, int] = LOOP_LIMITS,
     ) -> None:
         self.node = node
         self.db = node.db
@@ -155,7 +158,7 @@ class Intake:
         self.ownership = ownership
         self.party_id = party_id
         self.now = now
-        self.loop_limit = loop_limit
+        self.loop_limits = loop_limits
         self.customers = Customers(node.db, now=now)
         self.refs = CaseRefs(node.db, now=now)
 
@@ -213,7 +216,8 @@ class Intake:
                 )
                 return self._hold(conn, message, ref, customer_id, why)
             if self._looping(conn, message, ref.case_id):
-                reason = f"mail loop: more than {self.loop_limit} messages a minute to this case"
+                limit = self.loop_limit(message.channel)
+                reason = f"mail loop: more than {limit} messages a minute to this case"
                 row_id = self._insert(
                     conn, message, "ignored", ref.case_id, customer_id, None, reason=reason
                 )
@@ -347,7 +351,11 @@ class Intake:
                 "case_id": case_id,
             },
         ).scalar_one()
-        return int(recent) >= self.loop_limit
+        return int(recent) >= self.loop_limit(message.channel)
+
+    def loop_limit(self, channel: str) -> int:
+        """How many messages a minute one sender may write to one case on ``channel``."""
+        return self.loop_limits.get(channel, LOOP_LIMIT)
 
     def _hold(
         self,

@@ -34,9 +34,6 @@ Clock = Callable[[], datetime]
 CHANNEL = "webchat"
 VISITOR = re.compile(r"[A-Za-z0-9_-]{24,64}")
 MAX_CHAT_TEXT = 4000
-CHAT_LOOP_LIMIT = 30
-"""Messages a minute one visitor may send to a case: people type several short lines, and
-no auto-responder sits behind a chat window (email's limit is 5)."""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,6 @@ from accord.federation.client import PeerError
 from accord.federation.sync import Federation, targets
 from accord.jobs.follow import log_end
 from accord.jobs.worker import describe
-from accord.node import Node
 from accord.store.tables import events, follower_marks
 
 log = logging.getLogger("accord.push")
@@ -432,14 +431,6 @@ class PeerPushers:
         return pending
 
 
-def node_pushers(node: Node, *, now: Clock) -> PeerPushers:
-    """Pushers with a federation of their own: for ``accord worker`` and the CLI."""
-    from accord.service.negotiation import Negotiation
-
-    federation = Federation(node, Negotiation(node.cases, node.key, now=now), now=now)
-    return PeerPushers(federation, now=now)
-
-
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -450,6 +441,5 @@ __all__ = [
     "PeerPushers",
     "PushPass",
     "PushStatus",
-    "node_pushers",
     "peer_backoff",
 ]

@@ -75,9 +75,7 @@ from accord.core.state import State
 from accord.core.timefmt import format_time, parse_time
 from accord.integrations.ssrf import Resolver, UnsafeURL, check_url
 from accord.jobs.queue import Job, JobQueue, aware
-from accord.jobs.registry import register
-from accord.jobs.worker import Deferred, Handler
-from accord.node import Node
+from accord.jobs.worker import Deferred
 from accord.service import settings
 from accord.service.callbacks import GRACE
 from accord.service.errors import Invalid, NotFound
@@ -414,9 +412,7 @@ class Webhooks:
 
     # -- recording: from case events to deliveries -------------------------------------
 
-    def follow(
-        self, conn: Connection, case_id: str, events: Sequence[Event], state: State
-    ) -> int:
+    def follow(self, conn: Connection, case_id: str, events: Sequence[Event], state: State) -> int:
         """The follower's step (``accord.service.followers``): record a delivery per
         subscribed webhook for what these stored events mean (``state``: the case now),
         in the follower's transaction; returns how many. Idempotent: the same event never
@@ -912,35 +908,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def build(
-    node: Node,
-    now: Clock = utc_now,
-    *,
-    resolver: Resolver | None = None,
-    transport: httpx.BaseTransport | None = None,
-) -> Webhooks:
-    """The webhooks of ``node``, as the app and the workers use them."""
-    return Webhooks(
-        node.db,
-        node.cases,
-        node.key,
-        JobQueue(node.db, now=now),
-        now=now,
-        resolver=resolver,
-        transport=transport,
-    )
-
-
-@register(DELIVER)
-def _deliver_handler(node: Node) -> Handler:
-    return build(node).deliver
-
-
-@register(TIMER)
-def _timer_handler(node: Node) -> Handler:
-    return build(node).activity_timer
-
-
 __all__ = [
     "DELIVER",
     "EVENT_TYPES",
@@ -951,7 +918,6 @@ __all__ = [
     "Notification",
     "Webhook",
     "Webhooks",
-    "build",
     "idempotency_key",
     "new_secret",
     "retry_delay",

@@ -3,9 +3,10 @@
 ``JobQueue`` (``queue``) schedules, replaces, cancels and claims jobs; ``Worker``
 (``worker``) runs claimed jobs, each in the transaction that marks it done — a
 handler's network call (a ``Deferred``) runs between two short transactions, never
-inside one; ``registry`` maps job kinds to their handlers; ``runner`` builds a node's worker, which
-``accord worker`` runs (``accord.cli_jobs``) and ``accord serve`` runs inline (``inline``);
-see docs/operations.md.
+inside one. Which kinds a node runs, and the service method behind each, is listed in
+``accord.wiring.Services.handlers``; ``accord worker`` runs that worker
+(``accord.cli_jobs``) and ``accord serve`` runs it inline (``inline``); see
+docs/operations.md.
 """
 
 from accord.jobs.queue import Job, JobError, JobQueue

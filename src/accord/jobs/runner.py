@@ -1,22 +1,14 @@
-"""A node's worker: its database, the system clock and every registered handler.
+"""Who a worker is: its id (``host:pid``), and whether a worker of this machine died.
 
-``accord worker`` runs ``node_worker(node).run(stop)`` in the foreground; the worker
-``accord serve`` runs in a thread is ``accord.jobs.inline``.
+A node's worker is built with its services (``accord.wiring.Services.worker``): ``accord
+worker`` runs it in the foreground, ``accord serve`` in a thread (``accord.jobs.inline``).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
-
-from accord.jobs import registry
-from accord.jobs.queue import Clock, JobQueue
-from accord.jobs.worker import Worker
-
-if TYPE_CHECKING:
-    from accord.node import Node
+from datetime import UTC, datetime
 
 
 def system_clock() -> datetime:
@@ -44,23 +36,3 @@ def local_worker_gone(worker_id: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def node_worker(
-    node: Node,
-    *,
-    worker_id: str | None = None,
-    lease: timedelta = timedelta(minutes=5),
-    batch: int = 20,
-    now: Clock = system_clock,
-) -> Worker:
-    """A Worker on the node's database with every registered handler (``registry``)."""
-    return Worker(
-        node.db,
-        JobQueue(node.db, now=now),
-        registry.handlers(node),
-        worker_id=worker_id or default_worker_id(),
-        now=now,
-        lease=lease,
-        batch=batch,
-    )

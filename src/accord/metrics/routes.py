@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -39,6 +39,9 @@ from accord.web.session import secure_headers
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
 from accord.workflows.store import TemplateStore, Version
+
+if TYPE_CHECKING:
+    from accord.wiring import Services
 
 PAGES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -81,7 +84,7 @@ class OwnerIn(Model):
     owner: str = Field(max_length=64)
 
 
-def install(app: FastAPI, services: Any, now: Callable[[], datetime]) -> Outcomes:
+def install(app: FastAPI, services: Services, now: Callable[[], datetime]) -> Outcomes:
     """Add the endpoints and pages to ``app`` (``services``: ``accord.api.app.Services``)."""
     node = services.node
     outcomes = Outcomes(node.db, node.key.public, now=now)
@@ -105,7 +108,7 @@ def _version_json(v: Version) -> dict[str, Any]:
     }
 
 
-def _template_routes(services: Any, workflows: Workflows) -> APIRouter:
+def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
     router = APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
     admin = require("workflows:admin")

@@ -35,18 +35,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
-from accord.auth.members import MemberStore
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
 from accord.core.state import State
 from accord.core.timefmt import format_time, parse_time
 from accord.jobs.queue import Job, JobQueue
-from accord.jobs.registry import register
-from accord.jobs.worker import Handler
-from accord.node import Node
 from accord.service import settings
 from accord.service.calendar import BusinessCalendar
-from accord.service.negotiation import utc_now
 from accord.service.ownership import SYSTEM_MEMBER, Ownership
 from accord.store.cases import CaseStore
 
@@ -56,9 +51,6 @@ NEW_TIME_AFTER = timedelta(hours=1)  # of business time after the escalation
 REMIND, MISSED = "callback.remind", "callback.missed"
 IDLE = datetime(9999, 1, 1, tzinfo=UTC)  # where a timer that fired waits, armed but idle
 RemindHook = Callable[[Connection, State, dict[str, Any]], None]
-REMIND_HOOKS: list[Callable[[Node], RemindHook]] = []
-"""What else happens at a callback's reminder, per node (the email channel registers the
-customer's reminder); ``build`` gives each worker's service one hook from each factory."""
 
 
 class Callbacks:
@@ -253,27 +245,3 @@ class Callbacks:
 
 def _keys(case_id: str, activity: str) -> tuple[str, str]:
     return f"{REMIND}:{case_id}:{activity}", f"{MISSED}:{case_id}:{activity}"
-
-
-def build(node: Node, now: Callable[[], datetime] = utc_now) -> Callbacks:
-    """The callback service of ``node``, as the workers and the app use it."""
-    members = MemberStore(node.db)
-    service = Callbacks(
-        node.cases,
-        node.key,
-        Ownership(node.cases, node.key, members, now=now),
-        JobQueue(node.db, now=now),
-        now=now,
-    )
-    service.on_remind = [factory(node) for factory in REMIND_HOOKS]
-    return service
-
-
-@register(REMIND)
-def _remind_handler(node: Node) -> Handler:
-    return build(node).remind
-
-
-@register(MISSED)
-def _missed_handler(node: Node) -> Handler:
-    return build(node).missed

@@ -14,14 +14,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.auth.members import MemberStore
 from accord.core.timefmt import parse_time
 from accord.jobs.queue import Job, JobQueue
-from accord.jobs.registry import register
-from accord.jobs.worker import Handler
-from accord.node import Node
 from accord.service import settings
-from accord.service.negotiation import utc_now
 from accord.service.ownership import Ownership
 from accord.store.cases import CaseStore
 from accord.store.tables import case_owners
@@ -99,18 +94,3 @@ class Digest:
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone)
-
-
-def build(node: Node, now: Callable[[], datetime] = utc_now) -> Digest:
-    members = MemberStore(node.db)
-    return Digest(
-        node.cases,
-        Ownership(node.cases, node.key, members, now=now),
-        JobQueue(node.db, now=now),
-        now=now,
-    )
-
-
-@register(DIGEST)
-def _digest_handler(node: Node) -> Handler:
-    return build(node).run

@@ -48,7 +48,6 @@ from accord.core.state import State
 from accord.integrations.webhooks import Webhooks
 from accord.jobs.follow import Follower, FollowerRunner, Lag
 from accord.metrics.store import MetricsStore
-from accord.node import Node
 from accord.service.callbacks import Callbacks
 from accord.service.ownership import Ownership
 from accord.service.sla import ResponseTargets
@@ -299,28 +298,4 @@ def build_followers(
     return Followers(FollowerRunner(db, followers, now=now), inline=inline)
 
 
-def node_followers(node: Node, *, now: Clock, inline: bool = False) -> Followers:
-    """The followers of ``node`` with services of their own: for a worker process, which
-    serves no requests (the web app builds its followers over its ``Services``)."""
-    from accord.auth.members import MemberStore
-    from accord.channels.email.build import mail_channel
-    from accord.integrations import webhooks
-    from accord.service import callbacks, sla
-
-    ownership = Ownership(node.cases, node.key, MemberStore(node.db, now=now), now=now)
-    timers = callbacks.build(node, now)
-    return build_followers(
-        node.db,
-        node.cases,
-        node.key.public,
-        webhooks=webhooks.build(node, now),
-        mail=mail_channel(node, ownership=ownership, now=now),
-        callbacks=timers,
-        targets=sla.build(node, now),
-        ownership=ownership,
-        now=now,
-        inline=inline,
-    )
-
-
-__all__ = ["NAMES", "Followers", "build_followers", "describe", "live", "node_followers"]
+__all__ = ["NAMES", "Followers", "build_followers", "describe", "live"]

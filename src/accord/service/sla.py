@@ -27,18 +27,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
-from accord.auth.members import MemberStore
 from accord.core.crypto import NodeKey
 from accord.core.events import Event
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.jobs.queue import Job, JobQueue
-from accord.jobs.registry import register
-from accord.jobs.worker import Handler
-from accord.node import Node
 from accord.service import settings
 from accord.service.calendar import SlaClock
-from accord.service.negotiation import utc_now
 from accord.service.ownership import SYSTEM_MEMBER, Ownership
 from accord.store.cases import CaseStore
 
@@ -69,9 +64,7 @@ class ResponseTargets:
         found = config.get(state.get("template") or "", config.get("default"))
         return found if isinstance(found, dict) else None
 
-    def follow(
-        self, conn: Connection, case_id: str, events: Sequence[Event], state: State
-    ) -> None:
+    def follow(self, conn: Connection, case_id: str, events: Sequence[Event], state: State) -> None:
         """The follower's step (``response-targets``): move the case's response clock for
         these stored events, in the follower's transaction — at each event's own time, so
         a follower that runs late starts no clock late. One read and at most one write of
@@ -236,19 +229,3 @@ def _load(raw: dict[str, Any] | None) -> SlaClock | None:
         ),
         paused_at=datetime.fromisoformat(raw["paused"]) if raw["paused"] else None,
     )
-
-
-def build(node: Node, now: Callable[[], datetime] = utc_now) -> ResponseTargets:
-    members = MemberStore(node.db)
-    return ResponseTargets(
-        node.cases,
-        node.key,
-        Ownership(node.cases, node.key, members, now=now),
-        JobQueue(node.db, now=now),
-        now=now,
-    )
-
-
-@register(BREACH)
-def _breach_handler(node: Node) -> Handler:
-    return build(node).breach

@@ -10,7 +10,7 @@ whichever process serves the page (``accord serve --workers N``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -25,6 +25,9 @@ from accord.web.portal import portal_routes
 from accord.web.render import render
 from accord.web.session import LoginRequired, login_redirect
 
+if TYPE_CHECKING:
+    from accord.wiring import Services
+
 STATIC = Path(__file__).parent / "static"
 API_PREFIXES = ("/api/", "/hooks/", "/federation", "/chat/")
 
@@ -35,7 +38,7 @@ def _wants_page(request: Request) -> bool:
     return not path.startswith(API_PREFIXES) and "text/html" in request.headers.get("accept", "")
 
 
-def install(app: FastAPI, services: Any) -> Inbox:
+def install(app: FastAPI, services: Services) -> Inbox:
     """Add the pages to ``app``; call after the outcome routes (it uses their services)."""
     inbox = Inbox(services.node.cases, services.node.key.public, now=services.negotiation.now)
     app.state.inbox = inbox

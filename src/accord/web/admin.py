@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -33,6 +33,9 @@ from accord.web.render import render, when
 from accord.web.session import Viewer, check_csrf, need, viewer
 from accord.workflows.spec import TemplateError
 
+if TYPE_CHECKING:
+    from accord.wiring import Services
+
 SECTIONS = {
     "members": ("Members and roles", MEMBERS_ADMIN),
     "teams": ("Teams and skills", MEMBERS_ADMIN),
@@ -45,7 +48,7 @@ SECTIONS = {
 }
 
 
-def admin_routes(services: Any, app_state: Any) -> APIRouter:
+def admin_routes(services: Services, app_state: Any) -> APIRouter:
     router = APIRouter()
 
     def page(
@@ -281,7 +284,7 @@ def admin_routes(services: Any, app_state: Any) -> APIRouter:
     return router
 
 
-def _profile(services: Any, username: str) -> dict[str, Any]:
+def _profile(services: Services, username: str) -> dict[str, Any]:
     try:
         return dict(services.ownership.profile(username))
     except ServiceError:

@@ -9,7 +9,7 @@ REST API: a page is another way to call them, never a second implementation.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -53,6 +53,10 @@ from accord.web.session import (
     viewer,
 )
 
+if TYPE_CHECKING:
+    from accord.metrics.service import Outcomes
+    from accord.wiring import Services
+
 CHANNELS = (
     "email",
     "webchat",
@@ -66,7 +70,7 @@ CHANNELS = (
 )
 
 
-def zone_of(services: Any) -> ZoneInfo:
+def zone_of(services: Services) -> ZoneInfo:
     """The zone the pages show times in: the business calendar's."""
     return settings.zone(services.node.db)
 
@@ -126,7 +130,7 @@ def _see_other(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
+def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRouter:
     """The routes; ``outcomes`` (``accord.metrics.service.Outcomes``) records the marks."""
     router = APIRouter()
 
@@ -215,7 +219,7 @@ def member_routes(services: Any, inbox: Inbox, outcomes: Any) -> APIRouter:
         rows = inbox.list(
             view, member_id=who.member.id, query=q, owner=owner, team=team, channel=channel
         )
-        context = {
+        context: dict[str, Any] = {
             "who": who,
             "page": "inbox",
             "views": VIEWS,

@@ -19,7 +19,7 @@ history.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -50,6 +50,9 @@ from accord.web.plain import (
     sentence,
 )
 from accord.web.session import secure_headers
+
+if TYPE_CHECKING:
+    from accord.wiring import Services
 
 MAX_UPLOAD = 10 * 1024 * 1024
 
@@ -86,7 +89,7 @@ def render_portal(
     return response
 
 
-def portal_routes(services: Any) -> APIRouter:
+def portal_routes(services: Services) -> APIRouter:
     router = APIRouter()
     blobs = node_blobs(services.node.data_dir)
 

@@ -12,7 +12,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
@@ -21,6 +21,9 @@ from accord.api.auth import SESSION_COOKIE
 from accord.api.ratelimit import RateLimiter
 from accord.auth.members import Member
 from accord.auth.sessions import csrf_matches
+
+if TYPE_CHECKING:
+    from accord.wiring import Services
 
 log = logging.getLogger("accord.auth")
 
@@ -55,7 +58,7 @@ class Viewer:
 
 def viewer(request: Request) -> Viewer:
     """The logged-in member (a FastAPI dependency); ``LoginRequired`` otherwise."""
-    services: Any = request.app.state.services
+    services: Services = request.app.state.services
     cookie = request.cookies.get(SESSION_COOKIE)
     found = services.sessions.lookup(cookie) if cookie else None
     if found is None:

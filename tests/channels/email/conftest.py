@@ -17,13 +17,14 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from accord.api.app import Services, create_app
+from accord.api.app import create_app
 from accord.channels.email.mailboxes import Mailbox, Server
 from accord.channels.email.service import MailChannel
 from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node
 from accord.store.tables import channel_messages
+from accord.wiring import Services
 from tests.clocks import cheap_passwords
 
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -46,9 +46,7 @@ from accord.channels.intake import Inbound, Intake
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
 from accord.jobs.queue import JobQueue
-from accord.jobs.registry import register
-from accord.jobs.worker import Deferred, Handler, Job
-from accord.node import Node
+from accord.jobs.worker import Deferred, Job
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
 from accord.store import secrets as sealed
@@ -540,31 +538,3 @@ class Connectors:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def connectors_of(
-    node: Node, *, now: Clock | None = None, client: Callable[[], httpx.Client] | None = None
-) -> Connectors:
-    """The connectors of ``node``, on services of their own (a worker's, a command's)."""
-    from accord.auth.members import MemberStore
-    from accord.channels.blobs import node_blobs
-    from accord.node import party_slug
-    from accord.service.ownership import Ownership
-
-    clock = now or (lambda: datetime.now(UTC))
-    negotiation = Negotiation(node.cases, node.key, now=clock)
-    ownership = Ownership(node.cases, node.key, MemberStore(node.db), now=clock)
-    intake = Intake(node, negotiation, ownership, party_id=party_slug(node.name), now=clock)
-    return Connectors(
-        intake,
-        negotiation,
-        node_blobs(node.data_dir),
-        JobQueue(node.db, now=clock),
-        now=clock,
-        client=client,
-    )
-
-
-@register(SEND)
-def _send_handler(node: Node) -> Handler:
-    return connectors_of(node).send

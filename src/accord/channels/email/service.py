@@ -48,6 +48,8 @@ from accord.store.tables import channel_messages
 
 log = logging.getLogger("accord.channels.email")
 PORTAL_TTL = timedelta(days=30)
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8640"
+"""Where case links point when the node has no public URL (``accord init --url``)."""
 YES = frozenset({"yes", "y", "yes please", "ja", "oui", "si", "sí", "sim", "correct", "same"})
 
 
