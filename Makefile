@@ -8,7 +8,7 @@ ACCORD_HOME ?= $(CURDIR)/.accord-demo
 PORT ?= 8640
 LINT_PATHS := $(wildcard src tests benchmarks tools)
 
-.PHONY: .venv run lint services test test-ahead bench docs clean
+.PHONY: .venv run lint services test test-ahead bench docs messages clean
 
 # The virtualenv; (re)installed whenever pyproject.toml is newer than the stamp.
 .venv: $(STAMP)
@@ -54,3 +54,13 @@ clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
 	find . -name '*.egg-info' -type d -prune -not -path './.git/*' -exec rm -rf {} +
+
+# The portal's catalogues (docs/web.md, "Languages"): extract every marked text into
+# messages.pot and merge it into each language's .po; translate the new entries, then
+# `pytest tests/web/test_portal_phone.py` checks that none is left untranslated.
+messages: .venv
+	$(BIN)/pybabel extract -F pyproject.toml --no-location --sort-output \
+		--project=Accord --copyright-holder="Accord contributors" \
+		-o src/accord/web/locale/messages.pot src/accord/web
+	$(BIN)/pybabel update -i src/accord/web/locale/messages.pot -d src/accord/web/locale \
+		--ignore-obsolete --no-fuzzy-matching

@@ -40,6 +40,7 @@ from tests.web.test_pages import login
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).with_name("axe.min.js")
+ARTEFACTS = Path("test-artifacts") / "web"  # docs/screenshots/web-portal*.png come from here
 ZONE = ZoneInfo("Europe/London")
 SECOND = "de"
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -496,6 +497,9 @@ def test_on_a_phone_first_screen_no_sideways_scroll_axe_and_german(
             page.goto(base + link)
 
             def check(name: str) -> None:
+                ARTEFACTS.mkdir(parents=True, exist_ok=True)
+                shot = ARTEFACTS / f"portal-phone-{name.replace(' ', '-')}.png"
+                page.screenshot(path=str(shot), full_page=False)
                 tops = page.evaluate(
                     "['contact', 'waiting', 'conversation'].map("
                     "id => document.getElementById(id).getBoundingClientRect().top)"
