@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.channels.email.service import MailChannel
@@ -53,7 +54,7 @@ from accord.service.ownership import Ownership
 from accord.service.sla import ResponseTargets
 from accord.store.cases import CaseStore
 from accord.store.database import Database
-from accord.store.tables import case_owners
+from accord.store.tables import case_owners, notifications
 
 log = logging.getLogger("accord.followers")
 
@@ -74,6 +75,14 @@ TIMER_EVENTS = frozenset(
 ) | {"activity.committed"}
 """What can start, move or stop a callback's timers: the agreed terms (a template's, or an
 accepted proposal's) and their progress."""
+
+
+AUTHORITY = frozenset(
+    {"proposal.made", "proposal.accepted", "proposal.rejected", "proposal.withdrawn"}
+)
+"""The events after which an agreement some node showed may turn out not to stand."""
+SUPERSEDED = "agreement.superseded"
+"""The kind of the owner's notice that an agreement did not stand."""
 
 
 def live(batch: Sequence[Event]) -> list[Event]:
@@ -105,6 +114,8 @@ class CustomerNotices:
     ) -> None:
         if state is not None and (news := live(batch)):
             self.mail.notify_customer(conn, case_id, news, state)
+            if any(e.type in AUTHORITY for e in news):
+                self.mail.notify_superseded(conn, case_id, state)
 
 
 class CallbackTimers:
@@ -161,12 +172,15 @@ class MemberNotices:
     ) -> None:
         news = live(batch)
         theirs = [e for e in news if e.type in self.KINDS and not self._ours(e)]
-        if not theirs:
+        settled = any(e.type in AUTHORITY for e in news)
+        if not theirs and not settled:
             return
         owner = conn.execute(case_owners.select().where(case_owners.c.case_id == case_id)).first()
-        state = self.cases.state(case_id)
+        state = state if state is not None else self.cases.state(case_id)
         if owner is None or state is None:
             return
+        if settled:
+            self._superseded(conn, int(owner.member_id), case_id, state)
         # a message that reopened a resolved case (the reopening written with it, by this
         # node for a relayed message or by the customer in the portal) is one notice
         reopened = any(e.type == "case.reopened" for e in news)
@@ -181,6 +195,32 @@ class MemberNotices:
 
     def _ours(self, event: Event) -> bool:
         return event.author.node == self.public_key and event.author.for_party is None
+
+    def _superseded(self, conn: Connection, member_id: int, case_id: str, state: State) -> None:
+        """Tell the owner, once each, of an agreement some node showed as reached that
+        did not stand (the state's ``superseded``; docs/case-log.md). Checked whenever a
+        proposal event arrives, against the owner's earlier notices of this kind — so an
+        entry a re-fold found under an event of an earlier batch is told all the same."""
+        entries = state.get("superseded") or []
+        if not entries:
+            return
+        told = "\n".join(
+            conn.execute(
+                sa.select(notifications.c.text).where(
+                    notifications.c.case_id == case_id,
+                    notifications.c.kind == SUPERSEDED,
+                )
+            ).scalars()
+        )
+        for entry in entries:
+            if entry["proposal"] in told:
+                continue
+            text = (
+                f"{state['title']}: the agreement of version {entry['version']} that other "
+                f"nodes showed as reached did not stand — {entry['reason']} "
+                f"(proposal {entry['proposal']})"
+            )
+            self.ownership.notify(conn, member_id, case_id, SUPERSEDED, text)
 
 
 class OutcomeFacts:

@@ -267,6 +267,7 @@ def portal_routes(services: Services) -> APIRouter:
             information=information,
             resolved=state["resolved"],
             satisfied=me in state["satisfied"],
+            superseded=[entry["version"] for entry in state.get("superseded") or []],
         )
 
     def act(
