@@ -40,8 +40,9 @@ def status(data: DataDir = None, database: DatabaseUrl = None) -> None:
 @secrets_app.command("rotate")
 def rotate(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Seal every secret with a new key, in one transaction. The old key is kept as
-    secrets.key.old until the transaction committed; run it with the node stopped (or
-    restart every process of the node afterwards)."""
+    secrets.key.old until the transaction committed; a rotation cut short is finished or
+    undone the next time the node opens. Running processes of the node take up the new key
+    by themselves."""
     node = _open(data, database)
     before = node.secrets.id
     with Progress(
@@ -60,7 +61,7 @@ def rotate(data: DataDir = None, database: DatabaseUrl = None) -> None:
             raise _fail(str(exc)) from exc
     cli.out.print(
         f"rotated the secrets key {escape(str(new.path))}: key {before} → {new.id}; "
-        "restart every process of this node, and make a new backup (it holds the key)"
+        "make a new backup (backups hold the key)"
     )
 
 

@@ -17,6 +17,7 @@ from accord.web.session import CSP
 from tests.web.conftest import make_desk
 
 NOT_PAGES = ("/metrics", "/openapi.json", "/health", "/ready")
+PUBLIC_ASSETS = ("/web/static/", "/docs/assets/", "/chat/widget.js")
 
 
 def _routes(routes: Iterable[Any]) -> Iterator[Any]:
@@ -78,4 +79,55 @@ def test_the_api_docs_are_served_from_this_node(tmp_path: Path) -> None:
         loaded = client.get(asset)
         assert loaded.status_code == 200 and loaded.content, asset
     assert client.get("/redoc").status_code == 404  # ReDoc only exists on a CDN
+    desk.node.close()
+
+
+def _every_route(app: Any) -> list[tuple[str, str]]:
+    """(method, path) for every HTTP route of the application — pages, the API, the
+    platforms' webhooks, federation, operations and mounted static files — path parameters
+    filled with a placeholder."""
+    found = set()
+    for route in _routes(app.routes):
+        path = getattr(route, "path", None)
+        if not path or type(route).__name__ == "WebSocketRoute":
+            continue
+        methods = getattr(route, "methods", None)
+        if methods is None:  # a mount: static files
+            found.add(("GET", path.rstrip("/") + "/x1"))
+            continue
+        for method in methods - {"HEAD", "OPTIONS"}:
+            found.add((method, re.sub(r"\{[^}]+\}", "x1", path)))
+    return sorted(found)
+
+
+def test_every_route_sends_the_same_security_headers(tmp_path: Path) -> None:
+    """Every route of the application, with every method, whatever it answers (a page, a
+    JSON body, a redirect, a 4xx from the router or the route): the same headers."""
+    desk = make_desk(tmp_path / "node")
+    ann = desk.services.members.by_username("ann")
+    session = desk.services.sessions.create(ann.id)
+    token = desk.services.tokens.create(ann.id, "headers", ["cases:read"]).token
+    client = TestClient(desk.app, base_url="https://support.northwind.example")
+    client.cookies.set(SESSION_COOKIE, session.token)
+    routes = _every_route(desk.app)
+    paths = {path for _, path in routes}
+    assert {"/api/v1/cases", "/hooks/x1", "/federation/v1/heads", "/health"} <= paths
+    assert len(routes) > 150
+    statuses = set()
+    for method, path in routes:
+        answer = client.request(
+            method,
+            path,
+            headers={"Authorization": f"Bearer {token}"} if path.startswith("/api/") else {},
+            follow_redirects=False,
+        )
+        statuses.add(answer.status_code)
+        where = f"{method} {path} ({answer.status_code})"
+        assert answer.headers.get("content-security-policy") == CSP, where
+        assert answer.headers.get("x-content-type-options") == "nosniff", where
+        assert answer.headers.get("x-frame-options") == "DENY", where
+        assert answer.headers.get("referrer-policy") in ("same-origin", "no-referrer"), where
+        if not path.startswith(PUBLIC_ASSETS):  # which hold nothing private
+            assert answer.headers.get("cache-control") == "no-store", where
+    assert {200, 404} <= statuses and statuses & {401, 403, 405, 422}
     desk.node.close()

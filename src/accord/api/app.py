@@ -29,6 +29,7 @@ from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
+from accord.api.securityheaders import SecurityHeaders
 from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
 from accord.auth.passwords import Passwords
@@ -110,6 +111,7 @@ def create_app(
         limit=body_limit(max_body),
         larger={"/api/v1/mail/inbound": MAX_RAW + 64 * 1024},
     )
+    app.add_middleware(SecurityHeaders)  # outside it: every answer, a 413 too, has them
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def prometheus(request: Request) -> Response:

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as InPath
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import Field
@@ -50,6 +51,8 @@ PAGES = Environment(
     lstrip_blocks=True,
 )
 BUCKETS = ("day", "week", "month")
+TargetId = Annotated[int, InPath(ge=1, le=2**31 - 1)]
+"""A target's id: beyond the column's range is a 422, never the database's overflow."""
 log = logging.getLogger(__name__)
 
 
@@ -343,11 +346,11 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
         return outcomes.targets.add(**body.model_dump()).json()
 
     @router.put("/targets/{target_id}/owner", summary="Give a target its owner")
-    def own_target(target_id: int, body: OwnerIn, _who: Principal = Depends(admin)) -> Any:
+    def own_target(target_id: TargetId, body: OwnerIn, _who: Principal = Depends(admin)) -> Any:
         return outcomes.targets.set_owner(target_id, body.owner).json()
 
     @router.delete("/targets/{target_id}", status_code=204, summary="Remove a target")
-    def remove_target(target_id: int, _who: Principal = Depends(admin)) -> Response:
+    def remove_target(target_id: TargetId, _who: Principal = Depends(admin)) -> Response:
         outcomes.targets.remove(target_id)
         return Response(status_code=204)
 
