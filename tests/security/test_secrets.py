@@ -28,7 +28,7 @@ from accord.integrations.webhooks import Webhooks, verify
 from accord.jobs.queue import JobQueue
 from accord.node import Node, NodeError, read_key
 from accord.store.secrets import legacy_box, status
-from accord.store.tables import webhooks
+from accord.store.tables import channel_accounts, mailboxes, node_secrets, webhooks
 from tests.clocks import FakeClock
 from tests.servers import free_port
 
@@ -149,10 +149,12 @@ SMTP_PASSWORD = "relay-Pa55word-kept-secret"
 BOT_TOKEN = "123456:telegram-bot-token-kept-secret"
 
 
-def _node_with_secrets(data: Path, clock: FakeClock) -> tuple[str, str]:
+def _node_with_secrets(
+    data: Path, clock: FakeClock, database: str | None = None
+) -> tuple[str, str]:
     """A node holding every kind of secret: a portal link, a webhook, a mailbox password
     and a messaging token. Returns a portal link and the webhook's secret."""
-    node = Node.init(data, name="Northwind Broadband")
+    node = Node.init(data, name="Northwind Broadband", database=database)
     try:
         link = PortalLinks(load_or_create_secret(node.db), now=clock).issue(
             CASE, "customer", "dana@example.net", timedelta(days=7)
@@ -448,3 +450,38 @@ def test_a_backup_holds_the_secrets_key_and_restores_a_working_node(tmp_path: Pa
         assert _signature_holds(done.node, clock, secret)
     finally:
         done.node.close()
+
+
+def test_sealing_and_rotation_on_both_databases(tmp_path: Path, database_url: str) -> None:
+    clock = FakeClock()
+    data = tmp_path / "northwind"
+    link, secret = _node_with_secrets(data, clock, database_url)
+
+    def every_value() -> bytes:
+        node = Node.open(data, database=database_url)
+        try:
+            with node.db.read() as conn:
+                rows = [
+                    conn.execute(sa.select(table)).all()
+                    for table in (node_secrets, webhooks, mailboxes, channel_accounts)
+                ]
+        finally:
+            node.close()
+        return repr(rows).encode()
+
+    before = every_value()
+    assert secret.encode() not in before and SMTP_PASSWORD.encode() not in before
+    assert BOT_TOKEN.encode() not in before and before.count(b"enc:v1:") >= 4
+    rotated = CliRunner().invoke(
+        app, ["secrets", "rotate", "--data", str(data), "--database", database_url]
+    )
+    assert rotated.exit_code == 0, rotated.output
+    node = Node.open(data, database=database_url)
+    try:
+        assert PortalLinks(load_or_create_secret(node.db), now=clock).verify(link)
+        assert _signature_holds(node, clock, secret)
+        (box,) = Mailboxes(node.db, node.key, now=clock).all()
+        assert box.smtp is not None and box.smtp.password == SMTP_PASSWORD
+    finally:
+        node.close()
+    assert every_value() != before
