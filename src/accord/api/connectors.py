@@ -1,6 +1,7 @@
 """Endpoints of the messaging platforms: their webhooks (``/hooks/{account_id}``, public
 but checked as each platform documents), the accounts (``channels:admin``; secrets are
-write-only), and one reply endpoint that answers on the channel the customer last used."""
+write-only), and one reply endpoint that answers on the channel the customer last used
+(the choice is ``accord.service.replies``, which the case workspace uses too)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from accord.channels.connectors import base
 from accord.channels.connectors.service import Connectors
 from accord.channels.email.service import MailChannel
 from accord.service.negotiation import Actor, Negotiation
+from accord.service.replies import reply_on_channel
 
 AccountId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 MAX_WEBHOOK = 1024 * 1024
@@ -92,41 +94,3 @@ def connector_routes(
         )
 
     return hooks, top, case
-
-
-def reply_on_channel(
-    connectors: Connectors,
-    mail: MailChannel,
-    negotiation: Negotiation,
-    actor: Actor,
-    case_id: str,
-    text: str,
-    *,
-    channel: str | None = None,
-    template: str | None = None,
-    private: bool = False,
-) -> dict[str, Any]:
-    """Answer the customer on ``channel``, or the one they last wrote on: email through
-    the outbox, web chat and cases without a channel as a case message, a messaging
-    platform through its connector. The API's reply endpoint and the case page use it."""
-    channel = channel or last_channel(connectors, case_id)
-    if channel == "email":
-        done = mail.reply(Actor(member=actor.member, via="email"), case_id, text)
-        return {
-            "case": case_id,
-            "event": done.outcome.event_ids[0],
-            "channel": "email",
-            "message": done.message_id,
-        }
-    if channel in ("webchat", None):
-        outcome = negotiation.post_message(Actor(member=actor.member, via="web"), case_id, text)
-        return {"case": case_id, "event": outcome.event_ids[0], "channel": channel or "case"}
-    return connectors.reply(
-        actor, case_id, text, channel=channel, template=template, private=private
-    )
-
-
-def last_channel(connectors: Connectors, case_id: str) -> str | None:
-    with connectors.db.read() as conn:
-        last = connectors.last_inbound(conn, case_id)
-    return None if last is None else str(last.channel)

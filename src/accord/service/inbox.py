@@ -1,9 +1,14 @@
 """The members' inbox: which cases need whom, and what is due or breached.
 
-Views (``VIEWS``): the member's own cases, their team's queue, every open case, what is
-due today, what is breached (a response target missed since this party last replied, or
-a promised activity overdue), what waits on another party, and resolved cases. Each can
-be narrowed by owner, team, channel or a full-text search (``accord.store.search``).
+Views (``VIEWS``): the member's own cases, what needs a reply from us (the last word is a
+customer's or another party's and no person here has answered it), their team's queue,
+every open case, what is due today, what is breached (a response target missed since this
+party last replied, or a promised activity overdue), what waits on another party,
+resolved cases and all cases. Each can be narrowed by owner, team, channel or a full-text
+search (``accord.store.search``), which the database filters by the view (no top-N is
+taken first); each row says whether the member has read the case's latest message (a read
+mark per member and case, ``case_reads``), shows one line of the last message and the
+nearest thing due: a reply-by target (the response-target job), a callback or an activity.
 
 The inbox reads one derived row per case (``case_inbox``) rather than every case's
 state: a row that lags its case (fewer events than the case has) is recomputed first,
@@ -12,7 +17,8 @@ whichever process wrote the case, so the inbox is exact without any listener.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,36 +27,56 @@ from zoneinfo import ZoneInfo
 import orjson
 import sqlalchemy as sa
 
+from accord.channels.refs import TOKEN_ALPHABET
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.service import settings
+from accord.service.errors import Invalid, NotFound
 from accord.service.ownership import SYSTEM_MEMBER
 from accord.store.cases import CaseStore
 from accord.store.changes import Unchanged, latest_change
 from accord.store.search import Search
 from accord.store.tables import (
+    UNFINISHED_JOB,
     case_customers,
     case_inbox,
     case_owners,
+    case_reads,
+    case_refs,
     cases,
     channel_messages,
     customers,
     events,
+    jobs,
     member_routing,
     members,
     notifications,
+    saved_views,
     teams,
 )
 
 VIEWS = {
     "mine": "My cases",
+    "needs": "Needs reply",
     "team": "My team's queue",
     "open": "All open",
     "due": "Due today",
     "breached": "Breached",
     "waiting": "Waiting on customer",
     "resolved": "Resolved",
+    "all": "All cases",
 }
+SORTS = {
+    "updated": "Updated",
+    "due": "Next due",
+    "customer": "Customer",
+    "title": "Case",
+    "owner": "Owner",
+    "channel": "Channel",
+}
+PREVIEW_CHARS = 140
+SLA_KIND = "sla.breach"  # accord.service.sla.BREACH: the reply-by target's job
+IDLE_YEAR = 9999  # an SLA job parked there waits for nothing
 OPEN_STATES = ("agreed", "in_progress")
 LOCK_KEY = 0x1B0C5  # the advisory lock that serialises inbox refreshes on PostgreSQL
 _STALE = sa.or_(case_inbox.c.event_count.is_(None), case_inbox.c.event_count != cases.c.event_count)
@@ -62,6 +88,8 @@ _LAGGING_ROWS = (
         cases.c.state,
         case_inbox.c.last_reply_at,
         case_inbox.c.case_id.is_not(None),
+        case_inbox.c.last_in_at,
+        case_inbox.c.via,
     )
     .select_from(_JOINED)
     .where(_STALE, cases.c.case_id.in_(sa.bindparam("ids", expanding=True)))
@@ -75,6 +103,12 @@ _UPDATE = (
         waiting=sa.bindparam("waiting"),
         last_message_at=sa.bindparam("last_message_at"),
         last_reply_at=sa.bindparam("last_reply_at"),
+        needs_reply=sa.bindparam("needs_reply"),
+        messages=sa.bindparam("messages"),
+        last_in_at=sa.bindparam("last_in_at"),
+        preview=sa.bindparam("preview"),
+        party_name=sa.bindparam("party_name"),
+        via=sa.bindparam("via"),
     )
 )
 REFRESH_BATCH = 500
@@ -95,13 +129,48 @@ class InboxRow:
     waiting: bool
     channel: str | None
     snippet: str | None = None
+    number: int | None = None
+    needs_reply: bool = False
+    unread: bool = False
+    preview: str | None = None
+    preview_ours: bool = False
+    reply_by: str | None = None
+    due_kind: str | None = None  # "reply" or "activity": what next_due is
+
+    @property
+    def ref(self) -> str:
+        """How the pages address the case: its short number, else its id."""
+        return str(self.number) if self.number is not None else self.case_id
+
+
+@dataclass(frozen=True)
+class SavedView:
+    id: int
+    name: str
+    query: str
+
+
+@dataclass(frozen=True)
+class LastWords:
+    """What the inbox needs of a case's last message events (read from the log)."""
+
+    by_other: bool  # another party's (not ours)
+    by_person: bool  # not one of Accord's own notices
+    time: str
+    text: str
+    via: str | None
 
 
 def _derive(
-    state: State, ours: str | None, previous_reply: str | None, last_by_person: bool
+    state: State,
+    ours: str | None,
+    previous: dict[str, Any],
+    last: LastWords | None,
+    answered: LastWords | None,
 ) -> dict[str, Any]:
-    """The inbox columns of one case, from its state; ``last_by_person``: the last
-    message is not one of Accord's own notices (an acknowledgement does not answer)."""
+    """The inbox columns of one case, from its state; ``last``: its last message as the
+    log has it; ``answered``: when that is one of Accord's own notices (an
+    acknowledgement answers nobody), the last message a person or another party wrote."""
     due = [
         a["due"]
         for aid, a in state["terms"]["activities"].items()
@@ -109,20 +178,51 @@ def _derive(
         and a["owner"] == ours
         and state["progress"].get(aid, {}).get("state") in OPEN_STATES
     ]
-    last = state.get("last_message")
-    ours_last = last is not None and last["by"] == ours and last_by_person
-    last_reply = last["time"] if last and ours_last else previous_reply
+    message = state.get("last_message")
+    ours_last = message is not None and message["by"] == ours
     pending_ours = any(
         p["state"] == "pending" and p.get("by") == ours for p in state["proposals"].values()
     )
-    waiting = not state["resolved"] and ((last is not None and last["by"] == ours) or pending_ours)
+    waiting = not state["resolved"] and (ours_last or pending_ours)
+    spoke = answered if last is not None and not last.by_person and not last.by_other else last
+    last_reply, last_in, via = previous["last_reply_at"], previous["last_in_at"], previous["via"]
+    if spoke is not None and spoke.by_other:
+        last_in, via = spoke.time, spoke.via or via
+    elif spoke is not None:
+        last_reply = spoke.time
+        via = via or spoke.via
+    others = [p["name"] for pid, p in state["parties"].items() if pid != ours]
     return {
         "event_count": state["events"],
         "next_due": min(_stamp(parse_time(d)) for d in due) if due else None,
         "waiting": waiting,
-        "last_message_at": last["time"] if last else None,
+        "last_message_at": message["time"] if message else None,
         "last_reply_at": last_reply,
+        "needs_reply": bool(not state["resolved"] and spoke is not None and spoke.by_other),
+        "messages": int(state.get("messages") or 0),
+        "last_in_at": last_in,
+        "preview": _one_line(spoke.text) if spoke is not None else None,
+        "party_name": others[0] if others else None,
+        "via": via,
     }
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
+
+
+def _words(raw: bytes, party: str | None, ours: str | None) -> LastWords:
+    event = orjson.loads(raw)
+    author = event.get("author") or {}
+    body = event.get("body") or {}
+    return LastWords(
+        by_other=party != ours,
+        by_person=author.get("member") != SYSTEM_MEMBER,
+        time=str(event.get("time") or ""),
+        text=str(body.get("text") or ""),
+        via=author.get("via"),
+    )
 
 
 class Inbox:
@@ -157,40 +257,28 @@ class Inbox:
                 lagging = conn.execute(
                     _LAGGING_ROWS, {"ids": ids[start : start + REFRESH_BATCH]}
                 ).all()
-                states = [(r[0], orjson.loads(r[1]), r[2], r[3]) for r in lagging]
-                ours = {case_id: self._ours(state) for case_id, state, _, _ in states}
-                # whose was our party's last message: a person's, or Accord's own notice?
-                wanted = [
-                    (case_id, state["last_message"]["event"])
-                    for case_id, state, _, _ in states
-                    if state.get("last_message") and state["last_message"]["by"] == ours[case_id]
-                ]
-                authors = (
-                    {
-                        event_id: orjson.loads(raw)["author"]["member"]
-                        for event_id, raw in conn.execute(
-                            sa.select(events.c.event_id, events.c.raw).where(
-                                events.c.case_id.in_([c for c, _ in wanted]),
-                                events.c.event_id.in_([e for _, e in wanted]),
-                            )
-                        )
-                    }
-                    if wanted
-                    else {}
-                )
+                states = [(r[0], orjson.loads(r[1]), r[2], r[3], r[4], r[5]) for r in lagging]
+                ours = {s[0]: self._ours(s[1]) for s in states}
+                lasts = self._last_words(conn, states, ours)
+                # a notice of ours last (an acknowledgement): who spoke before it?
+                noticed = [c for c, w in lasts.items() if not w.by_person and not w.by_other]
+                answered = self._spoken(conn, noticed, ours)
                 updates: list[dict[str, Any]] = []
                 inserts: list[dict[str, Any]] = []
-                for case_id, state, previous, known in states:
-                    last = state.get("last_message")
-                    by_person = (
-                        last is not None
-                        and authors.get(last["event"], SYSTEM_MEMBER) != SYSTEM_MEMBER
-                    )
+                for case_id, state, previous, known, last_in, via in states:
+                    before = {"last_reply_at": previous, "last_in_at": last_in, "via": via}
                     row = {
                         "b_case_id": case_id,
-                        **_derive(state, ours[case_id], previous, by_person),
+                        **_derive(
+                            state,
+                            ours[case_id],
+                            before,
+                            lasts.get(case_id),
+                            answered.get(case_id),
+                        ),
                     }
                     (updates if known else inserts).append(row)
+                self._number(conn, [r["b_case_id"] for r in inserts])
                 if updates:
                     conn.execute(_UPDATE, updates)
                 if inserts:
@@ -199,6 +287,64 @@ class Inbox:
                         [{"case_id": r.pop("b_case_id"), **r} for r in inserts],
                     )
         return len(ids)
+
+    def _last_words(
+        self, conn: Any, states: list[tuple[Any, ...]], ours: dict[str, str | None]
+    ) -> dict[str, LastWords]:
+        """The last message of each case, as the log has it (one query)."""
+        wanted = {s[1]["last_message"]["event"]: s[0] for s in states if s[1].get("last_message")}
+        if not wanted:
+            return {}
+        rows = conn.execute(
+            sa.select(events.c.case_id, events.c.event_id, events.c.raw, events.c.party).where(
+                events.c.case_id.in_(set(wanted.values())),
+                events.c.event_id.in_(list(wanted)),
+            )
+        )
+        return {
+            case_id: _words(raw, party, ours[case_id])
+            for case_id, event_id, raw, party in rows
+            if wanted.get(event_id) == case_id
+        }
+
+    def _spoken(
+        self, conn: Any, case_ids: list[str], ours: dict[str, str | None]
+    ) -> dict[str, LastWords]:
+        """For cases whose last message is one of Accord's own notices: the last message
+        before it that a person or another party wrote."""
+        found: dict[str, LastWords] = {}
+        if not case_ids:
+            return found
+        rows = conn.execute(
+            sa.select(events.c.case_id, events.c.raw, events.c.party)
+            .where(events.c.case_id.in_(case_ids), events.c.type == "message.posted")
+            .order_by(events.c.case_id, events.c.depth.desc(), events.c.event_id.desc())
+        )
+        for case_id, raw, party in rows:
+            if case_id in found:
+                continue
+            words = _words(raw, party, ours[case_id])
+            if words.by_person or words.by_other:
+                found[case_id] = words
+        return found
+
+    def _number(self, conn: Any, case_ids: list[str]) -> None:
+        """Give each new case its short number (``case_refs``, the ``[Accord #12]`` of
+        mail subjects), so the pages can address it as ``/cases/12``."""
+        if not case_ids:
+            return
+        known = set(
+            conn.execute(
+                sa.select(case_refs.c.case_id).where(case_refs.c.case_id.in_(case_ids))
+            ).scalars()
+        )
+        fresh = [c for c in case_ids if c not in known]
+        if fresh:
+            at = self.now()
+            conn.execute(
+                self.db.insert_or_ignore(case_refs),
+                [{"case_id": c, "token": _token(), "created_at": at} for c in fresh],
+            )
 
     def _ours(self, state: State) -> str | None:
         for pid, party in state["parties"].items():
@@ -213,8 +359,10 @@ class Inbox:
         owner: str,
         team: str,
         channel: str,
+        sort: str = "",
     ) -> sa.Select[Any]:
-        """The view's query, most urgent first."""
+        """The view's query, most urgent first (or in the order ``sort`` names: a key of
+        ``SORTS``, ``-`` before it for the other way)."""
         if view not in VIEWS:
             raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
         conditions, overdue, breached = self._conditions(member_id)
@@ -238,6 +386,10 @@ class Inbox:
             .limit(1)
             .scalar_subquery()
         )
+        customer = sa.func.coalesce(customer_name, case_inbox.c.party_name)
+        shown_channel = sa.func.coalesce(last_channel, case_inbox.c.via)
+        read = case_reads.alias("my_read")
+        unread = case_inbox.c.messages > sa.func.coalesce(read.c.messages, 0)
         columns: list[Any] = [
             cases.c.case_id,
             cases.c.title,
@@ -245,12 +397,18 @@ class Inbox:
             cases.c.updated_at,
             owner_m.c.display_name,
             teams.c.name,
-            customer_name.label("customer"),
+            customer.label("customer"),
             case_inbox.c.next_due,
             overdue.label("overdue"),
             breached.label("breached"),
             case_inbox.c.waiting,
-            last_channel.label("channel"),
+            shown_channel.label("channel"),
+            case_refs.c.number,
+            case_inbox.c.needs_reply,
+            unread.label("unread"),
+            case_inbox.c.preview,
+            case_inbox.c.last_in_at,
+            case_inbox.c.last_reply_at,
         ]
         q = sa.select(*columns).select_from(
             cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
@@ -258,6 +416,10 @@ class Inbox:
             .outerjoin(owner_m, owner_m.c.id == case_owners.c.member_id)
             .outerjoin(member_routing, member_routing.c.member_id == owner_m.c.id)
             .outerjoin(teams, teams.c.id == member_routing.c.team_id)
+            .outerjoin(case_refs, case_refs.c.case_id == cases.c.case_id)
+            .outerjoin(
+                read, sa.and_(read.c.case_id == cases.c.case_id, read.c.member_id == member_id)
+            )
         )
         q = q.where(conditions[view])
         if owner:
@@ -265,11 +427,27 @@ class Inbox:
         if team:
             q = q.where(teams.c.name == team)
         if channel:
-            q = q.where(last_channel == channel)
+            q = q.where(shown_channel == channel)
+        key, descending = sort.lstrip("-"), sort.startswith("-")
+        if key in SORTS and key != "updated":
+            column = {
+                "due": case_inbox.c.next_due,
+                "customer": customer,
+                "title": cases.c.title,
+                "owner": owner_m.c.display_name,
+                "channel": shown_channel,
+            }[key]
+            return q.order_by(
+                column.is_(None), column.desc() if descending else column, cases.c.updated_at.desc()
+            )
+        if key == "updated":
+            return q.order_by(cases.c.updated_at if descending else cases.c.updated_at.desc())
         if view in ("due", "breached"):
             return q.order_by(
                 case_inbox.c.next_due.is_(None), case_inbox.c.next_due, cases.c.updated_at.desc()
             )
+        if view == "needs":  # the longest waiting first
+            return q.order_by(case_inbox.c.last_in_at, cases.c.updated_at)
         return q.order_by(cases.c.updated_at.desc())
 
     def _conditions(
@@ -298,12 +476,14 @@ class Inbox:
         )
         views = {
             "mine": sa.and_(open_only, case_owners.c.member_id == member_id),
+            "needs": sa.and_(open_only, case_inbox.c.needs_reply.is_(True)),
             "team": sa.and_(open_only, member_routing.c.team_id == my_team),
             "open": open_only,
             "due": sa.and_(open_only, case_inbox.c.next_due <= _stamp(end_of_day)),
             "breached": breached,
             "waiting": sa.and_(open_only, case_inbox.c.waiting.is_(True)),
             "resolved": cases.c.resolved.is_(True),
+            "all": sa.true(),
         }
         return views, overdue, breached
 
@@ -316,68 +496,186 @@ class Inbox:
         owner: str = "",
         team: str = "",
         channel: str = "",
+        sort: str = "",
         limit: int = 100,
     ) -> list[InboxRow]:
-        """The cases of ``view`` as ``member_id`` sees it, most urgent first; with a
-        ``query``, only the cases that match it, best match first, with a snippet."""
+        """The cases of ``view`` as ``member_id`` sees it, most urgent first (or by
+        ``sort``); with a ``query``, only the cases that match it — every match the view
+        holds, filtered in the database — each with its best passage."""
         self.refresh()
-        q = self._select(view, member_id, owner, team, channel)
-        snippets: dict[str, str] = {}
+        q = self._select(view, member_id, owner, team, channel, sort)
         if query.strip():
-            snippets = {h.case_id: h.snippet for h in self.search_index.search(query, limit=500)}
-            q = q.where(cases.c.case_id.in_(list(snippets)))
+            hits = self.search_index.matching(query)
+            if hits is None:
+                return []
+            q = q.where(cases.c.case_id.in_(hits))
         with self.db.read() as conn:
             rows = conn.execute(q.limit(limit)).all()
-        found = [
-            InboxRow(
-                case_id=r[0],
-                title=r[1],
-                resolved=bool(r[2]),
-                updated=r[3],
-                owner=r[4],
-                team=r[5],
-                customer=r[6],
-                next_due=r[7],
-                overdue=bool(r[8]),
-                breached=bool(r[9]),
-                waiting=bool(r[10]),
-                channel=r[11],
-                snippet=snippets.get(r[0]),
+            reply_by = self._reply_by(conn, [r[0] for r in rows])
+        snippets = self.search_index.snippets(query, [r[0] for r in rows]) if query.strip() else {}
+        found = []
+        for r in rows:
+            target = reply_by.get(r[0]) if r[13] else None  # a target only while one is awaited
+            due, kind = r[7], "activity" if r[7] else None
+            if target is not None and (due is None or target < due):
+                due, kind = target, "reply"
+            found.append(
+                InboxRow(
+                    case_id=r[0],
+                    title=r[1],
+                    resolved=bool(r[2]),
+                    updated=r[3],
+                    owner=r[4],
+                    team=r[5],
+                    customer=r[6],
+                    next_due=due,
+                    overdue=bool(r[8])
+                    or (kind == "reply" and due is not None and due < _stamp(self.now())),
+                    breached=bool(r[9]),
+                    waiting=bool(r[10]),
+                    channel=r[11],
+                    snippet=snippets.get(r[0]),
+                    number=r[12],
+                    needs_reply=bool(r[13]),
+                    unread=bool(r[14]),
+                    preview=r[15],
+                    preview_ours=bool(r[16] is None or (r[17] is not None and r[17] > r[16])),
+                    reply_by=target,
+                    due_kind=kind,
+                )
             )
-            for r in rows
-        ]
-        if snippets:  # best match first, as the index ranked them
-            order = {case_id: i for i, case_id in enumerate(snippets)}
-            found.sort(key=lambda row: order[row.case_id])
         return found
+
+    def _reply_by(self, conn: Any, case_ids: Sequence[str]) -> dict[str, str]:
+        """When each case's response target falls due (its ``sla.breach`` job), while a
+        reply is awaited."""
+        if not case_ids:
+            return {}
+        keys = {f"sla:{c}": c for c in case_ids}
+        rows = conn.execute(
+            sa.select(jobs.c.key, jobs.c.run_at).where(
+                jobs.c.key.in_(list(keys)), jobs.c.kind == SLA_KIND, sa.text(UNFINISHED_JOB)
+            )
+        )
+        out: dict[str, str] = {}
+        for key, run_at in rows:
+            if run_at.year >= IDLE_YEAR:
+                continue
+            moment = run_at if run_at.tzinfo else run_at.replace(tzinfo=ZoneInfo("UTC"))
+            out[keys[key]] = _stamp(moment)
+        return out
 
     def counts(self, member_id: int) -> dict[str, int | None]:
         """How many open cases each view holds (the inbox's tabs), in one scan of the
-        open cases; ``resolved`` is not counted (it only grows), so it is ``None``."""
+        open cases; ``resolved`` and ``all`` are not counted (they only grow), so they are
+        ``None``; ``unread``: the open cases of the member with a message they have not
+        seen."""
         self.refresh()
         conditions, _, _ = self._conditions(member_id)
-        del conditions["resolved"]
+        del conditions["resolved"], conditions["all"]
+        read = case_reads.alias("my_read")
+        unread = sa.and_(
+            case_owners.c.member_id == member_id,
+            case_inbox.c.messages > sa.func.coalesce(read.c.messages, 0),
+        )
         query = (
             sa.select(
-                *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items())
+                *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items()),
+                sa.func.sum(sa.case((unread, 1), else_=0)).label("unread"),
             )
             .select_from(
                 cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
                 .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
                 .outerjoin(member_routing, member_routing.c.member_id == case_owners.c.member_id)
+                .outerjoin(
+                    read,
+                    sa.and_(read.c.case_id == cases.c.case_id, read.c.member_id == member_id),
+                )
             )
             .where(cases.c.resolved.is_(False))
         )
         with self.db.read() as conn:
             row = conn.execute(query).one()
         counted: dict[str, int | None] = {v: int(row[i] or 0) for i, v in enumerate(conditions)}
-        return {**counted, "resolved": None}
+        return {**counted, "resolved": None, "all": None, "unread": int(row[-1] or 0)}
+
+    # -- read marks and saved views ----------------------------------------------------
+
+    def mark_read(self, member_id: int, case_id: str, messages: int) -> None:
+        """``member_id`` has seen the case's first ``messages`` messages."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                case_reads.update()
+                .where(case_reads.c.member_id == member_id, case_reads.c.case_id == case_id)
+                .values(messages=messages)
+            )
+            if not done.rowcount:
+                conn.execute(
+                    self.db.insert_or_ignore(case_reads),
+                    {"member_id": member_id, "case_id": case_id, "messages": messages},
+                )
+
+    def mark_unread(self, member_id: int, case_ids: Sequence[str]) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                case_reads.delete().where(
+                    case_reads.c.member_id == member_id, case_reads.c.case_id.in_(list(case_ids))
+                )
+            )
+
+    def views_of(self, member_id: int) -> Sequence[SavedView]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(saved_views.c.id, saved_views.c.name, saved_views.c.query)
+                .where(saved_views.c.member_id == member_id)
+                .order_by(saved_views.c.name)
+            )
+            return [SavedView(int(r[0]), r[1], r[2]) for r in rows]
+
+    def save_view(self, member_id: int, name: str, query: str) -> SavedView:
+        """Save (or replace) the member's view ``name``: the inbox's query string."""
+        name = " ".join(name.split())
+        if not name:
+            raise Invalid("a saved view needs a name", field="name")
+        if len(name) > 80 or len(query) > 1000:
+            raise Invalid("the name or the query is too long", field="name")
+        with self.db.write() as conn:
+            done = conn.execute(
+                saved_views.update()
+                .where(saved_views.c.member_id == member_id, saved_views.c.name == name)
+                .values(query=query)
+            )
+            if not done.rowcount:
+                conn.execute(
+                    saved_views.insert(), {"member_id": member_id, "name": name, "query": query}
+                )
+            row = conn.execute(
+                sa.select(saved_views.c.id).where(
+                    saved_views.c.member_id == member_id, saved_views.c.name == name
+                )
+            ).scalar_one()
+        return SavedView(int(row), name, query)
+
+    def delete_view(self, member_id: int, view_id: int) -> None:
+        with self.db.write() as conn:
+            done = conn.execute(
+                saved_views.delete().where(
+                    saved_views.c.id == view_id, saved_views.c.member_id == member_id
+                )
+            )
+        if not done.rowcount:
+            raise NotFound("no such saved view of yours")
 
     def changed_since(self) -> str:
         """A token that changes whenever any case changes or a note is added (for live
         updates): two index lookups, cheap enough to poll."""
         updated, last_note = latest_change(self.db)
         return f"{updated.isoformat() if updated else '-'}:{last_note or 0}"
+
+
+def _token() -> str:
+    """A direct-line token for a case's reference row (``accord.channels.refs``)."""
+    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(12))
 
 
 def _stamp(moment: datetime) -> str:

@@ -220,6 +220,55 @@ class Search:
                 {"ids": list(case_ids)},
             )
 
+    def matching(self, query: str) -> sa.Select[Any] | None:
+        """Every case matching ``query`` (all its words, the last as a prefix), as a query
+        of case ids to use inside another (the inbox's views filter it in the database:
+        no top-N is taken before them); ``None`` for a query without words."""
+        terms = words(query)
+        if not terms:
+            return None
+        self.catch_up()
+        if self.db.is_sqlite:
+            sql = sa.text(f"SELECT case_id FROM {DOCS} WHERE {DOCS} MATCH :m").bindparams(
+                m=_fts_match(terms)
+            )
+        else:
+            sql = sa.text(
+                f"SELECT case_id FROM {DOCS} WHERE tsv @@ to_tsquery('simple', :q)"
+            ).bindparams(q=_tsquery(terms))
+        found = sql.columns(case_id=sa.String(71)).subquery("search_hits")
+        return sa.select(found.c.case_id)
+
+    def snippets(self, query: str, case_ids: Sequence[str]) -> dict[str, str]:
+        """The best-matching passage of each of ``case_ids`` (already known to match)."""
+        terms = words(query)
+        if not terms or not case_ids:
+            return {}
+        ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+        with self.db.read() as conn:
+            if self.db.is_sqlite:
+                rows = conn.execute(
+                    sa.text(
+                        f"SELECT case_id, snippet({DOCS}, 2, '[', ']', '…', 12) FROM {DOCS} "
+                        f"WHERE {DOCS} MATCH :m AND case_id IN :ids ORDER BY rank"
+                    ).bindparams(ids),
+                    {"m": _fts_match(terms), "ids": list(case_ids)},
+                ).all()
+            else:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT case_id, ts_headline('simple', body, q, "
+                        "'StartSel=[,StopSel=],MaxWords=14,MinWords=6,MaxFragments=1') "
+                        f"FROM {DOCS}, to_tsquery('simple', :q) q "
+                        "WHERE tsv @@ q AND case_id IN :ids ORDER BY ts_rank(tsv, q) DESC"
+                    ).bindparams(ids),
+                    {"q": _tsquery(terms), "ids": list(case_ids)},
+                ).all()
+        found: dict[str, str] = {}
+        for case_id, snippet in rows:
+            found.setdefault(case_id, " ".join(str(snippet).split()))
+        return found
+
     def search(
         self, query: str, *, limit: int = 50, within: Iterable[str] | None = None
     ) -> list[Hit]:
@@ -230,18 +279,14 @@ class Search:
         self.catch_up()
         with self.db.read() as conn:
             if self.db.is_sqlite:
-                match = " ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*'
                 rows = conn.execute(
                     sa.text(
                         f"SELECT case_id, kind, snippet({DOCS}, 2, '[', ']', '…', 12) "
                         f"FROM {DOCS} WHERE {DOCS} MATCH :m ORDER BY rank LIMIT :n"
                     ),
-                    {"m": match.strip(), "n": limit * 5},
+                    {"m": _fts_match(terms), "n": limit * 5},
                 ).all()
             else:
-                quoted = [t.replace("'", "''").replace("\\", "\\\\") for t in terms]
-                tsquery = " & ".join(f"'{t}'" for t in quoted[:-1])
-                tsquery = (tsquery + " & " if tsquery else "") + f"'{quoted[-1]}':*"
                 rows = conn.execute(
                     sa.text(
                         "SELECT case_id, kind, ts_headline('simple', body, q, "
@@ -249,7 +294,7 @@ class Search:
                         f"FROM {DOCS}, to_tsquery('simple', :q) q WHERE tsv @@ q "
                         "ORDER BY ts_rank(tsv, q) DESC LIMIT :n"
                     ),
-                    {"q": tsquery, "n": limit * 5},
+                    {"q": _tsquery(terms), "n": limit * 5},
                 ).all()
         allowed = None if within is None else set(within)
         hits: dict[str, Hit] = {}
@@ -260,3 +305,15 @@ class Search:
             if len(hits) >= limit:
                 break
         return list(hits.values())
+
+
+def _fts_match(terms: list[str]) -> str:
+    """An FTS5 query: every word, the last as a prefix."""
+    return (" ".join(f'"{t}"' for t in terms[:-1]) + f' "{terms[-1]}"*').strip()
+
+
+def _tsquery(terms: list[str]) -> str:
+    """A PostgreSQL tsquery: every word, the last as a prefix."""
+    quoted = [t.replace("'", "''").replace("\\", "\\\\") for t in terms]
+    head = " & ".join(f"'{t}'" for t in quoted[:-1])
+    return (head + " & " if head else "") + f"'{quoted[-1]}':*"

@@ -711,12 +711,81 @@ case_inbox = sa.Table(
     sa.Column("waiting", sa.Boolean, nullable=False),
     sa.Column("last_message_at", sa.String(32)),
     sa.Column("last_reply_at", sa.String(32)),
+    sa.Column("needs_reply", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("messages", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_in_at", sa.String(32)),
+    sa.Column("preview", sa.Text),
+    sa.Column("party_name", sa.Text),
+    sa.Column("via", sa.String(32)),
 )
 """What the inbox sorts and filters by, per case, derived from its state (``accord.service
 .inbox``): the earliest due time of an open activity of this node's party, whether the case
 waits on another party, and when the last message and this party's last reply were
 posted. ``event_count`` says which state it was computed from; a row that lags its case is
-recomputed before the inbox is read."""
+recomputed before the inbox is read. Migration 0026 (the agent's desk): whether the case
+needs a reply from us (the last word is another party's, no person here answered it), how
+many messages it has (against each member's read mark), when another party last wrote,
+one line of the last message, the other party's name and the channel they came by."""
+
+case_reads = sa.Table(
+    "case_reads",
+    metadata,
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_case_reads_member", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column("messages", sa.Integer, nullable=False),
+)
+"""How many messages of a case a member had seen when they last opened it (migration 0026):
+the case is unread for them while it has more."""
+
+saved_views = sa.Table(
+    "saved_views",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_saved_views_member", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("query", sa.String(1000), nullable=False),
+    sa.UniqueConstraint("member_id", "name", name="uq_saved_views_member_name"),
+)
+"""A member's saved inbox views: a name and the inbox's query string (migration 0026)."""
+
+canned_replies = sa.Table(
+    "canned_replies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("title", sa.String(120), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_by", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("title", name="uq_canned_replies_title"),
+)
+"""Replies members insert with one choice, with placeholders (``{customer}``, ``{owner}``,
+``{case_link}``, ``{next_due}``, …) filled for the case; kept by leads (migration 0026)."""
+
+member_prefs = sa.Table(
+    "member_prefs",
+    metadata,
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_member_prefs_member", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("zone", sa.String(64)),
+    sa.Column("clock", sa.String(3), nullable=False),
+)
+"""The zone (none: the business calendar's) and clock (``24h`` or ``12h``) a member reads
+times in on the pages (migration 0026)."""
 
 # -- followers of the case log (node-private, migration 0023) ------------------------------
 

@@ -27,6 +27,7 @@ from accord.auth.scopes import (
     WORKFLOWS_ADMIN,
 )
 from accord.metrics.outcomes import METRICS
+from accord.service.canned import MANAGERS, PLACEHOLDERS, CannedReplies
 from accord.service.errors import ServiceError
 from accord.web.pages import zone_of
 from accord.web.render import render, when
@@ -46,10 +47,12 @@ SECTIONS = {
     "tokens": ("API tokens", TOKENS_ADMIN),
     "webhooks": ("Webhooks", MEMBERS_ADMIN),
 }
+CANNED = ("Canned replies", "")  # for leads and admins (a role, not a scope)
 
 
 def admin_routes(services: Services, app_state: Any) -> APIRouter:
     router = APIRouter()
+    canned = CannedReplies(services.node.db, now=services.negotiation.now)
 
     def page(
         who: Viewer,
@@ -60,6 +63,8 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
         status: int = 200,
     ) -> Response:
         allowed = {k: v for k, v in SECTIONS.items() if who.may(v[1])}
+        if who.member.role in MANAGERS:
+            allowed["canned"] = CANNED
         if not allowed:
             return render(
                 "admin.html",
@@ -76,6 +81,7 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
                 roles=ROLES,
                 scopes=SCOPES,
                 metrics=METRICS,
+                placeholders=PLACEHOLDERS,
             )
         now = services.negotiation.now()
         data: dict[str, Any] = {}
@@ -97,6 +103,8 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
         if "webhooks" in allowed:
             hooks = services.webhooks.all()
             data["webhooks"] = [(h, services.webhooks.deliveries(h.id, limit=10)) for h in hooks]
+        if "canned" in allowed:
+            data["canned"] = canned.list()
         return render(
             "admin.html",
             status=status,
@@ -112,6 +120,7 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
             roles=ROLES,
             scopes=SCOPES,
             metrics=METRICS,
+            placeholders=PLACEHOLDERS,
         )
 
     def act(who: Viewer, csrf: str, scope: str, anchor: str, work: Callable[[], Any]) -> Response:
@@ -127,6 +136,42 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
     @router.get("/admin")
     def show(who: Viewer = Depends(viewer)) -> Response:
         return page(who)
+
+    def canned_act(who: Viewer, csrf: str, work: Callable[[], Any]) -> Response:
+        """Leads and admins keep the canned replies (``CannedReplies`` checks the role)."""
+        check_csrf(who, csrf)
+        try:
+            work()
+        except ServiceError as exc:
+            return page(who, error=exc.message, status=exc.status)
+        return RedirectResponse("/admin#canned", status_code=303)
+
+    @router.post("/admin/canned")
+    def add_canned(
+        title: str = Form(..., max_length=120),
+        body: str = Form(..., max_length=20_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return canned_act(who, csrf, lambda: canned.save(title, body, by=who.member))
+
+    @router.post("/admin/canned/{reply_id}")
+    def edit_canned(
+        reply_id: int,
+        title: str = Form(..., max_length=120),
+        body: str = Form(..., max_length=20_000),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        return canned_act(
+            who, csrf, lambda: canned.save(title, body, by=who.member, reply_id=reply_id)
+        )
+
+    @router.post("/admin/canned/{reply_id}/delete")
+    def delete_canned(
+        reply_id: int, csrf: str = Form(""), who: Viewer = Depends(viewer)
+    ) -> Response:
+        return canned_act(who, csrf, lambda: canned.remove(reply_id, by=who.member))
 
     @router.post("/admin/members")
     def add_member(

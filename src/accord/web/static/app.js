@@ -11,6 +11,7 @@
     var busy = false;
     var typing = function () {
       var el = document.activeElement;
+      if (document.querySelector("input[name=case]:checked")) return true;  // a bulk choice in hand
       return el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type !== "submit")) && el.value;
     };
     var check = function () {
@@ -22,6 +23,7 @@
           if (!data) return;
           if (last !== null && data.token !== last) {
             var target = body.getAttribute("data-live-target");
+            if (typing()) return;  // later: nothing the member is typing or ticking is lost
             if (target) {
               return fetch(live, { credentials: "same-origin" })
                 .then(function (r) { return r.text(); })
@@ -30,7 +32,7 @@
                   if (box) { box.innerHTML = html; selectRow(0, false); }
                   last = data.token;
                 });
-            } else if (!typing()) {
+            } else {
               window.location.reload();
             }
           }
@@ -41,6 +43,36 @@
     };
     check();
     window.setInterval(check, interval);
+  }
+
+  // -- copy buttons: data-copy="text" or data-copy-from="id of an input" ------------------
+  Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (b) {
+    b.addEventListener("click", function () {
+      var from = b.getAttribute("data-copy-from");
+      var input = from ? document.getElementById(from) : null;
+      var text = input ? input.value : b.getAttribute("data-copy");
+      var done = function () { var was = b.textContent; b.textContent = "Copied"; window.setTimeout(function () { b.textContent = was; }, 1500); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {});
+      } else if (input) {
+        input.select(); try { document.execCommand("copy"); done(); } catch (e) {}
+      }
+    });
+  });
+
+  // -- canned replies: the chosen one (already filled for the case) goes into the reply ----
+  var canned = document.querySelector("select[data-canned-target]");
+  if (canned) {
+    canned.addEventListener("change", function () {
+      var option = canned.options[canned.selectedIndex];
+      var box = document.getElementById(canned.getAttribute("data-canned-target"));
+      var text = option && option.getAttribute("data-text");
+      if (box && text) {
+        box.value = box.value.trim() ? box.value.replace(/\s+$/, "") + "\n\n" + text : text;
+        box.focus();
+      }
+      canned.selectedIndex = 0;
+    });
   }
 
   // -- keyboard shortcuts ---------------------------------------------------------------
@@ -78,6 +110,9 @@
       case "k": selectRow(current - 1); e.preventDefault(); break;
       case "o": case "Enter":
         if (current >= 0) { var a = rows()[current].querySelector("a.case-link"); if (a) { window.location.href = a.href; e.preventDefault(); } }
+        break;
+      case "x":
+        if (current >= 0) { var box = rows()[current].querySelector("input[name=case]"); if (box) { box.checked = !box.checked; e.preventDefault(); } }
         break;
       case "g": pendingG = true; break;
       case "r": focusOn("reply-text"); e.preventDefault(); break;
