@@ -15,9 +15,17 @@ new one refers to (Message-ID / In-Reply-To / References for email), then a case
 tagged in the subject — the last only when the sender is the case's own customer, since
 anyone can type a number. A direct line or a reference from someone who is not the
 case's customer is *held* for a member to release, never appended in the customer's
-name. Too many messages a minute from one sender to one case (a mail loop) are recorded
-and ignored. Machine-generated messages are recorded by the connector with ``record``
-and never open a case.
+name; so is a message its connector marks ``hold`` (mail whose sender failed
+authentication). Machine-generated messages are recorded by the connector with
+``record`` and never open a case.
+
+Nothing a sender does makes a message vanish (docs/email.md, "What a sender cannot do"):
+beyond ``new_cases_per_hour`` new cases from one sender in an hour, the next one is
+stored and held (its owner, or the desk, told once), and a member's release opens its
+case. Automatic answers (a connector's acknowledgement) are what the limits brake:
+``Receipt.answer`` is false past ``acknowledgements_per_hour`` to one sender, when the
+sender wrote more than ``loop_limit(channel)`` messages in a minute (an auto-responder
+ping-pong, which stops by itself), or when the message asked for none (``quiet``).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,18 +52,31 @@ from accord.service.errors import Conflict
 from accord.service.negotiation import Negotiation
 from accord.service.ownership import SYSTEM_MEMBER, Ownership
 from accord.store.cases import Authoring
-from accord.store.tables import case_owners, channel_messages
+from accord.store.tables import (
+    case_customers,
+    case_owners,
+    case_refs,
+    channel_messages,
+    members,
+)
 
 log = logging.getLogger("accord.channels")
 Clock = Callable[[], datetime]
 
 CUSTOMER_PARTY = "customer"
 LOOP_LIMIT = 5
-"""More messages than this from one sender to one case within LOOP_WINDOW is a loop."""
+"""More messages than this from one sender within LOOP_WINDOW is a loop: they are all
+filed, and no automatic answer goes to that sender until the minute has passed."""
 LOOP_LIMITS: Mapping[str, int] = {"webchat": 30}
 """Channels whose people write faster than LOOP_LIMIT: in a web chat people type several
 short lines, and no auto-responder sits behind a chat window."""
 LOOP_WINDOW = timedelta(minutes=1)
+LIMIT_WINDOW = timedelta(hours=1)
+"""The window of the per-sender limits on new cases and acknowledgements."""
+NEW_CASE = "new-case"
+"""The flag of an inbound message that opened its case (what the new-case limit counts)."""
+ANSWERED = "answered"
+"""The flag of an inbound message its connector was allowed to answer automatically."""
 MAX_TITLE = 200
 TRUNCATED = "\n\n[truncated: the whole message is kept on this node]"
 
@@ -85,6 +106,12 @@ class Inbound:
     join_open: bool = False
     """A messaging platform's conversation: a known customer's message with nothing to
     thread by joins their one open case (mail asks instead: subjects start new topics)."""
+    hold: str | None = None
+    """Why a member must look at it before it is written in anyone's name (e.g. the
+    sender failed authentication): it is held, wherever it threads."""
+    quiet: str | None = None
+    """Why no automatic answer may go to it (a list, ``X-Auto-Response-Suppress``); the
+    message itself is filed as any other."""
 
     @property
     def dedupe_key(self) -> str:
@@ -109,6 +136,9 @@ class Receipt:
     owner: str | None = None  # display name of the new case's owner, if routing found one
     open_cases: tuple[tuple[str, str], ...] = field(default=())
     """For a new case of a known customer: their other open cases (id, title)."""
+    answer: bool = False
+    """Whether the connector may answer automatically (acknowledge a new case): false
+    past the per-sender limits, in a loop, or for a ``quiet`` message."""
 
 
 # The statements of the inbound path, built once: building a statement costs several
@@ -118,14 +148,26 @@ _INSERT = channel_messages.insert().returning(_M.id)
 _EARLIER = sa.select(_M.id, _M.case_id, _M.customer_id, _M.status).where(
     _M.dedupe_key == sa.bindparam("key")
 )
+
+
+def _counted(condition: Any) -> Any:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+# One look at a sender's last hour (the index on channel, sender, created_at): messages in
+# the last minute, new cases and automatic answers in the hour, messages held in the hour.
 _RECENT = (
-    sa.select(sa.func.count())
+    sa.select(
+        _counted(_M.created_at >= sa.bindparam("minute")).label("minute"),
+        _counted(_M.flags.contains(f'"{NEW_CASE}"', autoescape=True)).label("new_cases"),
+        _counted(_M.flags.contains(f'"{ANSWERED}"', autoescape=True)).label("answered"),
+        _counted(_M.status == "held").label("held"),
+    )
     .select_from(channel_messages)
     .where(
         _M.channel == sa.bindparam("channel"),
         _M.sender == sa.bindparam("sender"),
-        _M.created_at >= sa.bindparam("since"),
-        _M.case_id == sa.bindparam("case_id"),
+        _M.created_at >= sa.bindparam("hour"),
         _M.direction == "in",
     )
 )
@@ -172,7 +214,7 @@ class Intake:
         goes to the outbox in the same commit)."""
         try:
             with self.db.write() as conn:
-                receipt = self._receive(conn, message)
+                receipt = self._receive(conn, message, answerable=then is not None)
                 if then is not None and receipt.status == "stored":
                     then(conn, receipt)
                 faults.point("intake.before-commit")
@@ -196,7 +238,7 @@ class Intake:
         log.info("%s message %d %s: %s", message.channel, row_id, status, reason)
         return Receipt(status, row_id, reason=reason)
 
-    def _receive(self, conn: Connection, message: Inbound) -> Receipt:
+    def _receive(self, conn: Connection, message: Inbound, *, answerable: bool) -> Receipt:
         earlier = self._earlier(conn, message.dedupe_key)
         if earlier is not None:
             return earlier
@@ -206,6 +248,11 @@ class Intake:
             open_cases = self.customers.open_cases(conn, customer_id)
             if len(open_cases) == 1:
                 ref, how = self.refs.ensure(conn, open_cases[0][0]), "open-case"
+        recent = self._recent(conn, message)
+        if message.hold is not None:
+            if ref is not None:
+                return self._hold(conn, message, ref, customer_id, message.hold)
+            return self._hold_new(conn, message, customer_id, message.hold, recent)
         if ref is not None:
             owner = self.customers.of_case(conn, ref.case_id)
             if owner is None or owner[0] != customer_id:
@@ -215,15 +262,8 @@ class Intake:
                     else f"the sender is not the case's customer (came by {how})"
                 )
                 return self._hold(conn, message, ref, customer_id, why)
-            if self._looping(conn, message, ref.case_id):
-                limit = self.loop_limit(message.channel)
-                reason = f"mail loop: more than {limit} messages a minute to this case"
-                row_id = self._insert(
-                    conn, message, "ignored", ref.case_id, customer_id, None, reason=reason
-                )
-                return Receipt("ignored", row_id, ref.case_id, customer_id, reason=reason)
             if self._past_reopening(conn, ref.case_id):
-                return self._new_case(conn, message, customer_id, follows=ref)
+                return self._opening(conn, message, customer_id, recent, answerable, follows=ref)
             event_ids = self._post(conn, message, ref.case_id, owner[1])
             event_id = event_ids[0]
             row_id = self._insert(conn, message, "stored", ref.case_id, customer_id, event_id)
@@ -236,7 +276,45 @@ class Intake:
                 threaded_by=how,
                 ref=ref,
             )
-        return self._new_case(conn, message, customer_id)
+        return self._opening(conn, message, customer_id, recent, answerable)
+
+    def _recent(self, conn: Connection, message: Inbound) -> Any:
+        now = self.now()
+        return conn.execute(
+            _RECENT,
+            {
+                "channel": message.channel,
+                "sender": message.identity,
+                "minute": now - LOOP_WINDOW,
+                "hour": now - LIMIT_WINDOW,
+            },
+        ).one()
+
+    def _opening(
+        self,
+        conn: Connection,
+        message: Inbound,
+        customer_id: int | None,
+        recent: Any,
+        answerable: bool,
+        *,
+        follows: CaseRef | None = None,
+    ) -> Receipt:
+        """A new case, within the sender's limits; beyond them the message is held."""
+        policy = settings.mail_policy_in(conn)
+        if int(recent.new_cases) >= policy.new_cases_per_hour:
+            why = (
+                f"more than {policy.new_cases_per_hour} new cases in an hour from this sender: "
+                "release it to open its case"
+            )
+            return self._hold_new(conn, message, customer_id, why, recent)
+        answer = (
+            answerable
+            and message.quiet is None
+            and int(recent.minute) < self.loop_limit(message.channel)
+            and int(recent.answered) < policy.acknowledgements_per_hour
+        )
+        return self._new_case(conn, message, customer_id, follows=follows, answer=answer)
 
     def _past_reopening(self, conn: Connection, case_id: str) -> bool:
         """Whether the case was resolved longer ago than ``reopen_within_days``: then a
@@ -255,7 +333,11 @@ class Intake:
         customer_id: int | None,
         *,
         follows: CaseRef | None = None,
+        answer: bool = False,
+        released: int | None = None,
     ) -> Receipt:
+        """Open a case for ``message``; ``released`` is the row of a held message a member
+        released (it is updated by the caller, not inserted again)."""
         new_customer = customer_id is None
         name = message.sender_name or "Customer"
         if customer_id is None:
@@ -296,7 +378,10 @@ class Intake:
         case_id, event_id = opened.case, posted.id
         self.customers.link_case(conn, case_id, CUSTOMER_PARTY, customer_id)
         ref = self.refs.ensure(conn, case_id)
-        row_id = self._insert(conn, message, "stored", case_id, customer_id, event_id)
+        marks = (NEW_CASE, ANSWERED) if answer else (NEW_CASE,)
+        row_id = released or self._insert(
+            conn, message, "stored", case_id, customer_id, event_id, marks=marks
+        )
         owner = self.ownership.route_in(conn, case_id)
         if owner is None:
             log.warning("case %s has no owner yet: nobody is available to route it to", case_id)
@@ -317,6 +402,7 @@ class Intake:
             ref=ref,
             owner=owner.member.display_name if owner else None,
             open_cases=tuple(open_cases[:3]),
+            answer=answer,
         )
 
     def _thread(
@@ -329,7 +415,7 @@ class Intake:
         if message.thread_ids:
             case_id = conn.execute(
                 _THREADED,
-                {"channel": message.channel, "ids": list(message.thread_ids)[-50:]},
+                {"channel": message.channel, "ids": list(message.thread_ids)},
             ).scalar()
             if case_id is not None:
                 return self.refs.ensure(conn, case_id), "reference"
@@ -341,20 +427,9 @@ class Intake:
                     return ref, "subject-tag"
         return None, None
 
-    def _looping(self, conn: Connection, message: Inbound, case_id: str) -> bool:
-        recent = conn.execute(
-            _RECENT,
-            {
-                "channel": message.channel,
-                "sender": message.identity,
-                "since": self.now() - LOOP_WINDOW,
-                "case_id": case_id,
-            },
-        ).scalar_one()
-        return int(recent) >= self.loop_limit(message.channel)
-
     def loop_limit(self, channel: str) -> int:
-        """How many messages a minute one sender may write to one case on ``channel``."""
+        """How many messages a minute one sender may write on ``channel`` before the loop
+        brake stops automatic answers to them (their messages are all filed)."""
         return self.loop_limits.get(channel, LOOP_LIMIT)
 
     def _hold(
@@ -379,6 +454,53 @@ class Intake:
                 f"is held for you: {why}. Release it to the case or open a new one.",
             )
         return Receipt("held", row_id, ref.case_id, customer_id, reason=why, ref=ref)
+
+    def _hold_new(
+        self,
+        conn: Connection,
+        message: Inbound,
+        customer_id: int | None,
+        why: str,
+        recent: Any,
+    ) -> Receipt:
+        """Hold a message that belongs to no case yet; releasing it opens its case. The
+        owner of the sender's latest case (else the desk: admins and team leads) hears of
+        the first one held from a sender in an hour, not of every one in a flood."""
+        row_id = self._insert(conn, message, "held", None, customer_id, None, reason=why)
+        if int(recent.held) == 0:
+            text = (
+                f"A {message.channel} message from {message.identity} is held for you: {why}. "
+                f"Release it (message {row_id}) to open its case."
+            )
+            latest = self._latest_case(conn, customer_id)
+            owner = None
+            if latest is not None:
+                owner = conn.execute(
+                    sa.select(case_owners.c.member_id).where(case_owners.c.case_id == latest)
+                ).scalar()
+            for member_id in [int(owner)] if owner is not None else self.desk(conn):
+                self.ownership.notify(conn, member_id, latest, "message.held", text)
+        return Receipt("held", row_id, None, customer_id, reason=why)
+
+    def _latest_case(self, conn: Connection, customer_id: int | None) -> str | None:
+        if customer_id is None:
+            return None
+        found = conn.execute(
+            sa.select(case_customers.c.case_id)
+            .join(case_refs, case_refs.c.case_id == case_customers.c.case_id)
+            .where(case_customers.c.customer_id == customer_id)
+            .order_by(case_refs.c.number.desc())
+            .limit(1)
+        ).scalar()
+        return None if found is None else str(found)
+
+    def desk(self, conn: Connection) -> list[int]:
+        """Who hears of what belongs to no case: the active admins and team leads (every
+        active member when there are none)."""
+        active = sa.select(members.c.id, members.c.role).where(members.c.disabled_at.is_(None))
+        rows = conn.execute(active.order_by(members.c.id)).all()
+        chosen = [int(r.id) for r in rows if r.role in ("admin", "lead")]
+        return chosen or [int(r.id) for r in rows]
 
     def _post(
         self, conn: Connection, message: Inbound, case_id: str, party: str
@@ -430,6 +552,7 @@ class Intake:
         event_id: str | None,
         *,
         reason: str | None = None,
+        marks: tuple[str, ...] = (),
     ) -> int:
         held = status == "held"
         body = (
@@ -459,10 +582,10 @@ class Intake:
             "recipients": orjson.dumps(list(message.recipients[:100])).decode(),
             "subject": message.subject[:1000],
             "body": body,
-            "thread": orjson.dumps(list(message.thread_ids[-50:])).decode(),
+            "thread": orjson.dumps(list(message.thread_ids)).decode(),
             "raw_sha256": message.raw_sha256,
             "size": message.size,
-            "flags": orjson.dumps(list(message.flags)).decode(),
+            "flags": orjson.dumps([*message.flags, *marks]).decode(),
             "error": reason,
             "attempts": 0,
             "created_at": now,
@@ -502,7 +625,9 @@ class Intake:
 
     def release(self, row_id: int, *, link: bool, by: str) -> Receipt:
         """Append a held message to its case as the case's customer; with ``link`` the
-        sender's identity joins that customer, so their next message goes straight in."""
+        sender's identity joins that customer, so their next message goes straight in.
+        A held message that belongs to no case yet (past the sender's new-case limit, or
+        failed authentication with nothing to thread to) opens its case."""
         with self.db.write() as conn:
             row = conn.execute(
                 self._lock(sa.select(channel_messages).where(channel_messages.c.id == row_id))
@@ -511,9 +636,6 @@ class Intake:
                 raise Conflict(
                     f"message {row_id} is not held (it is {row.status if row else 'unknown'})"
                 )
-            owner = self.customers.of_case(conn, row.case_id)
-            if owner is None:
-                raise Conflict("the case has no customer on this node to release the message to")
             held = orjson.loads(row.body or b"{}")
             message = Inbound(
                 channel=row.channel,
@@ -526,29 +648,63 @@ class Intake:
                 text=held.get("text", ""),
                 attachments=tuple(held.get("attachments", [])),
             )
-            if link:
-                kind = "email" if row.channel == "email" else row.channel
-                if self.customers.find(conn, kind, row.sender) is None:
-                    self.customers.add_identity(conn, owner[0], kind, row.sender, verified=True)
-            event_ids = self._post(conn, message, row.case_id, owner[1])
-            event_id = event_ids[0]
-            conn.execute(
-                channel_messages.update()
-                .where(channel_messages.c.id == row_id)
-                .values(
-                    status="stored",
-                    event_id=event_id,
-                    customer_id=owner[0],
-                    body=None,
-                    error=f"released by {by}" + (" (identity linked)" if link else ""),
-                    done_at=self.now(),
-                )
-            )
-        receipt = Receipt(
-            "stored", row_id, row.case_id, owner[0], event_ids=event_ids, threaded_by="released"
-        )
+            if row.case_id is None:
+                receipt = self._release_new(conn, row, message, by)
+            else:
+                receipt = self._release_to_case(conn, row, message, link=link, by=by)
         self._after(receipt)
         return receipt
+
+    def _release_to_case(
+        self, conn: Connection, row: Any, message: Inbound, *, link: bool, by: str
+    ) -> Receipt:
+        owner = self.customers.of_case(conn, row.case_id)
+        if owner is None:
+            raise Conflict("the case has no customer on this node to release the message to")
+        if link:
+            kind = "email" if row.channel == "email" else row.channel
+            if self.customers.find(conn, kind, row.sender) is None:
+                self.customers.add_identity(conn, owner[0], kind, row.sender, verified=True)
+        event_ids = self._post(conn, message, row.case_id, owner[1])
+        conn.execute(
+            channel_messages.update()
+            .where(channel_messages.c.id == row.id)
+            .values(
+                status="stored",
+                event_id=event_ids[0],
+                customer_id=owner[0],
+                body=None,
+                error=f"released by {by}" + (" (identity linked)" if link else ""),
+                done_at=self.now(),
+            )
+        )
+        return Receipt(
+            "stored",
+            int(row.id),
+            row.case_id,
+            owner[0],
+            event_ids=event_ids,
+            threaded_by="released",
+        )
+
+    def _release_new(self, conn: Connection, row: Any, message: Inbound, by: str) -> Receipt:
+        customer_id = self.customers.find(conn, message.identity_kind, message.identity)
+        opened = self._new_case(conn, message, customer_id, released=int(row.id))
+        conn.execute(
+            channel_messages.update()
+            .where(channel_messages.c.id == row.id)
+            .values(
+                status="stored",
+                case_id=opened.case_id,
+                event_id=opened.event_ids[1],
+                customer_id=opened.customer_id,
+                body=None,
+                flags=orjson.dumps([*orjson.loads(row.flags), NEW_CASE]).decode(),
+                error=f"released by {by}: opened its case",
+                done_at=self.now(),
+            )
+        )
+        return replace(opened, threaded_by="released")
 
     def _lock(self, query: sa.Select[Any]) -> sa.Select[Any]:
         return query if self.db.is_sqlite else query.with_for_update()
