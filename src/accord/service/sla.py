@@ -59,8 +59,13 @@ class ResponseTargets:
         self.queue = queue
         self.now = now
 
-    def targets(self, state: State) -> dict[str, int] | None:
-        config = settings.read(self.cases.db, SETTING) or {}
+    def targets(self, state: State, conn: Connection | None = None) -> dict[str, int] | None:
+        """The case's response targets (its template's, else the default), read in
+        ``conn`` when the caller holds a transaction."""
+        if conn is None:
+            config = settings.read(self.cases.db, SETTING) or {}
+        else:
+            config = settings.read_in(conn, SETTING) or {}
         found = config.get(state.get("template") or "", config.get("default"))
         return found if isinstance(found, dict) else None
 
@@ -71,7 +76,8 @@ class ResponseTargets:
         the case's clock job per batch, whatever the number of events."""
         if not any(e.type in ("message.posted", "status.set") for e in events):
             return
-        if self.targets(state) is None:
+        targets = self.targets(state, conn)
+        if targets is None:
             return
         key = f"sla:{state['case']}"
         held = self.queue.pending(kind=BREACH, key_prefix=key, conn=conn)
@@ -87,7 +93,7 @@ class ResponseTargets:
         if not moved:
             return
         payload.update(case=state["case"], clock=_dump(clock))
-        due = self._due(state, payload, clock) or IDLE
+        due = self._due(state, payload, clock, targets=targets, conn=conn) or IDLE
         self.queue.schedule(BREACH, due, payload, key=key, conn=conn)
 
     def _move(
@@ -158,9 +164,18 @@ class ResponseTargets:
         return 1
 
     def _due(
-        self, state: State, payload: dict[str, Any], clock: SlaClock | None
+        self,
+        state: State,
+        payload: dict[str, Any],
+        clock: SlaClock | None,
+        *,
+        targets: dict[str, int] | None = None,
+        conn: Connection | None = None,
     ) -> datetime | None:
-        targets = self.targets(state)
+        """When the clock breaches its target; ``targets`` and ``conn`` spare the
+        follower a second read and a second connection per case."""
+        if targets is None:
+            targets = self.targets(state, conn)
         if clock is None or targets is None or payload.get("breached"):
             return None  # nothing awaited, or already reported until someone replies
         kind = "first_response" if payload.get("answered", 0) == 0 else "next_response"
@@ -168,7 +183,8 @@ class ResponseTargets:
         if not minutes:
             return None
         payload["target"] = kind
-        return clock.due(settings.calendar(self.cases.db), timedelta(minutes=int(minutes)))
+        calendar = settings.calendar(self.cases.db) if conn is None else settings.calendar_in(conn)
+        return clock.due(calendar, timedelta(minutes=int(minutes)))
 
     def breach(self, job: Job, conn: Connection) -> None:
         clock = _load(job.payload.get("clock"))
