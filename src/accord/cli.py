@@ -18,17 +18,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from accord.core.bundle import BundleReport, verify_bundle, write_bundle
-from accord.core.crypto import fingerprint
 from accord.core.errors import AccordError
-from accord.core.events import parse_wire
-from accord.core.state import state_hash
-from accord.node import Node, NodeError, default_data_dir, party_slug
-from accord.store import migrate
-from accord.store.database import Database, redact, resolve_url
 
 if TYPE_CHECKING:
     from accord.channels.email.service import MailChannel
+    from accord.core.bundle import BundleReport
+    from accord.node import Node
     from accord.wiring import Services
 
 app = typer.Typer(
@@ -84,6 +79,8 @@ def _close_nodes() -> None:
 
 
 def _open(data: Path | None, database: str | None) -> Node:
+    from accord.node import Node, NodeError, default_data_dir
+
     try:
         node = Node.open(data or default_data_dir(), database=database)
     except NodeError as exc:
@@ -124,6 +121,9 @@ def init(
     ] = False,
 ) -> None:
     """Create a node: data directory, Ed25519 key and database. Never overwrites a key."""
+    from accord.node import Node, NodeError, default_data_dir
+    from accord.store.database import redact
+
     directory = data or default_data_dir()
     if if_missing and (directory / "node.key").exists():
         out.print(f"node already set up in {directory}")
@@ -227,6 +227,7 @@ def serve(
     from accord.api.app import create_app
     from accord.federation.schedule import PeriodicSync
     from accord.jobs.inline import InlineWorker
+    from accord.node import default_data_dir
     from accord.ops import logs
     from accord.ops.config import ConfigError, file_settings
 
@@ -370,6 +371,7 @@ def case_new(
     The case is opened by the same service as the API's: this node's party id (from its
     name), its URL when it has one (so other parties' nodes can pull from it), and the
     followers (webhooks, timers, notices) pick it up from the log."""
+    from accord.node import party_slug
     from accord.service.errors import ServiceError
     from accord.service.negotiation import Actor
 
@@ -456,6 +458,8 @@ def case_show(
 
 
 def _render_state(s: dict[str, Any]) -> None:
+    from accord.core.crypto import fingerprint
+
     out.print(f"[bold]{s['title']}[/bold]  {s['case']}")
     status = "resolved" if s["resolved"] else "open"
     out.print(
@@ -559,6 +563,9 @@ def export(
     database: DatabaseUrl = None,
 ) -> None:
     """Write a case's signed bundle, which `accord verify` checks offline."""
+    from accord.core.bundle import write_bundle
+    from accord.core.state import state_hash
+
     node = _open(data, database)
     case_id = _case_id(node, case)
     state = node.cases.state(case_id)
@@ -577,6 +584,8 @@ def import_bundle(
     batch: Annotated[int, typer.Option(min=1, help="Events per transaction.")] = 1000,
 ) -> None:
     """Verify every event of a bundle and store the case on this node."""
+    from accord.core.events import parse_wire
+
     node = _open(data, database)
     lines = file.read_bytes().splitlines()[1:]
     stored = duplicates = rejected = 0
@@ -636,6 +645,9 @@ def verify(
     Needs no node, no database and no network. --html and --pdf write the same report
     for people (the portal's "read it" and "PDF"); the exit code does not change.
     """
+    from accord.core.bundle import verify_bundle
+    from accord.core.crypto import fingerprint
+
     try:
         data = file.read_bytes()
     except OSError as exc:
@@ -711,6 +723,10 @@ def _write_verify_report(
 @db_app.command("upgrade")
 def db_upgrade(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Apply pending schema migrations (safe to run repeatedly)."""
+    from accord.node import default_data_dir
+    from accord.store import migrate
+    from accord.store.database import Database, redact, resolve_url
+
     db = Database(resolve_url(data or default_data_dir(), database))
     try:
         before = migrate.current(db)
@@ -728,6 +744,10 @@ def db_upgrade(data: DataDir = None, database: DatabaseUrl = None) -> None:
 @db_app.command("current")
 def db_current(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Print the schema revision of the database and the one this Accord needs."""
+    from accord.node import default_data_dir
+    from accord.store import migrate
+    from accord.store.database import Database, resolve_url
+
     db = Database(resolve_url(data or default_data_dir(), database))
     try:
         current = migrate.current(db)

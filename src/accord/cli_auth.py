@@ -21,12 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.auth.clock import now_utc, system_clock
-from accord.auth.errors import AuthError
-from accord.auth.members import MemberStore, check_display_name, check_username
-from accord.auth.portal import PortalLinks, load_or_create_secret
 from accord.auth.scopes import SCOPES
-from accord.auth.tokens import TokenStore
 
 member_app = typer.Typer(
     help="Members: the people who act for this node's party (agent, lead, admin).",
@@ -65,6 +60,9 @@ def member_add(
     ] = False,
 ) -> None:
     """Add a member; asks for the password twice without echo (at least 12 characters)."""
+    from accord.auth.errors import AuthError
+    from accord.auth.members import MemberStore, check_display_name, check_username
+
     node = _open(data, database)
     try:  # say what is wrong with the name before asking for a password
         check_username(username)
@@ -88,6 +86,8 @@ def member_add(
 @member_app.command("list")
 def member_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """List the members of this node."""
+    from accord.auth.members import MemberStore
+
     node = _open(data, database)
     table = Table("id", "username", "name", "role", "status")
     for m in MemberStore(node.db).list():
@@ -108,6 +108,9 @@ def member_disable(
     database: DatabaseUrl = None,
 ) -> None:
     """Disable a member for good: no login, and their sessions and tokens stop working."""
+    from accord.auth.errors import AuthError
+    from accord.auth.members import MemberStore
+
     node = _open(data, database)
     store = MemberStore(node.db)
     try:
@@ -133,6 +136,11 @@ def token_create(
     ] = None,
 ) -> None:
     """Create an API token and print it: the only time it is shown."""
+    from accord.auth.clock import now_utc, system_clock
+    from accord.auth.errors import AuthError
+    from accord.auth.members import MemberStore
+    from accord.auth.tokens import TokenStore
+
     node = _open(data, database)
     expires_at = (
         None if expires_days is None else now_utc(system_clock) + timedelta(days=expires_days)
@@ -160,6 +168,11 @@ def token_list(
     ] = None,
 ) -> None:
     """List API tokens (never their secrets, which are not kept)."""
+    from accord.auth.clock import now_utc, system_clock
+    from accord.auth.errors import AuthError
+    from accord.auth.members import MemberStore
+    from accord.auth.tokens import TokenStore
+
     node = _open(data, database)
     try:
         member_id = None if member is None else MemberStore(node.db).require(member).id
@@ -188,6 +201,9 @@ def token_revoke(
     database: DatabaseUrl = None,
 ) -> None:
     """Revoke an API token for good."""
+    from accord.auth.errors import AuthError
+    from accord.auth.tokens import TokenStore
+
     node = _open(data, database)
     try:
         info = TokenStore(node.db).revoke(token_id)
@@ -211,6 +227,9 @@ def portal_link(
     ] = 72,
 ) -> None:
     """Print a portal link path (/portal/...) for a customer of a party this node hosts."""
+    from accord.auth.errors import AuthError
+    from accord.auth.portal import PortalLinks, load_or_create_secret
+
     node = _open(data, database)
     case_id = _case_id(node, case)
     state = node.cases.state(case_id)

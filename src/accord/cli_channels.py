@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.channels.connectors.service import FIELDS, OPTIONAL, PLATFORMS
+from accord.channels.connectors.fields import FIELDS, OPTIONAL
 from accord.service.errors import ServiceError
 
 channel_app = typer.Typer(
@@ -23,7 +23,7 @@ channel_app = typer.Typer(
 
 
 def channel_add(
-    platform: Annotated[str, typer.Argument(help=", ".join(PLATFORMS))],
+    platform: Annotated[str, typer.Argument(help=", ".join(FIELDS))],
     name: Annotated[str, typer.Argument(help="A name for the account, e.g. 'UK WhatsApp'.")],
     setting: Annotated[
         list[str] | None,
@@ -33,8 +33,8 @@ def channel_add(
     database: DatabaseUrl = None,
 ) -> None:
     """Add an account; prints the webhook path to give the platform."""
-    if platform not in PLATFORMS:
-        raise _fail(f"platform must be one of {', '.join(PLATFORMS)}")
+    if platform not in FIELDS:  # the platforms (accord.channels.connectors.fields)
+        raise _fail(f"platform must be one of {', '.join(FIELDS)}")
     settings = {}
     for item in setting or []:
         key, sep, value = item.partition("=")

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.channels.customer_records import CustomerRecords
-from accord.node import Node
-from accord.privacy import Privacy
+if TYPE_CHECKING:
+    from accord.channels.customer_records import CustomerRecords
+    from accord.node import Node
+    from accord.privacy import Privacy
 from accord.service.errors import ServiceError
 
 customer_app = typer.Typer(
@@ -31,6 +32,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _records(data: DataDir, database: DatabaseUrl) -> tuple[Node, CustomerRecords]:
+    from accord.channels.customer_records import CustomerRecords
+
     node = _open(data, database)
     return node, CustomerRecords(node.cases)
 
@@ -249,6 +252,7 @@ def customer_suggest(data: DataDir = None, database: DatabaseUrl = None) -> None
 
 def _privacy(node: Node) -> Privacy:
     from accord.channels.blobs import node_blobs
+    from accord.privacy import Privacy
 
     return Privacy(node, node_blobs(node.data_dir))
 

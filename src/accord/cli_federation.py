@@ -6,19 +6,16 @@ Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.core.bodies import SLUG, URL
-from accord.core.crypto import fingerprint
-from accord.federation.client import PeerError
-from accord.federation.invites import InviteError
-from accord.federation.push import PeerPushers, PushStatus
-from accord.federation.sync import Federation, SyncError
-from accord.node import Node
+if TYPE_CHECKING:
+    from accord.federation.push import PushStatus
+    from accord.federation.sync import Federation
+    from accord.node import Node
 from accord.service.errors import ServiceError
 
 node_app = typer.Typer(
@@ -49,6 +46,8 @@ def node_set_url(
     database: DatabaseUrl = None,
 ) -> None:
     """Set the public URL other nodes reach this one at (used in invitations)."""
+    from accord.core.bodies import URL
+
     if not URL.fullmatch(url):
         raise _fail(f"{url!r} is not an http(s) URL")
     node = _open(data, database)
@@ -96,6 +95,11 @@ def join(
     ] = None,
 ) -> None:
     """Join a case: present the invitation, fetch the case and verify every event."""
+    from accord.core.bodies import SLUG
+    from accord.federation.client import PeerError
+    from accord.federation.invites import InviteError
+    from accord.federation.sync import SyncError
+
     node = _open(data, database)
     slug = party_id or _slug(node.name)
     if not SLUG.fullmatch(slug):
@@ -128,6 +132,9 @@ def sync(
     """Pull now from every other party's node and push what they have not acknowledged,
     ignoring backoff; say how far behind each peer and case is. Exits 1 when a peer
     failed or still lacks events of ours."""
+    from accord.core.crypto import fingerprint
+    from accord.federation.push import PeerPushers
+
     node = _open(data, database)
     federation = _federation(node)
     pushers = PeerPushers(federation, now=federation.now)
@@ -175,6 +182,9 @@ def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """List peers: what each has yet to acknowledge of our events and whether pushing to
     it fails; per case, the last sync, how far behind each side was, failures and the
     last error. Exits 1 when a peer is failing."""
+    from accord.core.crypto import fingerprint
+    from accord.federation.push import PeerPushers
+
     node = _open(data, database)
     federation = _federation(node)
     pushers = PeerPushers(federation, now=federation.now)

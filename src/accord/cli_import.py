@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -18,11 +18,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from accord.importing.csv_files import read_csv
-from accord.importing.records import Export, ImportFormatError
-from accord.importing.rt import read_rt
-from accord.importing.writer import COUNTS, Importer, Report
-from accord.importing.zendesk import read_zendesk
+if TYPE_CHECKING:
+    from accord.importing.records import Export
+    from accord.importing.writer import Report
 
 import_app = typer.Typer(
     help="Import customers and cases from CSV, Request Tracker or Zendesk (safe to repeat).",
@@ -43,6 +41,8 @@ def _run(
     data: Path | None,
     database: str | None,
 ) -> None:
+    from accord.importing.writer import Importer
+
     node = _open(data, database)
     total = len(export.people) + len(export.tickets)
     with Progress(
@@ -66,6 +66,8 @@ def _run(
 
 
 def _print(report: Report) -> None:
+    from accord.importing.writer import COUNTS
+
     what = "would import (dry run, nothing changed)" if report.dry_run else "imported"
     table = Table(title=f"{escape(report.source)}: {what}", show_header=False)
     for name in COUNTS:
@@ -82,6 +84,8 @@ def _print(report: Report) -> None:
 
 
 def _read(reader: Callable[[], Export]) -> Export:
+    from accord.importing.records import ImportFormatError
+
     try:
         return reader()
     except ImportFormatError as exc:
@@ -114,6 +118,8 @@ def import_csv(
     database: DatabaseUrl = None,
 ) -> None:
     """Import customers and cases from CSV files (docs/import.md has the columns)."""
+    from accord.importing.csv_files import read_csv
+
     export = _read(lambda: read_csv(customers, cases, messages))
     _run(export, source or "csv", dry_run, as_json, data, database)
 
@@ -129,6 +135,8 @@ def import_zendesk(
     database: DatabaseUrl = None,
 ) -> None:
     """Import a Zendesk JSON export: end users become customers, tickets cases."""
+    from accord.importing.zendesk import read_zendesk
+
     export = _read(lambda: read_zendesk(folder))
     _run(export, source or "zendesk", dry_run, as_json, data, database)
 
@@ -146,6 +154,8 @@ def import_rt(
     database: DatabaseUrl = None,
 ) -> None:
     """Import Request Tracker tickets fetched from its REST 1.0 interface."""
+    from accord.importing.rt import read_rt
+
     export = _read(lambda: read_rt(folder))
     _run(export, source or "rt", dry_run, as_json, data, database)
 

@@ -18,10 +18,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.jobs.follow import marks
-from accord.jobs.queue import JobError, JobQueue
-from accord.store.database import redact
-
 jobs_app = typer.Typer(
     help="Durable jobs and timers: list them, retry a failed one.", no_args_is_help=True
 )
@@ -76,6 +72,8 @@ def worker(
     Each job runs in the transaction that marks it done. Run several workers on
     PostgreSQL; on SQLite one is enough (`accord serve` runs one inline).
     """
+    from accord.store.database import redact
+
     node = _open(data, database)
     logging.basicConfig(
         level=log_level.value.upper(),
@@ -127,6 +125,9 @@ def jobs_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many jobs.")] = 100,
 ) -> None:
     """List jobs, soonest first, with the count in each state."""
+    from accord.jobs.follow import marks
+    from accord.jobs.queue import JobQueue
+
     node = _open(data, database)
     queue = JobQueue(node.db, now=_now)
     table = Table("id", "kind", "key", "status", "run at (UTC)", "attempts", "worker", "error")
@@ -167,6 +168,8 @@ def jobs_retry(
     database: DatabaseUrl = None,
 ) -> None:
     """Put a failed job back to pending, due now, with its attempts reset."""
+    from accord.jobs.queue import JobError, JobQueue
+
     node = _open(data, database)
     try:
         job = JobQueue(node.db, now=_now).retry(job_id)

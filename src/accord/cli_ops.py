@@ -9,10 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from accord.ops.backup import BackupError
-from accord.ops.backup import backup as make_backup
-from accord.ops.backup import restore as restore_backup
-
 
 def backup(
     file: Annotated[Path, typer.Argument(help="Where to write the backup (.tar.gz).")],
@@ -21,6 +17,8 @@ def backup(
 ) -> None:
     """Back the node up into one file while it runs: a consistent snapshot of every table,
     the node key and the blobs. Keep it as safe as the key."""
+    from accord.ops.backup import backup as make_backup
+
     node = _open(data, database)
     with cli.err.status("backing up") as status:
         manifest = make_backup(
@@ -43,6 +41,8 @@ def restore(
 ) -> None:
     """Make a node from a backup, in an empty data directory and database."""
     from accord.node import default_data_dir
+    from accord.ops.backup import BackupError
+    from accord.ops.backup import restore as restore_backup
 
     target = data or default_data_dir()
     try:

@@ -10,23 +10,22 @@ from __future__ import annotations
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.auth.members import Member, MemberStore
-from accord.metrics.outcomes import METRICS, verdict_sentence
-from accord.metrics.service import Outcomes, filter_from
-from accord.metrics.store import Filter
-from accord.node import Node, NodeError, party_slug
+from accord.metrics.catalogue import METRICS
 from accord.service.errors import ServiceError
-from accord.service.negotiation import Actor
-from accord.workflows.practice import STEPS, Practice, Run
-from accord.workflows.service import Workflows
-from accord.workflows.spec import TemplateError, diff_specs, parse_ref
-from accord.workflows.store import TemplateStore
+
+if TYPE_CHECKING:
+    from accord.auth.members import Member
+    from accord.metrics.service import Outcomes
+    from accord.metrics.store import Filter
+    from accord.node import Node
+    from accord.workflows.practice import Practice, Run
+    from accord.workflows.service import Workflows
 
 template_app = typer.Typer(help="Templates: versioned case types.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Outcome metrics from the case logs.", no_args_is_help=True)
@@ -48,15 +47,22 @@ def _now() -> datetime:
 
 
 def _outcomes(node: Node) -> Outcomes:
+    from accord.metrics.service import Outcomes
+
     return Outcomes(node.db, node.key.public, now=_now)
 
 
 def _workflows(node: Node) -> Workflows:
+    from accord.workflows.service import Workflows
+    from accord.workflows.store import TemplateStore
+
     services = _services(node)
     return Workflows(TemplateStore(node.db, now=_now), services.negotiation, services.ownership)
 
 
 def _ref(ref: str) -> tuple[str, int | None]:
+    from accord.workflows.spec import TemplateError, parse_ref
+
     try:
         return parse_ref(ref)
     except TemplateError as exc:
@@ -90,6 +96,8 @@ def template_export(
     database: DatabaseUrl = None,
 ) -> None:
     """Print a template version as YAML (what `template apply` reads)."""
+    from accord.workflows.store import TemplateStore
+
     name, version = _ref(ref)
     try:
         found = TemplateStore(_open(data, database).db, now=_now).get(name, version)
@@ -109,6 +117,9 @@ def template_diff(
     database: DatabaseUrl = None,
 ) -> None:
     """What changed between two versions (+ added, - removed, ~ changed)."""
+    from accord.workflows.spec import diff_specs
+    from accord.workflows.store import TemplateStore
+
     store = TemplateStore(_open(data, database).db, now=_now)
     try:
         a, b = store.get(*_ref(old)), store.get(*_ref(new))
@@ -121,6 +132,8 @@ def template_diff(
 
 def template_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Templates, their versions and how many cases each version opened."""
+    from accord.workflows.store import TemplateStore
+
     table = Table("template", "title", "versions (cases)")
     for t in TemplateStore(_open(data, database).db, now=_now).list():
         versions = ", ".join(f"v{v['version']} ({v['cases']})" for v in t["versions"])
@@ -137,6 +150,10 @@ def template_open(
     database: DatabaseUrl = None,
 ) -> None:
     """Open a case from a template; prints the case id."""
+    from accord.auth.members import MemberStore
+    from accord.node import party_slug
+    from accord.service.negotiation import Actor
+
     node = _open(data, database)
     name, version = _ref(ref)
     found = MemberStore(node.db).by_username(member)
@@ -171,6 +188,8 @@ def _filter(
     channel: str | None,
     member: str | None,
 ) -> Filter:
+    from accord.metrics.service import filter_from
+
     try:
         return filter_from(
             outcomes,
@@ -196,6 +215,7 @@ def metrics_show(
     database: DatabaseUrl = None,
 ) -> None:
     """Every metric over the cases opened in a period, with the cases behind each."""
+
     outcomes = _outcomes(_open(data, database))
     board = outcomes.dashboard(_filter(outcomes, start, end, template, team, channel, member))
     cli.out.print(
@@ -243,6 +263,8 @@ def metrics_mark(
     database: DatabaseUrl = None,
 ) -> None:
     """Mark that the customer had to identify again or repeat something (node-private)."""
+    from accord.auth.members import MemberStore
+
     node = _open(data, database)
     found = MemberStore(node.db).by_username(member)
     if found is None:
@@ -374,6 +396,8 @@ def compare(
     """Two groups of cases side by side on every metric, saying which differences are
     more than noise (Mann-Whitney U for durations and counts, Fisher's exact test for
     on-time rates; p < 0.05)."""
+    from accord.metrics.outcomes import verdict_sentence
+
     groups = [
         f"{kind}:{value}"
         for kind, values in (
@@ -427,7 +451,7 @@ def demo(
     """Seed a demo organisation (Northwind Broadband): members, teams, templates billing
     v1 and v2, targets and a few hundred cases over twelve weeks."""
     from accord.metrics.demo import seed as seed_demo
-    from accord.node import default_data_dir
+    from accord.node import Node, NodeError, default_data_dir
 
     home = data or default_data_dir()
     try:
@@ -479,6 +503,10 @@ def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
 
 
 def _practice(node: Node, member: str) -> tuple[Practice, Member]:
+    from accord.auth.members import MemberStore
+    from accord.node import party_slug
+    from accord.workflows.practice import Practice
+
     found = MemberStore(node.db).by_username(member)
     if found is None or found.disabled:
         raise _fail(f"no active member {member!r}")
@@ -492,6 +520,8 @@ def _practice(node: Node, member: str) -> tuple[Practice, Member]:
 
 
 def _show_run(run: Run) -> None:
+    from accord.workflows.practice import STEPS
+
     cli.out.print(f"practice case {run.case_id}")
     for step, what in STEPS:
         mark = "done" if run.done[step] else "todo"

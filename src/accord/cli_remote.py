@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.client import AccordAPIError, AccordClient
+if TYPE_CHECKING:
+    from accord.client import AccordClient
 
 remote_app = typer.Typer(
     help="Cases on a running node, through its REST API (needs an API token).",
@@ -45,10 +45,14 @@ PAGE = 500
 
 
 def _client(url: str, token: str) -> AccordClient:
+    from accord.client import AccordClient
+
     return AccordClient(url, token=token, timeout=30.0)
 
 
 def _refused(exc: Exception, url: str) -> typer.Exit:
+    from accord.client import AccordAPIError
+
     if isinstance(exc, AccordAPIError):
         return _fail(f"{url} refused: {exc}")
     return _fail(f"cannot reach {url}: {exc}")
@@ -67,6 +71,10 @@ def remote_cases(
     as_json: AsJson = False,
 ) -> None:
     """List the node's cases, most recently changed first."""
+    import httpx
+
+    from accord.client import AccordAPIError
+
     try:
         with _client(url, token) as accord:
             page = accord.list_cases(limit=limit, offset=offset)
@@ -115,6 +123,10 @@ def remote_case(
     as_json: AsJson = False,
 ) -> None:
     """Show one case: parties, agreed terms, open proposals and activities."""
+    import httpx
+
+    from accord.client import AccordAPIError
+
     try:
         with _client(url, token) as accord:
             view = accord.case(_find(accord, case), limit=10)

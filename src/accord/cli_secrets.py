@@ -8,8 +8,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from accord.store import secrets as sealed
-
 secrets_app = typer.Typer(
     help="The key that seals the secrets in the database: its status, and rotating it.",
     no_args_is_help=True,
@@ -19,6 +17,8 @@ secrets_app = typer.Typer(
 @secrets_app.command("status")
 def status(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Where the secrets key is, which key it is, and how many secrets it seals."""
+    from accord.store import secrets as sealed
+
     node = _open(data, database)
     found = sealed.status(node.db, node.secrets)
     cli.out.print(f"secrets key {escape(str(found.path))} (key {found.key_id})")
@@ -43,6 +43,8 @@ def rotate(data: DataDir = None, database: DatabaseUrl = None) -> None:
     secrets.key.old until the transaction committed; a rotation cut short is finished or
     undone the next time the node opens. Running processes of the node take up the new key
     by themselves."""
+    from accord.store import secrets as sealed
+
     node = _open(data, database)
     before = node.secrets.id
     with Progress(

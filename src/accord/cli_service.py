@@ -5,16 +5,17 @@ Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.node import Node
-from accord.service import settings
 from accord.service.errors import ServiceError
-from accord.service.ownership import Ownership
+
+if TYPE_CHECKING:
+    from accord.node import Node
+    from accord.service.ownership import Ownership
 
 team_app = typer.Typer(help="Teams of members and their leads.", no_args_is_help=True)
 routing_app = typer.Typer(help="How new cases find their owner.", no_args_is_help=True)
@@ -152,6 +153,8 @@ def calendar_set(
     database: DatabaseUrl = None,
 ) -> None:
     """Set the business calendar that escalations and response targets use."""
+    from accord.service import settings
+
     node = _open(data, database)
     try:
         settings.set_calendar(
@@ -167,6 +170,8 @@ def calendar_set(
 
 def calendar_show(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Show the business calendar (open around the clock until one is set)."""
+    from accord.service import settings
+
     config = settings.read(_open(data, database).db, settings.CALENDAR)
     cli.out.print(escape(str(config)) if config else "open around the clock (none set)")
 
@@ -184,6 +189,8 @@ def sla(
     database: DatabaseUrl = None,
 ) -> None:
     """Set response-time targets (they pause while waiting on the customer)."""
+    from accord.service import settings
+
     node = _open(data, database)
     config = settings.read(node.db, "sla") or {}
     config[template] = {"first_response": first, "next_response": next_}
@@ -225,6 +232,8 @@ def reopen_within(
 ) -> None:
     """How long after resolution a customer's message reopens a case (default 30 days);
     later, it opens a new case that names the old one."""
+    from accord.service import settings
+
     node = _open(data, database)
     if days is not None:
         try:

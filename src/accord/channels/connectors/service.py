@@ -38,6 +38,7 @@ from accord.channels.connectors.base import (
     WebhookRefused,
     fresh,
 )
+from accord.channels.connectors.fields import FIELDS, OPTIONAL
 from accord.channels.connectors.meta import Messenger, WhatsApp
 from accord.channels.connectors.telegram import Telegram
 from accord.channels.connectors.twilio import Twilio
@@ -69,17 +70,6 @@ PLATFORMS: dict[str, Platform] = {
     "whatsapp-twilio": Twilio("whatsapp-twilio"),
     "x": X(),
 }
-FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # platform: (settings it needs, secrets it needs)
-    "whatsapp": (("phone_number_id",), ("app_secret", "verify_token", "access_token")),
-    "messenger": (("page_id",), ("app_secret", "verify_token", "access_token")),
-    "instagram": (("page_id",), ("app_secret", "verify_token", "access_token")),
-    "telegram": ((), ("bot_token", "secret_token")),
-    "sms": (("account_sid", "from_number"), ("auth_token",)),
-    "whatsapp-twilio": (("account_sid", "from_number"), ("auth_token",)),
-    "x": (("user_id",), ("consumer_secret", "user_token")),
-}
-OPTIONAL = ("api_base", "webhook_url", "status_callback", "language")
 STATUS = {
     "sent": "sent",
     "delivered": "delivered",
