@@ -62,11 +62,17 @@ class Mark:
     kind: str
     due: datetime | None
     look: str  # a key of STYLE
+    topic: str = ""  # the title of the topic the activity belongs to, if any
 
 
 def marks(state: State, now: datetime) -> list[Mark]:
     """Every activity of the agreement and of pending proposals, as drawn."""
     found: list[Mark] = []
+    topics = state.get("topics") or {}
+
+    def topic_of(slug: str | None) -> str:
+        return str(topics.get(slug, {}).get("title", slug)) if slug else ""
+
     for aid, progress in state["progress"].items():
         activity = state["terms"]["activities"].get(aid) or {}
         due = parse_time(activity["due"]) if activity.get("due") else None
@@ -80,6 +86,7 @@ def marks(state: State, now: datetime) -> list[Mark]:
                 kind=activity.get("kind", "task"),
                 due=due,
                 look=look,
+                topic=topic_of(activity.get("topic")),
             )
         )
     for proposal in state["proposals"].values():
@@ -94,6 +101,7 @@ def marks(state: State, now: datetime) -> list[Mark]:
                         kind=change["kind"],
                         due=parse_time(change["due"]) if change.get("due") else None,
                         look="proposed",
+                        topic=topic_of(change.get("topic")),
                     )
                 )
     return found
@@ -155,7 +163,7 @@ def _place(
     rows: list[list[tuple[float, float]]] = []
     placed: list[Placed] = []
     for m, x in lane_marks:
-        label = m.title + (" ✓" if m.look == "done" else "")
+        label = m.title + (f" · {m.topic}" if m.topic else "") + (" ✓" if m.look == "done" else "")
         if m.due is None:  # the column at the right: the label goes right, cut to the edge
             room = WIDTH - 6 - (x + 10)
             label = _short(label, max(4, int(room // CHAR_W)))
@@ -249,7 +257,8 @@ def render(
     words = []
     for m in drawn:
         who = state["parties"].get(m.party, {}).get("name", m.party)
-        words.append(f"{who}: {m.title} ({m.kind}), {due_words(m)}, {STATE_WORDS[m.look]}")
+        about = f", topic {m.topic}" if m.topic else ""
+        words.append(f"{who}: {m.title} ({m.kind}{about}), {due_words(m)}, {STATE_WORDS[m.look]}")
     title = f"Who does what by when: {len(drawn)} activities across {len(parties)} parties"
     desc = "; ".join(words) if words else "No activities agreed or proposed yet."
     out = [
@@ -330,7 +339,8 @@ def _list(state: State, drawn: list[Mark], due_words: Callable[[Mark], str]) -> 
         rows = "".join(
             f'<li class="swim-item {m.look}"><span class="what">'
             f"{'◆ ' if m.kind == 'callback' else '● '}{escape(m.title)}</span> "
-            f'<span class="meta">{escape(due_words(m))} · {STATE_WORDS[m.look]}</span></li>'
+            f'<span class="meta">{escape(due_words(m))} · {STATE_WORDS[m.look]}'
+            f"{' · ' + escape(m.topic) if m.topic else ''}</span></li>"
             for m in mine
         )
         if rows:
