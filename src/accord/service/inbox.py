@@ -107,6 +107,7 @@ _UPDATE = (
         messages=sa.bindparam("messages"),
         last_in_at=sa.bindparam("last_in_at"),
         preview=sa.bindparam("preview"),
+        preview_ours=sa.bindparam("preview_ours"),
         party_name=sa.bindparam("party_name"),
         via=sa.bindparam("via"),
     )
@@ -202,6 +203,7 @@ def _derive(
         "messages": int(state.get("messages") or 0),
         "last_in_at": last_in,
         "preview": _one_line(spoke.text) if spoke is not None else None,
+        "preview_ours": spoke is not None and not spoke.by_other,
         "party_name": others[0] if others else None,
         "via": via,
     }
@@ -407,8 +409,7 @@ class Inbox:
             case_inbox.c.needs_reply,
             unread.label("unread"),
             case_inbox.c.preview,
-            case_inbox.c.last_in_at,
-            case_inbox.c.last_reply_at,
+            case_inbox.c.preview_ours,
         ]
         q = sa.select(*columns).select_from(
             cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
@@ -539,7 +540,7 @@ class Inbox:
                     needs_reply=bool(r[13]),
                     unread=bool(r[14]),
                     preview=r[15],
-                    preview_ours=bool(r[16] is None or (r[17] is not None and r[17] > r[16])),
+                    preview_ours=bool(r[16]),
                     reply_by=target,
                     due_kind=kind,
                 )

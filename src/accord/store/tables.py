@@ -715,6 +715,7 @@ case_inbox = sa.Table(
     sa.Column("messages", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_in_at", sa.String(32)),
     sa.Column("preview", sa.Text),
+    sa.Column("preview_ours", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("party_name", sa.Text),
     sa.Column("via", sa.String(32)),
 )
@@ -725,7 +726,8 @@ posted. ``event_count`` says which state it was computed from; a row that lags i
 recomputed before the inbox is read. Migration 0026 (the agent's desk): whether the case
 needs a reply from us (the last word is another party's, no person here answered it), how
 many messages it has (against each member's read mark), when another party last wrote,
-one line of the last message, the other party's name and the channel they came by."""
+one line of the last message (and whether we wrote it), the other party's name and the
+channel they came by."""
 
 case_reads = sa.Table(
     "case_reads",

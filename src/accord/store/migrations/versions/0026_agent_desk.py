@@ -36,6 +36,9 @@ def upgrade() -> None:
         table.add_column(sa.Column("messages", sa.Integer, nullable=False, server_default="0"))
         table.add_column(sa.Column("last_in_at", sa.String(32)))
         table.add_column(sa.Column("preview", sa.Text))
+        table.add_column(
+            sa.Column("preview_ours", sa.Boolean, nullable=False, server_default=sa.false())
+        )
         table.add_column(sa.Column("party_name", sa.Text))
         table.add_column(sa.Column("via", sa.String(32)))
     op.create_table(
@@ -91,5 +94,13 @@ def downgrade() -> None:
     op.drop_table("saved_views")
     op.drop_table("case_reads")
     with op.batch_alter_table("case_inbox") as table:
-        for column in ("via", "party_name", "preview", "last_in_at", "messages", "needs_reply"):
+        for column in (
+            "via",
+            "party_name",
+            "preview_ours",
+            "preview",
+            "last_in_at",
+            "messages",
+            "needs_reply",
+        ):
             table.drop_column(column)
