@@ -14,25 +14,19 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import sqlalchemy as sa
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.channels.email.mailboxes import (
-    DEFAULT_MAX_ATTACHMENT,
-    DEFAULT_MAX_MESSAGE,
-    Mailbox,
-    Server,
-)
-from accord.channels.email.service import MailChannel
-from accord.channels.intake import message_json
-from accord.node import Node
+from accord.channels.email.mailboxes import DEFAULT_MAX_ATTACHMENT, DEFAULT_MAX_MESSAGE
 from accord.service.errors import ServiceError
-from accord.service.negotiation import Actor
-from accord.store.tables import channel_messages
+
+if TYPE_CHECKING:
+    from accord.channels.email.mailboxes import Mailbox, Server
+    from accord.channels.email.service import MailChannel
+    from accord.node import Node
 
 mailbox_app = typer.Typer(
     help="Mailboxes: the addresses Accord answers for, their SMTP relay and IMAP account.",
@@ -63,6 +57,8 @@ def _password(env: str, ask: bool, what: str) -> str:
 def _server(
     host: str | None, port: int | None, security: str, user: str, password: str, default: int
 ) -> Server | None:
+    from accord.channels.email.mailboxes import Server
+
     if not host:
         return None
     return Server(
@@ -106,12 +102,17 @@ def mailbox_add(
         float, typer.Option(help="Larger attachments are kept with the mail, not extracted.")
     ] = DEFAULT_MAX_ATTACHMENT / 1024 / 1024,
     max_message_mb: Annotated[
-        float, typer.Option(help="The SMTP listener refuses larger mail.")
+        float, typer.Option(help="Larger mail is refused (SMTP 552, mail receive exit 69).")
     ] = DEFAULT_MAX_MESSAGE / 1024 / 1024,
+    reply_all: Annotated[
+        bool, typer.Option(help="Replies copy (Cc) the others the customer's mail went to.")
+    ] = True,
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
     """Add a mailbox. Passwords: $ACCORD_SMTP_PASSWORD, $ACCORD_IMAP_PASSWORD or --ask-…"""
+    from accord.channels.email.mailboxes import Mailbox
+
     channel = _channel(_open(data, database))
     try:
         made = channel.mailboxes.add(
@@ -139,6 +140,7 @@ def mailbox_add(
                 poll_seconds=poll_seconds,
                 max_attachment_bytes=int(max_attachment_mb * 1024 * 1024),
                 max_message_bytes=int(max_message_mb * 1024 * 1024),
+                reply_all=reply_all,
             )
         )
     except ServiceError as exc:
@@ -165,10 +167,16 @@ def mailbox_update(
         bool, typer.Option(help="Prompt for a new IMAP password.")
     ] = False,
     active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    reply_all: Annotated[
+        bool | None,
+        typer.Option(help="Replies copy (Cc) the others the customer's mail went to."),
+    ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
     """Change a mailbox; what is not given stays as it is (passwords too)."""
+    from accord.channels.email.mailboxes import Server
+
     channel = _channel(_open(data, database))
     try:
         current = channel.mailboxes.get(mailbox_id)
@@ -177,6 +185,8 @@ def mailbox_update(
             changes["display_name"] = name
         if active is not None:
             changes["active"] = active
+        if reply_all is not None:
+            changes["reply_all"] = reply_all
         for which, host, port, security, user, ask, default in (
             ("smtp", smtp_host, smtp_port, smtp_security, smtp_user, ask_smtp_password, 587),
             ("imap", imap_host, imap_port, imap_security, imap_user, ask_imap_password, 993),
@@ -254,31 +264,91 @@ def mail_receive(
         list[str] | None,
         typer.Option(help="Envelope recipient, e.g. from the MTA's ${recipient} (repeatable)."),
     ] = None,
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            help="Envelope sender, e.g. the MTA's ${sender}; '' (the null sender) is a bounce."
+        ),
+    ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
     """Hand one mail to the pipeline, e.g. from an MTA's pipe transport.
 
-    With Postfix: ``accord mail receive - --recipient ${recipient}``.
+    With Postfix: ``accord mail receive - --sender ${sender} --recipient ${recipient}``.
 
     Exit status 75 (EX_TEMPFAIL) tells the MTA to try again later; 0 means stored,
-    held, ignored or a duplicate.
+    held, ignored or a duplicate; 65 not a mail; 67 no such mailbox; 69 larger than the
+    mailbox takes (the MTA bounces it).
     """
     from accord.channels.blobs import StorageFull
     from accord.channels.email.parse import MailParseError
+    from accord.channels.email.service import TRANSIENT, MessageTooLarge
 
     raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     channel = _channel(_open(data, database))
     try:
-        receipt = channel.receive(raw, recipients=recipient or [])
+        receipt = channel.receive(raw, recipients=recipient or [], envelope_sender=sender)
     except MailParseError as exc:
         raise _fail(f"not a mail message: {exc}", code=65) from exc
     except StorageFull as exc:
         raise _fail(str(exc), code=75) from exc
+    except TRANSIENT as exc:  # the database or the disk: the MTA keeps it and tries again
+        raise _fail(f"try again later: {type(exc).__name__}: {str(exc)[:200]}", code=75) from exc
+    except MessageTooLarge as exc:
+        raise _fail(exc.message, code=69) from exc
     except ServiceError as exc:
         raise _fail(exc.message, code=67) from exc
     where = f" (case {receipt.case_id})" if receipt.case_id else ""
     cli.out.print(f"{receipt.status}{where}{': ' + receipt.reason if receipt.reason else ''}")
+
+
+def mail_policy(
+    new_cases_per_hour: Annotated[
+        int | None,
+        typer.Option(min=0, max=100_000, help="New cases one sender may open in an hour."),
+    ] = None,
+    acknowledgements_per_hour: Annotated[
+        int | None,
+        typer.Option(min=0, max=100_000, help="Acknowledgements one address gets in an hour."),
+    ] = None,
+    authserv_id: Annotated[
+        list[str] | None,
+        typer.Option(help="Trust Authentication-Results from this server (RFC 8601; repeatable)."),
+    ] = None,
+    no_authentication: Annotated[
+        bool,
+        typer.Option(
+            "--no-authentication", help="Trust no server's Authentication-Results (not advised)."
+        ),
+    ] = False,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Show or change the sender policy: per-sender limits and sender authentication."""
+    from accord.service import settings
+
+    node = _open(data, database)
+    ids = [] if no_authentication else authserv_id
+    try:
+        if (
+            new_cases_per_hour is not None
+            or acknowledgements_per_hour is not None
+            or ids is not None
+        ):
+            settings.set_mail_policy(
+                node.db,
+                new_cases_per_hour=new_cases_per_hour,
+                acknowledgements_per_hour=acknowledgements_per_hour,
+                authserv_ids=ids,
+            )
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    policy = settings.mail_policy(node.db)
+    cli.out.print(f"new cases per sender per hour: {policy.new_cases_per_hour}")
+    cli.out.print(f"acknowledgements per address per hour: {policy.acknowledgements_per_hour}")
+    trusted = ", ".join(policy.authserv_ids) or "none (the From address is not checked)"
+    cli.out.print(f"trusted Authentication-Results from: {escape(trusted)}")
 
 
 def mail_poll(data: DataDir = None, database: DatabaseUrl = None) -> None:
@@ -311,6 +381,11 @@ def mail_list(
     database: DatabaseUrl = None,
 ) -> None:
     """The mail log, newest first: what came in, what is queued, held or failed."""
+    import sqlalchemy as sa
+
+    from accord.channels.intake import message_json
+    from accord.store.tables import channel_messages
+
     node = _open(data, database)
     query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
     if status:
@@ -377,6 +452,8 @@ def mail_reply(
     database: DatabaseUrl = None,
 ) -> None:
     """Reply to a case's customer by email (written in the case, sent by the outbox)."""
+    from accord.service.negotiation import Actor
+
     node = _open(data, database)
     try:
         done = _channel(node).reply(Actor(member=member, via="email"), _case_id(node, case), text)
@@ -392,6 +469,7 @@ mailbox_app.command("show")(mailbox_show)
 mailbox_app.command("remove")(mailbox_remove)
 mail_app.command("receive")(mail_receive)
 mail_app.command("poll")(mail_poll)
+mail_app.command("policy")(mail_policy)
 mail_app.command("list")(mail_list)
 mail_app.command("release")(mail_release)
 mail_app.command("retry")(mail_retry)

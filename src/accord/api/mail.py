@@ -55,6 +55,9 @@ class MailboxIn(Body):
     poll_seconds: int = Field(60, ge=5, le=86_400)
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT, ge=1024, le=1024**3)
     max_message_bytes: int = Field(DEFAULT_MAX_MESSAGE, ge=1024, le=1024**3)
+    reply_all: bool = Field(
+        True, description="Replies copy (Cc) the others the customer's last mail went to."
+    )
 
 
 class MailboxChange(Body):
@@ -66,6 +69,7 @@ class MailboxChange(Body):
     max_attachment_bytes: int | None = Field(None, ge=1024, le=1024**3)
     max_message_bytes: int | None = Field(None, ge=1024, le=1024**3)
     active: bool | None = None
+    reply_all: bool | None = None
 
 
 class ReplyIn(Body):
@@ -151,6 +155,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
                 poll_seconds=body.poll_seconds,
                 max_attachment_bytes=body.max_attachment_bytes,
                 max_message_bytes=body.max_message_bytes,
+                reply_all=body.reply_all,
             )
         )
         return made.to_json()

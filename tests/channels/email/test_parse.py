@@ -575,17 +575,21 @@ def test_a_lone_header_is_a_mail_with_flags() -> None:
         ("Auto-Submitted: no\r\n", None),
         ("Precedence: junk\r\n", "precedence"),
         ("X-Autorespond: yes\r\n", "auto-reply"),
-        ("X-Auto-Response-Suppress: DR, OOF\r\n", "auto-reply"),
+        ("X-Auto-Response-Suppress: DR, OOF\r\n", None),  # people's mail too: no ack only
         ("X-Auto-Response-Suppress: DR\r\n", None),
         ("X-Auto-Response-Suppress: DR\r\nSubject: Out of Office: back Monday\r\n", "auto-reply"),
         ("Return-Path: <>\r\nSubject: Automatic reply: your mail\r\n", "auto-reply"),
         ("Subject: Out of Office: back Monday\r\n", None),  # a subject alone proves nothing
-        ("List-Unsubscribe: <mailto:u@x>\r\n", "list"),
+        ("List-Unsubscribe: <mailto:u@x>\r\n", None),  # filed, flagged list-mail
     ],
 )
 def test_automatic_mail_markers(headers: str, auto: str | None) -> None:
     mail = parse_mail(_simple(f"From: a@example.com\r\nMessage-ID: <a@x>\r\n{headers}"))
     assert mail.auto == auto
+    if "List-" in headers:
+        assert "list-mail" in mail.flags
+    if headers.startswith("X-Auto-Response-Suppress: DR, OOF"):
+        assert "auto-response-suppressed" in mail.flags
 
 
 @pytest.mark.parametrize(

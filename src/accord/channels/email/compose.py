@@ -3,7 +3,9 @@
 Every message carries its own Message-ID (so a retry is recognisably the same mail),
 In-Reply-To and References (so the customer's mail program threads it), Reply-To set to
 the case's direct line (so the answer comes back to the case whatever the subject), the
-case tag in the subject, a plain-text part and, when given, an HTML alternative. Notices
+case tag in the subject (a long subject is cut before the tag, never the tag itself), the
+people the customer copied in ``Cc`` (reply-all, a mailbox setting), ``MIME-Version: 1.0``
+(RFC 2045 4, text-only mail too), a plain-text part and, when given, an HTML alternative. Notices
 Accord writes by itself are marked ``Auto-Submitted: auto-replied`` or
 ``auto-generated`` (RFC 3834), so well-behaved responders never answer them.
 
@@ -28,7 +30,11 @@ from email.mime.nonmultipart import MIMENonMultipart
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
 
+from accord.channels.refs import SUBJECT_TAG
+
 MAX_REFERENCES = 20
+MAX_SUBJECT = 500  # characters; a longer subject is cut before its case tag
+MAX_CC = 20
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Outgoing:
     references: Sequence[str] = ()
     auto: str | None = None  # "auto-replied" | "auto-generated" for Accord's own notices
     case_number: int | None = None
+    cc: Sequence[str] = ()  # reply-all: the others the customer wrote to, at most MAX_CC
 
 
 def new_message_id(domain: str) -> str:
@@ -73,9 +80,12 @@ def compose(mail: Outgoing, *, message_id: str, date: datetime) -> bytes:
         ("From", _address(mail.sender_name, mail.sender)),
         ("To", _address(mail.to_name, mail.to)),
     ]
+    cc = copied(mail)
+    if cc:
+        headers.append(("Cc", ", ".join(_address("", address) for address in cc)))
     if mail.reply_to:
         headers.append(("Reply-To", _address(mail.sender_name, mail.reply_to)))
-    headers.append(("Subject", _words(_one_line(mail.subject))))
+    headers.append(("Subject", _words(fit_subject(mail.subject))))
     if mail.in_reply_to:
         headers.append(("In-Reply-To", _one_line(mail.in_reply_to)))
     references = list(dict.fromkeys(mail.references))[-MAX_REFERENCES:]
@@ -85,12 +95,18 @@ def compose(mail: Outgoing, *, message_id: str, date: datetime) -> bytes:
         headers += [("Auto-Submitted", mail.auto), ("X-Auto-Response-Suppress", "All")]
     if mail.case_number is not None:
         headers.append(("X-Accord-Case", str(mail.case_number)))
-    mime = list(message.items())  # Content-Type, MIME-Version, …: after the envelope's
-    for name in {name for name, _ in mime}:
+    mime = [(n, v) for n, v in message.items() if n.lower() != "mime-version"]
+    mime.insert(0, ("MIME-Version", "1.0"))  # on every mail, text-only too (RFC 2045 4)
+    for name in {name for name, _ in message.items()}:
         del message[name]
     for name, value in [*headers, *mime]:
         message[name] = value  # type: ignore[assignment]  # compat32 takes Header objects
     return message.as_bytes(policy=_WIRE)
+
+
+def copied(mail: Outgoing) -> list[str]:
+    """The addresses ``mail`` copies (``Cc``): distinct, well formed, not the ``To``."""
+    return [a for a in dict.fromkeys(mail.cc) if a != mail.to and _well_formed(a)][:MAX_CC]
 
 
 def _part(text: str, subtype: str) -> MIMENonMultipart:
@@ -109,13 +125,17 @@ def _words(value: str) -> str | Header:
 def _address(name: str, address: str) -> str:
     """``Name <address>``; the name quoted or encoded as needed. A malformed address
     (spaces, control characters, no @) is refused, never written into a header."""
-    if (
-        not address
-        or address.count("@") < 1
-        or any(c.isspace() or not c.isprintable() or c in '<>,;"' for c in address)
-    ):
+    if not _well_formed(address):
         raise ValueError(f"not a mail address: {address!r}")
     return formataddr((_one_line(name), address), charset=_UTF8)
+
+
+def _well_formed(address: str) -> bool:
+    return (
+        bool(address)
+        and "@" in address
+        and not any(c.isspace() or not c.isprintable() or c in '<>,;"' for c in address)
+    )
 
 
 def reply_subject(subject: str) -> str:
@@ -125,6 +145,21 @@ def reply_subject(subject: str) -> str:
     return f"Re: {stripped}" if stripped else "Your message"
 
 
-def _one_line(value: str) -> str:
+def fit_subject(subject: str) -> str:
+    """One line of at most ``MAX_SUBJECT`` characters; a long subject is cut before its case
+    tag (``[Accord #n]``), so the tag that threads the customer's answer is always kept."""
+    line = _one_line(subject, limit=None)
+    if len(line) <= MAX_SUBJECT:
+        return line
+    tags = list(SUBJECT_TAG.finditer(line))
+    if not tags:
+        return line[:MAX_SUBJECT].rstrip()
+    tag = tags[-1].group(0)
+    rest = (line[: tags[-1].start()] + line[tags[-1].end() :]).strip()
+    return f"{rest[: MAX_SUBJECT - len(tag) - 2].rstrip()}… {tag}"
+
+
+def _one_line(value: str, *, limit: int | None = 500) -> str:
     """No CR, LF or other control characters: a header value is one line."""
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())[:500]
+    line = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    return line if limit is None else line[:limit]

@@ -68,6 +68,7 @@ class Mailbox:
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT
     max_message_bytes: int = DEFAULT_MAX_MESSAGE
     active: bool = True
+    reply_all: bool = True  # replies copy (Cc) the others the customer's last mail went to
 
     @property
     def local_part(self) -> str:
@@ -104,6 +105,7 @@ class Mailbox:
             "max_attachment_bytes": self.max_attachment_bytes,
             "max_message_bytes": self.max_message_bytes,
             "active": self.active,
+            "reply_all": self.reply_all,
         }
 
 
@@ -279,6 +281,7 @@ class Mailboxes:
             "poll_seconds": m.poll_seconds,
             "max_attachment_bytes": m.max_attachment_bytes,
             "max_message_bytes": m.max_message_bytes,
+            "reply_all": m.reply_all,
         }
         secrets = {
             "smtp": m.smtp.password if m.smtp else "",
@@ -314,6 +317,7 @@ class Mailboxes:
             max_attachment_bytes=int(settings["max_attachment_bytes"]),
             max_message_bytes=int(settings["max_message_bytes"]),
             active=bool(row.active),
+            reply_all=bool(settings.get("reply_all", True)),
         )
 
 

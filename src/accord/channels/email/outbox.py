@@ -24,9 +24,11 @@ event loop would buy nothing here.
 from __future__ import annotations
 
 import logging
+import secrets
 import smtplib
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from accord import faults
 from accord.channels.blobs import BlobStore
-from accord.channels.email.compose import Outgoing, compose, new_message_id
+from accord.channels.email.compose import Outgoing, compose, copied, new_message_id
 from accord.channels.email.mailboxes import Mailbox, Mailboxes, Server
 from accord.jobs.queue import Job, JobQueue
 from accord.jobs.worker import Deferred
@@ -97,7 +99,7 @@ class Outbox:
     ) -> int:
         """Compose ``mail`` and queue it in ``conn``'s transaction; returns the row id."""
         message_id = new_message_id(mailbox.domain)
-        raw = compose(mail, message_id=message_id, date=self.now())
+        raw = compose_smtputf8(mail, message_id=message_id, date=self.now())
         digest = self.blobs.put(raw)
         thread = ([mail.in_reply_to] if mail.in_reply_to else []) + list(mail.references)
         now = self.now()
@@ -113,7 +115,7 @@ class Outbox:
             "status": "queued",
             "kind": kind,
             "sender": mailbox.address,
-            "recipients": orjson.dumps([mail.to]).decode(),
+            "recipients": orjson.dumps([mail.to, *copied(mail)]).decode(),
             "subject": mail.subject[:1000],
             "body": None,
             "thread": orjson.dumps(list(dict.fromkeys(thread))[-50:]).decode(),
@@ -268,6 +270,34 @@ class Outbox:
             )
 
 
+def compose_smtputf8(mail: Outgoing, *, message_id: str, date: datetime) -> bytes:
+    """``compose``, and for an internationalised address (RFC 6531: a non-ASCII local part
+    or domain) the address written as UTF-8 in its header (RFC 6532), which ``deliver``
+    sends with ``SMTPUTF8``; an ASCII stand-in goes through ``compose`` and is swapped."""
+    addresses = (mail.sender, mail.to, mail.reply_to or "")
+    if all(address.isascii() for address in addresses):
+        return compose(mail, message_id=message_id, date=date)
+    stand_ins: dict[str, str] = {}
+
+    def swap(address: str) -> str:
+        if address.isascii():
+            return address
+        token = f"accord-smtputf8-{len(stand_ins)}-{secrets.token_hex(8)}@stand-in.invalid"
+        stand_ins[token] = address
+        return token
+
+    plain = replace(
+        mail,
+        sender=swap(mail.sender),
+        to=swap(mail.to),
+        reply_to=swap(mail.reply_to) if mail.reply_to else None,
+    )
+    raw = compose(plain, message_id=message_id, date=date)
+    for token, address in stand_ins.items():
+        raw = raw.replace(token.encode(), address.encode("utf-8"))
+    return raw
+
+
 def deliver(server: Server, envelope_from: str, recipients: list[str], raw: bytes) -> None:
     """Hand ``raw`` to ``server`` once; raises Temporary- or PermanentFailure."""
     try:
@@ -283,7 +313,9 @@ def deliver(server: Server, envelope_from: str, recipients: list[str], raw: byte
                 client.starttls(context=ssl.create_default_context())
             if server.username:
                 client.login(server.username, server.password)
-            refused = client.sendmail(envelope_from, recipients, raw)
+            international = not "".join([envelope_from, *recipients]).isascii()
+            options = ["SMTPUTF8"] if international else []
+            refused = client.sendmail(envelope_from, recipients, raw, mail_options=options)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         detail = "; ".join(
@@ -292,6 +324,10 @@ def deliver(server: Server, envelope_from: str, recipients: list[str], raw: byte
         if all(code >= 500 for code in codes):
             raise PermanentFailure(f"recipient refused: {detail}") from exc
         raise TemporaryFailure(f"recipient deferred: {detail}") from exc
+    except smtplib.SMTPNotSupportedError as exc:
+        raise PermanentFailure(
+            f"the relay does not take internationalised addresses (SMTPUTF8): {exc}"
+        ) from exc
     except smtplib.SMTPAuthenticationError as exc:
         raise TemporaryFailure(f"the relay refused our login ({exc.smtp_code})") from exc
     except smtplib.SMTPResponseException as exc:

@@ -22,9 +22,22 @@ best-effort and says what was wrong in ``flags``:
 ``charset-fallback``    some text was decoded with a guessed charset (undeclared 8-bit that
                         is not UTF-8, an unknown or wrong declared charset).
 ``no-body``             no text at all.
+``list-mail``, ``auto-response-suppressed``
+                        a person's mail through a list or alias (List-Id, List-Unsubscribe,
+                        ``Precedence: list``) or marked ``X-Auto-Response-Suppress``: filed,
+                        never answered automatically.
 ``oversized-attachment``, ``too-many-parts``, ``too-deep``, ``too-many-recipients``
                         a ``MailLimits`` bound was reached; the mail is kept.
 ``body-truncated``      HTML longer than ``html.MAX_HTML`` characters; the rest is not used.
+``encrypted``           S/MIME (``application/pkcs7-mime``) or PGP (``multipart/encrypted``,
+                        an inline ``BEGIN PGP MESSAGE``) content Accord cannot read.
+``signed``              an S/MIME or PGP signature (not checked: the original is kept).
+``tnef``                an Outlook ``winmail.dat`` (TNEF) was unpacked into its attachments
+                        (with ``tnefparse``); one that does not unpack stays as it came.
+
+**Forwards.** A ``message/rfc822`` part stays an ``.eml`` attachment, and is also read as a
+message: its From, Date, Subject and text are in ``forwarded`` and its attachments join the
+mail's own, within the same limits.
 
 **Limits.** Parts are walked iteratively up to ``max_parts`` and ``max_depth``. Attachments
 are never unpacked (a zip bomb is just its stored bytes). An attachment over
@@ -39,6 +52,8 @@ from __future__ import annotations
 import binascii
 import codecs
 import hashlib
+import logging
+import mimetypes
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -59,8 +74,12 @@ from email.policy import compat32
 from email.utils import decode_params, getaddresses, parsedate_to_datetime, unquote
 from functools import lru_cache
 
+import tnefparse
+
 from accord.channels.email.html import MAX_HTML, html_to_text, sanitize_html
 from accord.channels.email.quotes import Reply, split_html, split_reply, unflow
+
+log = logging.getLogger("accord.channels.email")
 
 
 class MailParseError(ValueError):
@@ -93,6 +112,16 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Forwarded:
+    """A message attached to the mail (``message/rfc822``), read as a message."""
+
+    sender: str  # "Name <addr>" as written, decoded, one line; "" if none
+    date: datetime | None
+    subject: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ParsedMail:
     """What the inbound pipeline needs from one mail; all strings NFC, one line where named."""
 
@@ -114,10 +143,14 @@ class ParsedMail:
     html: str | None  # sanitised, if the mail had an HTML part
     attachments: tuple[Attachment, ...]
     auto: str | None  # why it is machine-made: auto-submitted, precedence, auto-reply,
-    #                   mailer-daemon, bounce, list; None for a person's mail
+    #                   mailer-daemon, bounce; None for a person's mail
     bounced_ids: tuple[str, ...]  # for a bounce: the Message-ID(s) of the mail that bounced
     flags: tuple[str, ...]  # sorted; see the module docstring
     size: int  # len(raw)
+    reply_to_name: str = ""  # decoded display name of Reply-To, one line
+    list_post: str = ""  # the List-Post mailto: address of a mailing list, lower-case
+    listed: bool = False  # the mail came through a list (List-Id, List-Post, List-Unsubscribe)
+    forwarded: tuple[Forwarded, ...] = ()  # attached messages, read (see the docstring)
 
 
 _PARSER = BytesParser(policy=compat32)
@@ -349,6 +382,7 @@ _SIMPLE_MAILBOX = re.compile(
 _MSGID = re.compile(r"<([^<>]+)>")
 _BARE_MSGID = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
 _MAX_ID = 500
+_LIST_POST = re.compile(r"<mailto:([^<>?\s]+@[^<>?\s]+)", re.I)
 _MAX_MAILBOX = 1_000  # characters of one address with its display name
 _MAX_COMMENTS = 8
 _MAX_REFERENCES = 200
@@ -472,7 +506,7 @@ _AUTO_SUBJECT = re.compile(
     r"respuesta\s+automática|risposta\s+automatica|fuera\s+de\s+la\s+oficina)",
     re.I,
 )
-_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply", "auto-reply"})
+_PRECEDENCE = frozenset({"bulk", "junk", "auto_reply", "auto-reply"})
 _SUPPRESS = frozenset({"all", "oof", "autoreply"})
 _NO = frozenset({"no", "false", "0"})
 
@@ -493,18 +527,27 @@ def _auto(
         if value is not None and value.strip().lower() not in _NO:
             return "auto-reply"
     suppress = headers.first("x-auto-response-suppress")
-    tokens = set(re.split(r"[\s,;]+", (suppress or "").lower()))
-    if tokens & _SUPPRESS:
-        return "auto-reply"
     null_sender = (headers.first("return-path") or "").strip() in ("<>", "")
     weak = suppress is not None or ("return-path" in headers.fields and null_sender)
     if weak and _AUTO_SUBJECT.match(subject):
         return "auto-reply"
     if (headers.first("precedence") or "").strip().lower() in _PRECEDENCE:
         return "precedence"
-    if "list-id" in headers.fields or "list-unsubscribe" in headers.fields:
-        return "list"
     return None
+
+
+def _quiet(headers: _Headers) -> set[str]:
+    """What asks for no automatic answer on a person's mail: it is filed as any other
+    (a team alias or Google Group carries List-Id; web apps mark mail people wrote with
+    X-Auto-Response-Suppress), only the acknowledgement is left out (RFC 3834 5)."""
+    found: set[str] = set()
+    suppress = headers.first("x-auto-response-suppress")
+    if set(re.split(r"[\s,;]+", (suppress or "").lower())) & _SUPPRESS:
+        found.add("auto-response-suppressed")
+    listed = "list-id" in headers.fields or "list-unsubscribe" in headers.fields
+    if listed or (headers.first("precedence") or "").strip().lower() == "list":
+        found.add("list-mail")
+    return found
 
 
 # -- MIME parts ----------------------------------------------------------------------------
@@ -630,6 +673,8 @@ class _Body:
     attachments: list[Attachment] = field(default_factory=list)
     kept_bytes: int = 0
     original_ids: list[str] = field(default_factory=list)
+    walked: int = 0  # parts walked, forwarded messages' included
+    forwarded: list[Forwarded] = field(default_factory=list)
 
     def attach(self, data: bytes, name: str, media_type: str, about: _Part) -> None:
         size = len(data)
@@ -682,14 +727,13 @@ def _describe(part: Message) -> _Part:
     return _Part(headers, media_type, params, disposition, filename)
 
 
-def _walk(msg: Message, body: _Body) -> None:
+def _walk(msg: Message, body: _Body, start: int = 0) -> None:
     """Collect text, HTML and attachments, iteratively and within the limits."""
-    stack: list[tuple[Message, int]] = [(msg, 0)]
-    walked = 0
+    stack: list[tuple[Message, int]] = [(msg, start)]
     while stack:
         part, depth = stack.pop()
-        walked += 1
-        if walked > body.limits.max_parts:
+        body.walked += 1
+        if body.walked > body.limits.max_parts:
             body.flags.add("too-many-parts")
             return
         if any(isinstance(defect, _BODY_DEFECTS) for defect in part.defects):
@@ -698,10 +742,13 @@ def _walk(msg: Message, body: _Body) -> None:
         if not isinstance(payload, list):
             _leaf(part, _describe(part), body)
         elif part.get_content_maintype() != "multipart":
-            _message_part(_describe(part), payload, body)
+            _message_part(_describe(part), payload, body, depth)
         elif depth >= body.limits.max_depth:
             body.flags.add("too-deep")
         else:
+            subtype = part.get_content_subtype()
+            if subtype in ("encrypted", "signed"):  # RFC 1847: PGP/MIME and S/MIME
+                body.flags.add(subtype)
             children = [c for c in payload if isinstance(c, Message)]
             stack.extend((child, depth + 1) for child in reversed(children))
 
@@ -719,6 +766,11 @@ def _leaf(part: Message, about: _Part, body: _Body) -> None:
         if guessed:
             body.flags.add("charset-fallback")
         text = _body_text(text)
+        if "-----BEGIN PGP " in text:  # inline PGP (RFC 4880 armour in the text itself)
+            if "-----BEGIN PGP MESSAGE-----" in text:
+                body.flags.add("encrypted")
+            elif "-----BEGIN PGP SIGNED MESSAGE-----" in text:
+                body.flags.add("signed")
         if media_type == "text/html":
             body.html.append(text)
         else:
@@ -728,12 +780,59 @@ def _leaf(part: Message, about: _Part, body: _Body) -> None:
         return
     if media_type in _HEADER_TYPES:
         body.original_ids += _HEADER_ID.findall(data.decode("latin-1"))
+    if media_type in _SMIME_TYPES:  # S/MIME: enveloped (encrypted) or opaque signed data
+        smime = about.params.get("smime-type", "").lower()
+        body.flags.add("signed" if smime == "signed-data" else "encrypted")
+    elif media_type in ("application/pkcs7-signature", "application/x-pkcs7-signature"):
+        body.flags.add("signed")
+    is_tnef = media_type in _TNEF_TYPES or (about.filename or "").lower() == "winmail.dat"
+    if is_tnef and _unpack_tnef(data, body):
+        return
     fallback = _FALLBACK_NAMES.get(media_type, "attachment.bin")
     body.attach(data, _safe_filename(about.filename, fallback), media_type, about)
 
 
-def _message_part(about: _Part, payload: Iterable[object], body: _Body) -> None:
-    """A message/* part: a forwarded mail (an ``.eml`` attachment, never merged), a report."""
+_SMIME_TYPES = frozenset({"application/pkcs7-mime", "application/x-pkcs7-mime"})
+_TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
+_TNEF_PART = _Part({}, "application/octet-stream", {}, "attachment", None)
+
+
+def _unpack_tnef(data: bytes, body: _Body) -> bool:
+    """An Outlook ``winmail.dat`` unpacked into its attachments (and its text, when the
+    mail has none of its own); False if it is not TNEF or does not unpack."""
+    try:
+        tnef = tnefparse.TNEF(data, do_checksum=False)
+        files = [(str(a.long_filename() or a.name), bytes(a.data)) for a in tnef.attachments]
+        plain, html = tnef.body, tnef.htmlbody
+    except Exception:  # a third-party decoder fed a sender's bytes: any failure keeps it whole
+        log.info("a winmail.dat did not unpack: kept as it came", exc_info=True)
+        return False
+    if not files and not (plain or html):
+        return False
+    body.flags.add("tnef")
+    if not body.plain and not body.html:
+        if isinstance(plain, bytes):
+            plain = decode_bytes(plain.rstrip(b"\0"), None)[0]
+        if isinstance(html, bytes):
+            html = decode_bytes(html.rstrip(b"\0"), None)[0]
+        if isinstance(plain, str) and plain.strip("\0 \r\n"):
+            body.plain.append(_body_text(plain.rstrip("\0")))
+        elif isinstance(html, str) and html.strip("\0 \r\n"):
+            body.html.append(_body_text(html.rstrip("\0")))
+    for name, content in files:
+        body.walked += 1
+        if body.walked > body.limits.max_parts:
+            body.flags.add("too-many-parts")
+            break
+        guessed = mimetypes.guess_type(name.replace("\0", ""))[0] or "application/octet-stream"
+        safe = _safe_filename(name.replace("\0", ""), "attachment.bin")
+        body.attach(content, safe, guessed.lower(), _TNEF_PART)
+    return True
+
+
+def _message_part(about: _Part, payload: Iterable[object], body: _Body, depth: int) -> None:
+    """A message/* part: a forwarded mail (an ``.eml`` attachment, also read as a message:
+    ``_forwarded``), a report."""
     inner = [p for p in payload if isinstance(p, Message)]
     try:
         data = b"".join(p.as_bytes(policy=_CRLF) for p in inner)
@@ -761,6 +860,32 @@ def _message_part(about: _Part, payload: Iterable[object], body: _Body) -> None:
             filename = f"{subject[: _MAX_NAME - 4]}.eml" if subject else None
     fallback = _FALLBACK_NAMES.get(media_type, "attachment.bin")
     body.attach(data, _safe_filename(filename, fallback), media_type, about)
+    if media_type in _MESSAGE_TYPES and data:
+        if depth + 1 >= body.limits.max_depth:
+            body.flags.add("too-deep")
+            return
+        message = inner[0] if inner and encoding not in ("base64", "quoted-printable") else None
+        _forwarded(message or _PARSER.parsebytes(data), found, body, depth + 1)
+
+
+def _forwarded(message: Message, found: _Headers, body: _Body, depth: int) -> None:
+    """Read an attached message as a message: who sent it, when, its subject and text;
+    its attachments join the mail's own (the same limits, counted together)."""
+    inner = _Body(body.limits, body.flags, attachments=body.attachments)
+    inner.kept_bytes, inner.walked = body.kept_bytes, body.walked
+    inner.forwarded = body.forwarded
+    position = len(body.forwarded)
+    _walk(message, inner, depth)
+    body.kept_bytes, body.walked = inner.kept_bytes, inner.walked
+    text, _html, _reply = _texts(inner)
+    pair = _first_address(found, "from")
+    sender = ""
+    if pair is not None:
+        name = _display_name(pair[0])[0]
+        sender = f"{name} <{pair[1]}>" if name else pair[1]
+    subject = _one_line(decode_words(found.first("subject") or "")[0])[0]
+    date = _date(found.first("date"))
+    body.forwarded.insert(position, Forwarded(sender, date, subject, text))
 
 
 # -- the whole mail ------------------------------------------------------------------------
@@ -813,6 +938,12 @@ def parse_mail(raw: bytes, *, limits: MailLimits = MailLimits()) -> ParsedMail:
     flags.update(_name_flags(guessed, broke))
     sender = sender_pair[1] if sender_pair else ""
     reply_to_pair = _first_address(headers, "reply-to")
+    reply_to_name = _display_name(reply_to_pair[0])[0] if reply_to_pair else ""
+    list_post = _LIST_POST.search(headers.first("list-post") or "")
+    listed = any(
+        name in headers.fields
+        for name in ("list-id", "list-post", "list-unsubscribe", "mailing-list", "x-mailing-list")
+    )
     to, to_total = _addresses(headers.all("to"), limits.max_recipients)
     cc, cc_total = _addresses(headers.all("cc"), max(0, limits.max_recipients - len(to)))
     total = to_total + cc_total
@@ -844,6 +975,8 @@ def parse_mail(raw: bytes, *, limits: MailLimits = MailLimits()) -> ParsedMail:
 
     media_type, type_params = _params(_part_headers(msg).get("content-type"))
     auto = _auto(headers, sender, subject, media_type, type_params)
+    if auto is None:
+        flags.update(_quiet(headers))
     bounced: tuple[str, ...] = ()
     if auto in ("bounce", "mailer-daemon"):
         inline = _HEADER_ID.findall(text)
@@ -873,6 +1006,10 @@ def parse_mail(raw: bytes, *, limits: MailLimits = MailLimits()) -> ParsedMail:
         bounced_ids=bounced,
         flags=tuple(sorted(flags)),
         size=len(raw),
+        reply_to_name=reply_to_name,
+        list_post=list_post.group(1).lower() if list_post else "",
+        listed=listed,
+        forwarded=tuple(body.forwarded),
     )
 
 

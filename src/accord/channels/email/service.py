@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,10 +30,18 @@ from sqlalchemy.engine import Connection
 
 from accord.auth.portal import PortalLinks
 from accord.channels.blobs import BlobStore
+from accord.channels.email import policy
 from accord.channels.email.compose import Outgoing, reply_subject
 from accord.channels.email.mailboxes import Mailbox, Mailboxes
 from accord.channels.email.outbox import Outbox
-from accord.channels.email.parse import MailLimits, ParsedMail, parse_mail
+from accord.channels.email.parse import (
+    Forwarded,
+    MailLimits,
+    MailParseError,
+    ParsedMail,
+    parse_mail,
+)
+from accord.channels.email.policy import stable_id
 from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt
 from accord.channels.refs import CaseRef, subject_number, tagged
 from accord.core.errors import AccordError
@@ -40,6 +49,7 @@ from accord.core.events import Event
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.node import Node
+from accord.service import settings
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation, Outcome, reopen_reason
 from accord.service.ownership import SYSTEM_MEMBER
@@ -47,6 +57,10 @@ from accord.service.summary import format_value
 from accord.store.tables import channel_messages
 
 log = logging.getLogger("accord.channels.email")
+TRANSIENT: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
+"""Failures that may pass (the database unreachable, locked or restarting, the disk): the
+sender is asked to try again later. Any other error is the mail's own (poison)."""
+PASSED_ON: tuple[type[Exception], ...] = (*TRANSIENT, MailParseError, Invalid)
 PORTAL_TTL = timedelta(days=30)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8640"
 """Where case links point when the node has no public URL (``accord init --url``)."""
@@ -55,6 +69,47 @@ YES = frozenset({"yes", "y", "yes please", "ja", "oui", "si", "sí", "sim", "cor
 
 class NoMailbox(Invalid):
     """No configured mailbox answers for the mail's recipients."""
+
+
+class MessageTooLarge(Invalid):
+    """The mail is larger than its mailbox takes (``max_message_bytes``): refused whole,
+    before anything is stored (SMTP ``552``, ``accord mail receive`` exit status 69)."""
+
+    status = 413
+    code = "too-large"
+
+
+# Local parts of addresses that send for a machine (contact forms, notifications): their
+# display name ("Website", "Shop") is not the requester's name.
+_ROBOT = re.compile(
+    r"(?:no-?reply|do-?not-?reply|donotreply|mailer|forms?|webforms?|website|wordpress"
+    r"|notifications?|notify|contact-?form)(?:[-+._].*)?",
+    re.IGNORECASE,
+)
+# "FW: …", "Fwd: …" and their translations, after any "Re:": a forward, not a reply.
+_FORWARD = re.compile(
+    r"\s*(?:(?:re|aw|sv|antw|r)\s*:\s*)*(?:fwd?|wg|tr|rv|enc|vs|vb|doorst|pd|i)\s*:", re.I
+)
+
+
+def requester(parsed: ParsedMail, boxes: Sequence[Mailbox]) -> tuple[str, str]:
+    """Who the mail is from, as the one to answer: (address, display name).
+
+    **Reply-To, else From, else Sender** (``parse`` already fell back from From to Sender
+    and Return-Path). A Reply-To is not used when it is one of our own mailboxes or their
+    direct lines, or a mailing list: the List-Post address, or, in mail that came through
+    a list, one of the addresses the mail was sent to (a list that sets Reply-To to
+    itself). The name is the Reply-To's display name, else the From's — unless the From is
+    a machine's address (``noreply@``, ``forms@``…), whose name is the machine's."""
+    reply_to = parsed.reply_to
+    ours = any(box.answers_for(reply_to) for box in boxes) if reply_to else False
+    listed = bool(reply_to) and (
+        reply_to == parsed.list_post or (parsed.listed and reply_to in (*parsed.to, *parsed.cc))
+    )
+    if not reply_to or reply_to == parsed.sender or ours or listed:
+        return parsed.sender, parsed.sender_name
+    robot = _ROBOT.fullmatch(parsed.sender.partition("@")[0]) is not None
+    return reply_to, parsed.reply_to_name or ("" if robot else parsed.sender_name)
 
 
 @dataclass(frozen=True)
@@ -91,11 +146,85 @@ class MailChannel:
     # -- inbound ---------------------------------------------------------------------
 
     def receive(
-        self, raw: bytes, *, recipients: Sequence[str] = (), mailbox: Mailbox | None = None
+        self,
+        raw: bytes,
+        *,
+        recipients: Sequence[str] = (),
+        mailbox: Mailbox | None = None,
+        envelope_sender: str | None = None,
     ) -> Receipt:
-        """Take one raw mail (RFC 5322 bytes) from SMTP, IMAP or an upload."""
+        """Take one raw mail (RFC 5322 bytes) from SMTP, IMAP or an upload.
+
+        ``envelope_sender`` is SMTP's ``MAIL FROM`` (None when unknown): the null sender
+        ``<>`` marks a bounce or an automatic answer (RFC 5321 4.5.5, RFC 3834), recorded
+        and never a case or an acknowledgement. A mail whose handling raises on every
+        attempt (poison) is kept as ``failed`` and the desk told, so the sender gets its
+        250 instead of a 451 forever; only what may pass (the database unreachable or
+        locked, the disk) raises for a try later."""
+        try:
+            return self._receive(raw, recipients, mailbox, envelope_sender)
+        except PASSED_ON:
+            raise  # may pass, or the sender's mistake: answered as such (452/451, 554, 55x)
+        except Exception as exc:
+            return self._poison(raw, recipients, exc)
+
+    def _poison(self, raw: bytes, recipients: Sequence[str], exc: Exception) -> Receipt:
+        log.exception("a mail could not be handled; kept as failed for a member")
+        why = f"{type(exc).__name__}: {str(exc)[:300]}"
+        try:
+            raw_sha: str | None = self.blobs.put(raw)
+        except OSError:
+            raw_sha = None
+        digest = hashlib.sha256(raw).hexdigest()
+        message = Inbound(
+            channel="email",
+            external_id=f"<{digest}@failed.accord.invalid>",
+            content_hash=digest,
+            identity_kind="email",
+            identity="",
+            sender_name="",
+            subject="",
+            text="",
+            recipients=tuple(recipients)[:100],
+            raw_sha256=raw_sha,
+            size=len(raw),
+        )
+        receipt = self.intake.record(message, "failed", f"could not be handled: {why}")
+        if receipt.status == "failed" and receipt.row_id is not None:
+            with self.db.write() as conn:
+                for member_id in self.intake.desk(conn):
+                    self.intake.ownership.notify(
+                        conn,
+                        member_id,
+                        None,
+                        "mail.failed",
+                        f"An incoming mail (message {receipt.row_id}, {len(raw)} bytes) could "
+                        f"not be handled and is kept as failed, its original on this node: "
+                        f"{why}",
+                    )
+        return receipt
+
+    def _receive(
+        self,
+        raw: bytes,
+        recipients: Sequence[str],
+        mailbox: Mailbox | None,
+        envelope_sender: str | None,
+    ) -> Receipt:
         boxes = self.mailboxes.all()
         mailbox = mailbox or self._mailbox_for(recipients, boxes)
+        if len(raw) > mailbox.max_message_bytes:
+            log.info(
+                "refused a %d-byte mail for %s (limit %d)",
+                len(raw),
+                mailbox.address,
+                mailbox.max_message_bytes,
+            )
+            raise MessageTooLarge(
+                f"the message is {_size(len(raw))}; {mailbox.address} takes at most "
+                f"{_size(mailbox.max_message_bytes)}",
+                field="size",
+            )
         parsed = parse_mail(
             raw,
             limits=MailLimits(
@@ -103,22 +232,43 @@ class MailChannel:
                 max_total_bytes=mailbox.max_message_bytes,
             ),
         )
+        if "no-message-id" in parsed.flags:
+            parsed = replace(parsed, message_id=stable_id(parsed))
         raw_sha = self.blobs.put(raw)
-        message = self._inbound(parsed, raw_sha, recipients, mailbox)
+        address, name = requester(parsed, boxes)
+        message = self._inbound(parsed, raw_sha, recipients, mailbox, address, name)
         if parsed.auto in ("bounce", "mailer-daemon"):
             return self._bounce(message, parsed)
+        if envelope_sender is not None and not envelope_sender.strip("<> "):
+            return self._bounce(message, parsed, why="null envelope sender (MAIL FROM:<>)")
         if parsed.auto is not None:
             return self.intake.record(message, "ignored", f"automatic mail ({parsed.auto})")
-        if not parsed.sender:
+        if not address:
             return self.intake.record(message, "ignored", "no sender address to answer")
-        if any(box.answers_for(parsed.sender) for box in boxes):
+        if any(box.answers_for(address) for box in boxes):
             return self.intake.record(message, "ignored", "sent from one of our own mailboxes")
         moved = self._confirmed_move(message, parsed)
         if moved is not None:
             return moved
+        message = self._forward_of_case(message, parsed)
+        message = self._screened(message, parsed, raw)
         return self.intake.receive(
-            message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox)
+            message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox, address)
         )
+
+    def _screened(self, message: Inbound, parsed: ParsedMail, raw: bytes) -> Inbound:
+        """The sender's authentication and what asks for no automatic answer."""
+        quiet = policy.quiet(parsed)
+        hold = None
+        trusted = settings.mail_policy(self.db).authserv_ids
+        if trusted:
+            verdict = policy.authenticate(raw, trusted)
+            message = replace(message, flags=(*message.flags, f"auth:{verdict.result}"))
+            if verdict.failed:
+                hold = f"the sender is not authenticated: {verdict.detail}"
+        if quiet is None and hold is None:
+            return message
+        return replace(message, quiet=quiet, hold=hold)
 
     def _mailbox_for(self, recipients: Sequence[str], boxes: Sequence[Mailbox]) -> Mailbox:
         active = [box for box in boxes if box.active]
@@ -134,10 +284,21 @@ class MailChannel:
         return default
 
     def _inbound(
-        self, parsed: ParsedMail, raw_sha: str, recipients: Sequence[str], mailbox: Mailbox
+        self,
+        parsed: ParsedMail,
+        raw_sha: str,
+        recipients: Sequence[str],
+        mailbox: Mailbox,
+        address: str,
+        name: str,
     ) -> Inbound:
         stored: list[dict[str, Any]] = []
         notes: list[str] = []
+        if "encrypted" in parsed.flags:
+            notes.append(
+                "[encrypted mail (S/MIME or PGP): Accord cannot read it. The original "
+                "message is kept on this node and can be downloaded from the case]"
+            )
         for attachment in parsed.attachments:
             if attachment.data is None:
                 notes.append(
@@ -156,7 +317,20 @@ class MailChannel:
                     "media_type": attachment.media_type,
                 }
             )
+        limits = MailLimits()
+        if "too-many-parts" in parsed.flags:
+            notes.append(
+                f"[this mail has more than {limits.max_parts} parts: the rest was not read "
+                "and is kept with the original message on this node]"
+            )
+        if "too-deep" in parsed.flags:
+            notes.append(
+                f"[this mail is nested more than {limits.max_depth} levels deep: the deeper "
+                "parts were not read and are kept with the original message on this node]"
+            )
         text = parsed.new_text.strip() or parsed.text.strip()
+        for forwarded in parsed.forwarded:
+            text = (text + "\n\n" + _forwarded_text(forwarded)).strip()
         if notes:
             text = (text + "\n\n" + "\n".join(notes)).strip()
         everyone = [*recipients, *parsed.to, *parsed.cc]
@@ -171,8 +345,8 @@ class MailChannel:
             external_id=parsed.message_id,
             content_hash=content,
             identity_kind="email",
-            identity=parsed.sender,
-            sender_name=parsed.sender_name,
+            identity=address,
+            sender_name=name,
             subject=parsed.subject,
             text=text,
             attachments=tuple(stored),
@@ -187,8 +361,10 @@ class MailChannel:
             kind="auto" if parsed.auto else "message",
         )
 
-    def _bounce(self, message: Inbound, parsed: ParsedMail) -> Receipt:
-        receipt = self.intake.record(message, "bounce", "delivery failure report")
+    def _bounce(
+        self, message: Inbound, parsed: ParsedMail, *, why: str = "delivery failure report"
+    ) -> Receipt:
+        receipt = self.intake.record(message, "bounce", why)
         if receipt.status == "duplicate":
             return receipt
         why = " ".join(parsed.text.split())[:300] or "the recipient's server refused the mail"
@@ -200,9 +376,17 @@ class MailChannel:
     # -- acknowledgement and "does this belong to your open case?" ----------------------
 
     def _acknowledge(
-        self, conn: Connection, receipt: Receipt, parsed: ParsedMail, mailbox: Mailbox
+        self,
+        conn: Connection,
+        receipt: Receipt,
+        parsed: ParsedMail,
+        mailbox: Mailbox,
+        address: str,
     ) -> None:
+        """The acknowledgement of a new case, to the requester (``requester``)."""
         if not receipt.new_case or receipt.ref is None or receipt.case_id is None:
+            return
+        if not receipt.answer:  # past the sender's limits, a loop, or asked for none
             return
         ref = receipt.ref
         owner = receipt.owner or "our team"
@@ -236,7 +420,7 @@ class MailChannel:
             Outgoing(
                 sender=mailbox.address,
                 sender_name=mailbox.display_name,
-                to=parsed.sender,
+                to=address,
                 to_name="",
                 subject=tagged("We have your message", ref.number),
                 text="\n".join(lines),
@@ -252,6 +436,32 @@ class MailChannel:
             flags=flags,
         )
 
+    def _forward_of_case(self, message: Inbound, parsed: ParsedMail) -> Inbound:
+        """A forward ("FW: … [Accord #38]") that nothing else threads belongs to case 38:
+        it goes in by that case's direct line, so it is stored there when the case's
+        customer forwarded it and held for the owner when a colleague did (a tag anyone
+        can type never writes in the customer's name)."""
+        number = message.subject_number
+        if number is None or message.direct_token or not _FORWARD.match(parsed.subject):
+            return message
+        with self.db.read() as conn:
+            if message.thread_ids:
+                known = conn.execute(
+                    sa.select(channel_messages.c.id)
+                    .where(
+                        channel_messages.c.channel == "email",
+                        channel_messages.c.external_id.in_(list(message.thread_ids)),
+                        channel_messages.c.case_id.is_not(None),
+                    )
+                    .limit(1)
+                ).first()
+                if known is not None:
+                    return message  # threaded by its references
+            ref = self.intake.refs.by_number(conn, number)
+        if ref is None:
+            return message
+        return replace(message, direct_token=ref.token)
+
     def _confirmed_move(self, message: Inbound, parsed: ParsedMail) -> Receipt | None:
         """A "yes" to "is this about your open case?": move the first message there."""
         if parsed.new_text.strip().strip(".!").lower() not in YES or not message.thread_ids:
@@ -263,7 +473,7 @@ class MailChannel:
                     channel_messages.c.channel == "email",
                     channel_messages.c.direction == "out",
                     channel_messages.c.kind == "acknowledgement",
-                    channel_messages.c.external_id.in_(list(message.thread_ids)[-50:]),
+                    channel_messages.c.external_id.in_(list(message.thread_ids)),
                 )
                 .limit(1)
             ).first()
@@ -339,6 +549,20 @@ class MailChannel:
                 .values(
                     case_id=to_case, event_id=moved.id, error=f"moved from {row.case_id} by {by}"
                 )
+            )
+            # Our answers to the moved mail (its acknowledgement) move with it, so the
+            # customer's later replies in the same thread follow it to the new case.
+            conn.execute(
+                channel_messages.update()
+                .where(
+                    channel_messages.c.case_id == row.case_id,
+                    channel_messages.c.channel == "email",
+                    channel_messages.c.direction == "out",
+                    channel_messages.c.thread.contains(
+                        orjson.dumps(row.external_id).decode(), autoescape=True
+                    ),
+                )
+                .values(case_id=to_case)
             )
         self.negotiation.announce(to_case, [moved.id])
         self.negotiation.announce(row.case_id, [e.id for e in note])
@@ -529,6 +753,7 @@ class MailChannel:
                 channel_messages.c.external_id,
                 channel_messages.c.mailbox_id,
                 channel_messages.c.subject,
+                channel_messages.c.recipients,
             )
             .where(
                 channel_messages.c.case_id == case_id,
@@ -561,6 +786,18 @@ class MailChannel:
         name = ""
         if state is not None:
             name = str(state["parties"].get(customer[1], {}).get("name", ""))
+        cc: tuple[str, ...] = ()
+        if mailbox.reply_all and last is not None and last.recipients:
+            # reply-all: the others the customer's last mail went to, never our own
+            # mailboxes, their direct lines or the customer
+            boxes = self.mailboxes.all()
+            cc = tuple(
+                r
+                for r in dict.fromkeys(orjson.loads(last.recipients))
+                if isinstance(r, str)
+                and r.lower() not in (address.lower(), str(last.sender).lower())
+                and not any(box.answers_for(r) for box in boxes)
+            )
         return _Target(
             customer_id=customer[0],
             party=customer[1],
@@ -571,6 +808,7 @@ class MailChannel:
             last_id=last.external_id if last is not None else None,
             references=tuple(references),
             ref=self.intake.refs.ensure(conn, case_id),
+            cc=cc,
         )
 
     def _queue_to_customer(
@@ -602,6 +840,7 @@ class MailChannel:
                 references=target.references,
                 auto=auto,
                 case_number=target.ref.number,
+                cc=target.cc if kind == "reply" else (),  # notices carry personal links
             ),
             kind=kind,
             case_id=case_id,
@@ -623,13 +862,26 @@ class _Target:
     last_id: str | None
     references: tuple[str, ...]
     ref: CaseRef
+    cc: tuple[str, ...] = ()  # reply-all (a mailbox setting): a member's reply copies them
+
+
+def _forwarded_text(forwarded: Forwarded) -> str:
+    """An attached message as it reads in the case: its header lines, then its text."""
+    lines = ["---------- Forwarded message ----------"]
+    if forwarded.sender:
+        lines.append(f"From: {forwarded.sender}")
+    if forwarded.date is not None:
+        lines.append(f"Date: {forwarded.date.strftime('%a %d %b %Y %H:%M UTC')}")
+    if forwarded.subject:
+        lines.append(f"Subject: {forwarded.subject}")
+    return "\n".join(lines) + "\n\n" + (forwarded.text.strip() or "(no text)")
 
 
 def _size(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-__all__ = ["CUSTOMER_PARTY", "MailChannel", "NoMailbox", "Reply"]
+__all__ = ["CUSTOMER_PARTY", "MailChannel", "MessageTooLarge", "NoMailbox", "Reply", "requester"]
 
 
 def _promise_notice(body: dict[str, Any], who: str) -> str:

@@ -6,8 +6,15 @@ most MAX_RECIPIENTS per message. ``250 OK`` is answered only after the message i
 stored (the whole pipeline ran and committed), so a message is never lost: if Accord
 stops or fails first, the sending server keeps it and tries again — and the dedupe key
 makes that retry harmless. A full disk answers ``452`` (try later), an unexpected error
-``451``; a message over the mailbox's size limit is refused with ``552`` in the
-protocol, before it is read.
+``451``; a message over the largest mailbox's size limit is refused with ``552`` in the
+protocol, before it is read, and one over its own mailbox's smaller limit with ``552``
+once read (nothing of it is stored).
+
+A mail that fails on every attempt (poison) is kept as ``failed`` for a member and
+answered ``250``, never ``451`` forever. The envelope sender (``MAIL FROM``) goes with
+the mail: the null sender ``<>`` is a bounce, never a case or an acknowledgement. Lines
+longer than RFC 5321's 1,000 bytes and bare-LF line ends are taken as they come (real
+mail has both); the size limit still bounds what one message may hold.
 
 Put it behind the MTA that owns port 25 (Postfix relaying our domains to this port), or
 let a relay deliver to it directly; it speaks plain SMTP on loopback by default.
@@ -25,7 +32,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from accord.channels.blobs import StorageFull
 from accord.channels.email.mailboxes import DEFAULT_MAX_MESSAGE
 from accord.channels.email.parse import MailParseError
-from accord.channels.email.service import MailChannel, NoMailbox
+from accord.channels.email.service import MailChannel, MessageTooLarge, NoMailbox
 
 log = logging.getLogger("accord.channels.email")
 MAX_RECIPIENTS = 100
@@ -59,13 +66,18 @@ class _Handler:
         loop = asyncio.get_running_loop()
         try:
             receipt = await loop.run_in_executor(
-                None, lambda: self.channel.receive(raw, recipients=list(envelope.rcpt_tos))
+                None,
+                lambda: self.channel.receive(
+                    raw, recipients=list(envelope.rcpt_tos), envelope_sender=envelope.mail_from
+                ),
             )
         except StorageFull:
             log.error("SMTP: no space left to store a message from %s", _peer(session))
             return "452 4.3.1 Insufficient system storage, try again later"
         except MailParseError as exc:
             return f"554 5.6.0 Not a mail message: {str(exc)[:100]}"
+        except MessageTooLarge as exc:  # its own mailbox's limit, below the protocol's
+            return f"552 5.3.4 Message too big for this mailbox: {exc.message[:150]}"
         except NoMailbox:
             return "550 5.1.1 No such mailbox here"
         except Exception:
@@ -80,6 +92,20 @@ class _Handler:
 def _peer(session: Session) -> str:
     peer: Any = session.peer
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+
+
+class _Controller(Controller):
+    """aiosmtpd's controller whose protocol takes lines longer than 1,000 bytes (and so
+    bare-LF line ends, which its reader sees as one long line) up to ``line_length_limit``."""
+
+    def __init__(self, handler: Any, *, line_length_limit: int, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.line_length_limit = line_length_limit
+
+    def factory(self) -> SMTP:
+        lenient = type("LenientSMTP", (SMTP,), {"line_length_limit": self.line_length_limit})
+        made: SMTP = lenient(self.handler, **self.SMTP_kwargs)
+        return made
 
 
 class SmtpListener:
@@ -97,8 +123,9 @@ class SmtpListener:
             [m.max_message_bytes for m in channel.mailboxes.all(active_only=True)]
             or [DEFAULT_MAX_MESSAGE]
         )
-        self.controller = Controller(
+        self.controller = _Controller(
             _Handler(channel),
+            line_length_limit=limit + 1024,
             hostname=host,
             port=port,
             data_size_limit=limit,
