@@ -20,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from accord.channels.email.mailboxes import DEFAULT_MAX_ATTACHMENT, DEFAULT_MAX_MESSAGE
+from accord.channels.email.limits import DEFAULT_MAX_ATTACHMENT, DEFAULT_MAX_MESSAGE
 from accord.service.errors import ServiceError
 
 if TYPE_CHECKING:

@@ -20,6 +20,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.channels.email.limits import DEFAULT_MAX_ATTACHMENT as DEFAULT_MAX_ATTACHMENT
+from accord.channels.email.limits import DEFAULT_MAX_MESSAGE as DEFAULT_MAX_MESSAGE
 from accord.core.crypto import NodeKey
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.store import secrets as sealed
@@ -30,8 +32,6 @@ log = logging.getLogger("accord.channels.email")
 
 Security = Literal["none", "starttls", "tls"]
 SECURITY: tuple[Security, ...] = ("none", "starttls", "tls")
-DEFAULT_MAX_ATTACHMENT = 25 * 1024 * 1024
-DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
