@@ -74,8 +74,6 @@ from email.policy import compat32
 from email.utils import decode_params, getaddresses, parsedate_to_datetime, unquote
 from functools import lru_cache
 
-import tnefparse
-
 from accord.channels.email.html import MAX_HTML, html_to_text, sanitize_html
 from accord.channels.email.quotes import Reply, split_html, split_reply, unflow
 
@@ -800,6 +798,8 @@ _TNEF_PART = _Part({}, "application/octet-stream", {}, "attachment", None)
 def _unpack_tnef(data: bytes, body: _Body) -> bool:
     """An Outlook ``winmail.dat`` unpacked into its attachments (and its text, when the
     mail has none of its own); False if it is not TNEF or does not unpack."""
+    import tnefparse  # only when a mail has one: most commands never need it
+
     try:
         tnef = tnefparse.TNEF(data, do_checksum=False)
         files = [(str(a.long_filename() or a.name), bytes(a.data)) for a in tnef.attachments]
