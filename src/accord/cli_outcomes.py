@@ -445,11 +445,21 @@ def demo(
             "with the same seed, the same cases.",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Seed even a node that already has cases or members (adds fake cases and "
+            "members with a published password).",
+        ),
+    ] = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
 ) -> None:
     """Seed a demo organisation (Northwind Broadband): members, teams, templates billing
-    v1 and v2, targets and a few hundred cases over twelve weeks."""
+    v1 and v2, targets and a few hundred cases over twelve weeks. Refuses a node that
+    already has cases or members unless --force."""
+    from accord.metrics.demo import occupied
     from accord.metrics.demo import seed as seed_demo
     from accord.node import Node, NodeError, default_data_dir
 
@@ -459,6 +469,13 @@ def demo(
     except NodeError:
         node = Node.init(home, name="Northwind Broadband", database=database)
     try:
+        held_cases, held_members = occupied(node)
+        if (held_cases or held_members) and not force:
+            raise _fail(
+                f"{escape(str(home))} already holds {held_cases} cases and {held_members} "
+                "members; the demo would add fake cases and members with a published "
+                "password. Use a new --data directory, or --force to seed it anyway."
+            )
         with cli.Progress(
             cli.TextColumn("seeding"),
             cli.BarColumn(),

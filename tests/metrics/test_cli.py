@@ -27,6 +27,39 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return ["--data", str(data)]
 
 
+def test_demo_refuses_a_node_with_cases_or_members_unless_forced(
+    demo: list[str], tmp_path: Path
+) -> None:
+    refused = accord("demo", "--cases", "5", "--until", "2026-11-23", *demo, code=1)
+    assert "already holds 120 cases and 8 members" in " ".join(refused.split())
+    assert "--force" in refused
+    # A real node with one member and no case is refused too; --force seeds it.
+    real = tmp_path / "real"
+    accord("init", "--name", "Real Ltd", "--data", real)
+    added = runner.invoke(
+        app,
+        [
+            "member",
+            "add",
+            "boss",
+            "--role",
+            "admin",
+            "--name",
+            "Boss",
+            "--password-stdin",
+            "--data",
+            str(real),
+        ],
+        input="a long password here\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "0 cases and 1 members" in " ".join(
+        accord("demo", "--cases", "5", "--until", "2026-11-23", "--data", real, code=1).split()
+    )
+    forced = accord("demo", "--cases", "5", "--until", "2026-11-23", "--force", "--data", real)
+    assert "seeded 5 cases" in forced
+
+
 def test_demo_templates_and_a_comparison_that_says_what_improved(demo: list[str]) -> None:
     listed = accord("template", "list", *demo)
     assert "billing" in listed and "v1 (" in listed and "v2 (" in listed

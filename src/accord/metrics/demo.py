@@ -115,6 +115,20 @@ class Seeded:
     password: str
 
 
+def occupied(node: Node) -> tuple[int, int]:
+    """How many cases and members ``node`` already holds: the demo refuses such a node
+    unless forced, so that fake cases and a published password never land in a real one
+    (or twice in the same one)."""
+    import sqlalchemy as sa
+
+    from accord.store.tables import cases, members
+
+    with node.db.read() as conn:
+        n_cases = conn.execute(sa.select(sa.func.count()).select_from(cases)).scalar_one()
+        n_members = conn.execute(sa.select(sa.func.count()).select_from(members)).scalar_one()
+    return int(n_cases), int(n_members)
+
+
 def seed(
     node: Node,
     *,
