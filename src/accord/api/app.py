@@ -29,6 +29,18 @@ from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
+from accord.api.responses import (
+    PROMETHEUS,
+    CaseList,
+    HealthOut,
+    InviteOut,
+    LoginOut,
+    MeOut,
+    NoteOut,
+    OpenedCase,
+    PortalLinkOut,
+    ReadyOut,
+)
 from accord.api.securityheaders import SecurityHeaders
 from accord.api.webchat import webchat_routes
 from accord.api.webhooks import webhook_routes
@@ -113,7 +125,12 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)  # outside it: every answer, a 413 too, has them
 
-    @app.get("/metrics", tags=["operations"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": PROMETHEUS}}}},
+    )
     def prometheus(request: Request) -> Response:
         """Prometheus metrics: requests, latencies, messages in, the outbox, timer lag,
         cases, peer sync age. From loopback, or with a token holding ``metrics:read``."""
@@ -124,12 +141,19 @@ def create_app(
                 raise HTTPException(403, detail=f"this credential lacks the scope {METRICS_READ!r}")
         return Response(metrics.render(node.db), media_type=metrics.CONTENT_TYPE)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], response_model=HealthOut)
     def health() -> dict[str, str]:
         """Liveness: the process answers. Reveals no data."""
         return {"status": "ok", "version": __version__}
 
-    @app.get("/ready", tags=["operations"])
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        responses={
+            200: {"model": ReadyOut, "description": "The database answers."},
+            503: {"model": ReadyOut, "description": "The database does not answer."},
+        },
+    )
     def ready() -> JSONResponse:
         """Readiness: the database answers, within a second (a database that hangs is
         "not ready" at once, not after its timeouts)."""
@@ -180,7 +204,11 @@ def _member_actor(who: Principal) -> Actor:
 def _session_routes(services: Services) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/session", summary="Log in: sets the session cookie, returns the CSRF token")
+    @router.post(
+        "/session",
+        summary="Log in: sets the session cookie, returns the CSRF token",
+        response_model=LoginOut,
+    )
     def login(body: LoginIn, request: Request, response: Response) -> Any:
         wait = login_wait(request, body.username, way="api")  # the web /login's limiter
         if wait:
@@ -213,7 +241,7 @@ def _session_routes(services: Services) -> APIRouter:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @router.get("/me", summary="The authenticated member and their scopes")
+    @router.get("/me", summary="The authenticated member and their scopes", response_model=MeOut)
     def me(who: Principal = Depends(require("cases:read"))) -> Any:
         return {**_member_json(who.member), "scopes": sorted(who.scopes), "via": who.via}
 
@@ -233,7 +261,7 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
     router = APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
 
-    @router.get("", summary="List cases, most recently changed first")
+    @router.get("", summary="List cases, most recently changed first", response_model=CaseList)
     def list_cases(
         _who: Principal = Depends(reader),
         limit: int = Query(50, ge=1, le=500),
@@ -261,6 +289,7 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
         "",
         status_code=201,
         summary="Open a case",
+        response_model=OpenedCase,
         responses={201: {"description": "The new case and its opening event."}},
     )
     def open_case(body: CaseIn, who: Principal = Depends(writer)) -> Any:
@@ -299,7 +328,11 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
     case = APIRouter()
     add_negotiation_routes(case, member_context("cases:read"), member_context("cases:write"))
 
-    @case.get("/notes", summary="Internal notes (node-private, never shared)")
+    @case.get(
+        "/notes",
+        summary="Internal notes (node-private, never shared)",
+        response_model=list[NoteOut],
+    )
     def list_notes(case_id: str, _who: Principal = Depends(require("notes:read"))) -> Any:
         services.negotiation.state(case_id)  # 404 for an unknown case
         return [
@@ -307,7 +340,7 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
             for n in services.notes.list(case_id)
         ]
 
-    @case.post("/notes", status_code=201, summary="Add an internal note")
+    @case.post("/notes", status_code=201, summary="Add an internal note", response_model=NoteOut)
     def add_note(
         case_id: str, body: NoteIn, who: Principal = Depends(require("notes:write"))
     ) -> Any:
@@ -321,7 +354,10 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
         }
 
     @case.post(
-        "/portal-links", status_code=201, summary="Make a case link for a customer this node hosts"
+        "/portal-links",
+        status_code=201,
+        summary="Make a case link for a customer this node hosts",
+        response_model=PortalLinkOut,
     )
     def portal_link(case_id: str, body: PortalLinkIn, _who: Principal = Depends(writer)) -> Any:
         state = services.negotiation.state(case_id)
@@ -336,7 +372,10 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
         return {"token": token, "path": f"/portal/{token}", "expires": expires.isoformat()}
 
     @case.post(
-        "/invites", status_code=201, summary="Invite another node into the case (a one-time link)"
+        "/invites",
+        status_code=201,
+        summary="Invite another node into the case (a one-time link)",
+        response_model=InviteOut,
     )
     def invite(case_id: str, body: InviteIn, who: Principal = Depends(writer)) -> Any:
         link = services.federation.invite(

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
+from accord.api.responses import AccountOut, AddedAccount, Replied
 from accord.channels.connectors import base
 from accord.channels.connectors.service import Connectors
 from accord.channels.email.service import MailChannel
@@ -65,11 +66,20 @@ def connector_routes(
         status, kind, text = await run_in_threadpool(connectors.webhook, account_id, incoming)
         return Response(text, status_code=status, media_type=kind)
 
-    @top.get("/channels", summary="Messaging-platform accounts (secrets only as names)")
+    @top.get(
+        "/channels",
+        summary="Messaging-platform accounts (secrets only as names)",
+        response_model=list[AccountOut],
+    )
     def accounts(_who: Principal = Depends(admin)) -> Any:
         return [a.to_json() for a in connectors.accounts.all()]
 
-    @top.post("/channels", status_code=201, summary="Add a messaging-platform account")
+    @top.post(
+        "/channels",
+        status_code=201,
+        summary="Add a messaging-platform account",
+        response_model=AddedAccount,
+    )
     def add(body: AccountIn, _who: Principal = Depends(admin)) -> Any:
         made = connectors.accounts.add(body.platform, body.name, body.settings, body.secrets)
         return made.to_json() | {"webhook": f"/hooks/{made.id}"}
@@ -78,7 +88,11 @@ def connector_routes(
     def remove(account_id: AccountId, _who: Principal = Depends(admin)) -> None:
         connectors.accounts.remove(account_id)
 
-    @case.post("/reply", summary="Reply to the customer on the channel they last used")
+    @case.post(
+        "/reply",
+        summary="Reply to the customer on the channel they last used",
+        response_model=Replied,
+    )
     def reply(case_id: str, body: ReplyIn, who: Principal = Depends(writer)) -> Any:
         actor = Actor(member=who.member.display_name, via=who.via)
         return reply_on_channel(

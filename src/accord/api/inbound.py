@@ -21,6 +21,7 @@ from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
+from accord.api.responses import ReceiptOut
 from accord.channels.customer_records import identity_value
 from accord.channels.intake import Inbound, Intake
 from accord.channels.refs import subject_number
@@ -59,7 +60,11 @@ def inbound_routes(intake: Intake) -> APIRouter:
     router = APIRouter()
     writer = require("inbound:write")
 
-    @router.post("/inbound/{channel}", summary="Hand in a message from another system")
+    @router.post(
+        "/inbound/{channel}",
+        summary="Hand in a message from another system",
+        response_model=ReceiptOut,
+    )
     def receive(
         body: InboundIn,
         channel: Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{1,30}$")],

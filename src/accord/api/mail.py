@@ -16,6 +16,15 @@ from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
+from accord.api.responses import (
+    RFC822,
+    ChannelMessage,
+    ChannelMessages,
+    Mailboxes,
+    MailboxOut,
+    MailReplyOut,
+    ReceiptOut,
+)
 from accord.channels.email.mailboxes import (
     DEFAULT_MAX_ATTACHMENT,
     DEFAULT_MAX_MESSAGE,
@@ -117,7 +126,11 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
     reader, writer = require("cases:read"), require("cases:write")
     admin, inbound = require("channels:admin"), require("inbound:write")
 
-    @case.get("/mail", summary="The case's email messages in and out, with their status")
+    @case.get(
+        "/mail",
+        summary="The case's email messages in and out, with their status",
+        response_model=ChannelMessages,
+    )
     def case_mail(case_id: str, _who: Principal = Depends(reader)) -> Any:
         mail.negotiation.state(case_id)  # 404 for an unknown case
         with mail.db.read() as conn:
@@ -132,17 +145,22 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
         "/mail",
         status_code=201,
         summary="Reply to the customer by email: written in the case and queued, in one commit",
+        response_model=MailReplyOut,
     )
     def reply(case_id: str, body: ReplyIn, who: Principal = Depends(writer)) -> Any:
         actor = Actor(member=who.member.display_name, via="email")
         done = mail.reply(actor, case_id, body.text, html=body.html)
         return {"case": case_id, "events": done.outcome.event_ids, "message": done.message_id}
 
-    @top.get("/mailboxes", summary="The mailboxes Accord answers for (never their passwords)")
+    @top.get(
+        "/mailboxes",
+        summary="The mailboxes Accord answers for (never their passwords)",
+        response_model=Mailboxes,
+    )
     def mailboxes(_who: Principal = Depends(admin)) -> Any:
         return {"mailboxes": [m.to_json() for m in mail.mailboxes.all()]}
 
-    @top.post("/mailboxes", status_code=201, summary="Add a mailbox")
+    @top.post("/mailboxes", status_code=201, summary="Add a mailbox", response_model=MailboxOut)
     def add_mailbox(body: MailboxIn, _who: Principal = Depends(admin)) -> Any:
         made = mail.mailboxes.add(
             Mailbox(
@@ -160,11 +178,15 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
         )
         return made.to_json()
 
-    @top.get("/mailboxes/{mailbox_id}", summary="One mailbox")
+    @top.get("/mailboxes/{mailbox_id}", summary="One mailbox", response_model=MailboxOut)
     def mailbox(mailbox_id: MailboxId, _who: Principal = Depends(admin)) -> Any:
         return mail.mailboxes.get(mailbox_id).to_json()
 
-    @top.patch("/mailboxes/{mailbox_id}", summary="Change a mailbox's servers, limits or state")
+    @top.patch(
+        "/mailboxes/{mailbox_id}",
+        summary="Change a mailbox's servers, limits or state",
+        response_model=MailboxOut,
+    )
     def change_mailbox(
         mailbox_id: MailboxId, body: MailboxChange, _who: Principal = Depends(admin)
     ) -> Any:
@@ -185,6 +207,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
     @top.post(
         "/mail/inbound",
         summary="Hand in one raw mail (an MTA pipe): stored, threaded, acknowledged",
+        response_model=ReceiptOut,
     )
     def inbound_mail(body: InboundMailIn, _who: Principal = Depends(inbound)) -> Any:
         try:
@@ -193,7 +216,11 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
             raise Invalid("raw must be the message in base64", field="raw") from exc
         return _receipt_json(mail.receive(raw, recipients=body.recipients))
 
-    @top.get("/mail/messages", summary="Email messages, newest first: the outbox, held, failed")
+    @top.get(
+        "/mail/messages",
+        summary="Email messages, newest first: the outbox, held, failed",
+        response_model=ChannelMessages,
+    )
     def messages(
         _who: Principal = Depends(reader),
         status: Literal[
@@ -215,7 +242,9 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
             rows = conn.execute(query.order_by(channel_messages.c.id.desc()).limit(limit)).all()
         return {"messages": [message_json(r) for r in rows]}
 
-    @top.get("/mail/messages/{message_id}", summary="One email message")
+    @top.get(
+        "/mail/messages/{message_id}", summary="One email message", response_model=ChannelMessage
+    )
     def message(message_id: MessageId, _who: Principal = Depends(reader)) -> Any:
         return message_json(_row(mail, message_id))
 
@@ -223,7 +252,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
         "/mail/messages/{message_id}/raw",
         summary="The message exactly as received or sent (message/rfc822)",
         response_class=Response,
-        responses={200: {"content": {"message/rfc822": {}}}},
+        responses={200: {"content": {"message/rfc822": {"schema": RFC822}}}},
     )
     def raw(message_id: MessageId, _who: Principal = Depends(reader)) -> Response:
         row = _row(mail, message_id)
@@ -244,6 +273,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
     @top.post(
         "/mail/messages/{message_id}/release",
         summary="Append a held message to its case as the case's customer",
+        response_model=ReceiptOut,
     )
     def release(message_id: MessageId, body: ReleaseIn, who: Principal = Depends(writer)) -> Any:
         receipt = mail.intake.release(message_id, link=body.link, by=who.member.display_name)
@@ -252,6 +282,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
     @top.post(
         "/mail/messages/{message_id}/retry",
         summary="Send a failed or bounced message again (same bytes and Message-ID)",
+        response_model=ChannelMessage,
     )
     def retry(message_id: MessageId, _who: Principal = Depends(writer)) -> Any:
         mail.outbox.retry(message_id)

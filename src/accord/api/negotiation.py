@@ -28,6 +28,7 @@ from accord.api.models import (
     TopicIn,
     WithdrawIn,
 )
+from accord.api.responses import BUNDLE, CaseView, Changed, EventSummary
 from accord.core.bundle import write_bundle
 from accord.service.negotiation import Actor, Negotiation, Outcome
 from accord.service.views import case_view, event_summary
@@ -54,7 +55,11 @@ def add_negotiation_routes(
 ) -> None:
     """Register every negotiation endpoint on ``router`` with the given contexts."""
 
-    @router.get("", summary="The case: agreement, open proposals, activities, timeline")
+    @router.get(
+        "",
+        summary="The case: agreement, open proposals, activities, timeline",
+        responses={200: {"model": CaseView, "description": "The case."}},
+    )
     def show(
         ctx: Context = Depends(read),
         limit: int = Query(50, ge=1, le=500, description="Timeline length."),
@@ -62,7 +67,12 @@ def add_negotiation_routes(
         n = ctx.negotiation
         return case_view(n.state(ctx.case_id), n.cases.timeline(ctx.case_id, limit=limit))
 
-    @router.get("/events", summary="The latest events, newest first")
+    @router.get(
+        "/events",
+        summary="The latest events, newest first",
+        response_model=list[EventSummary],
+        response_model_exclude_unset=True,  # an author's via only when the event has one
+    )
     def events(ctx: Context = Depends(read), limit: int = Query(100, ge=1, le=1000)) -> Any:
         n = ctx.negotiation
         state = n.state(ctx.case_id)
@@ -72,7 +82,7 @@ def add_negotiation_routes(
         "/bundle",
         summary="The signed case bundle (verify offline with accord verify)",
         response_class=Response,
-        responses={200: {"content": {"application/jsonl": {}}}},
+        responses={200: {"content": {"application/jsonl": {"schema": BUNDLE}}}},
     )
     def bundle(ctx: Context = Depends(read)) -> Response:
         n = ctx.negotiation
@@ -91,6 +101,7 @@ def add_negotiation_routes(
         "/messages",
         status_code=201,
         summary="Post a message to the other parties",
+        response_model=Changed,
         responses={201: CHANGED},
     )
     def post_message(body: MessageIn, ctx: Context = Depends(write)) -> Any:
@@ -98,17 +109,29 @@ def add_negotiation_routes(
             ctx.negotiation.post_message(ctx.actor, ctx.case_id, body.text, topic=body.topic)
         )
 
-    @router.post("/topics", status_code=201, summary="Open a topic", responses={201: CHANGED})
+    @router.post(
+        "/topics",
+        status_code=201,
+        summary="Open a topic",
+        response_model=Changed,
+        responses={201: CHANGED},
+    )
     def open_topic(body: TopicIn, ctx: Context = Depends(write)) -> Any:
         return changed(ctx.negotiation.open_topic(ctx.actor, ctx.case_id, body.topic, body.title))
 
-    @router.post("/topics/{topic}/close", summary="Close a topic", responses={200: CHANGED})
+    @router.post(
+        "/topics/{topic}/close",
+        summary="Close a topic",
+        response_model=Changed,
+        responses={200: CHANGED},
+    )
     def close_topic(topic: str, ctx: Context = Depends(write)) -> Any:
         return changed(ctx.negotiation.close_topic(ctx.actor, ctx.case_id, topic))
 
     @router.put(
         "/info/{key}",
         summary="Share a data item that is not an agreed term",
+        response_model=Changed,
         responses={200: CHANGED},
     )
     def set_info(key: str, body: InfoIn, ctx: Context = Depends(write)) -> Any:
@@ -120,6 +143,7 @@ def add_negotiation_routes(
         "/proposals",
         status_code=201,
         summary="Propose changes to the terms",
+        response_model=Changed,
         responses={201: CHANGED},
     )
     def propose(body: ProposalIn, ctx: Context = Depends(write)) -> Any:
@@ -132,13 +156,17 @@ def add_negotiation_routes(
     @router.post(
         "/proposals/{proposal_id}/accept",
         summary="Accept a proposal for your party",
+        response_model=Changed,
         responses={200: CHANGED},
     )
     def accept(proposal_id: str, ctx: Context = Depends(write)) -> Any:
         return changed(ctx.negotiation.accept(ctx.actor, ctx.case_id, proposal_id))
 
     @router.post(
-        "/proposals/{proposal_id}/reject", summary="Reject a proposal", responses={200: CHANGED}
+        "/proposals/{proposal_id}/reject",
+        summary="Reject a proposal",
+        response_model=Changed,
+        responses={200: CHANGED},
     )
     def reject(proposal_id: str, body: RejectIn, ctx: Context = Depends(write)) -> Any:
         return changed(
@@ -149,6 +177,7 @@ def add_negotiation_routes(
         "/proposals/{proposal_id}/counter",
         status_code=201,
         summary="Counter a proposal with one of your own",
+        response_model=Changed,
         responses={201: CHANGED},
     )
     def counter(proposal_id: str, body: CounterIn, ctx: Context = Depends(write)) -> Any:
@@ -161,6 +190,7 @@ def add_negotiation_routes(
     @router.post(
         "/proposals/{proposal_id}/withdraw",
         summary="Withdraw your party's own open (or crossed) proposal",
+        response_model=Changed,
         responses={200: CHANGED},
     )
     def withdraw(proposal_id: str, body: WithdrawIn, ctx: Context = Depends(write)) -> Any:
@@ -175,6 +205,7 @@ def add_negotiation_routes(
         description="The same changes and note, by the same party, linked to the crossed "
         "one (only its author may). A proposal is crossed when another was agreed on its "
         "base; the case lists them under crossed_proposals.",
+        response_model=Changed,
         responses={201: CHANGED},
     )
     def repropose(proposal_id: str, ctx: Context = Depends(write)) -> Any:
@@ -187,6 +218,7 @@ def add_negotiation_routes(
         description="A callback or task your own party will do, agreed without waiting for "
         "the others (activity.committed); its timers start now. Changing it later is a "
         "proposal like any other.",
+        response_model=Changed,
         responses={201: CHANGED},
     )
     def commit(body: CommitIn, ctx: Context = Depends(write)) -> Any:
@@ -196,6 +228,7 @@ def add_negotiation_routes(
     @router.post(
         "/activities/{activity}/progress",
         summary="Report progress on your activity",
+        response_model=Changed,
         responses={200: CHANGED},
     )
     def progress(activity: str, body: ProgressIn, ctx: Context = Depends(write)) -> Any:
@@ -208,6 +241,7 @@ def add_negotiation_routes(
     @router.post(
         "/satisfied",
         summary="Say your party is satisfied with the agreement",
+        response_model=Changed,
         responses={200: CHANGED},
     )
     def satisfied(body: SatisfiedIn, ctx: Context = Depends(write)) -> Any:
@@ -217,10 +251,20 @@ def add_negotiation_routes(
             )
         )
 
-    @router.post("/reopen", summary="Reopen a resolved case", responses={200: CHANGED})
+    @router.post(
+        "/reopen",
+        summary="Reopen a resolved case",
+        response_model=Changed,
+        responses={200: CHANGED},
+    )
     def reopen(body: ReopenIn, ctx: Context = Depends(write)) -> Any:
         return changed(ctx.negotiation.reopen(ctx.actor, ctx.case_id, body.reason))
 
-    @router.put("/status", summary="Set the case's status label", responses={200: CHANGED})
+    @router.put(
+        "/status",
+        summary="Set the case's status label",
+        response_model=Changed,
+        responses={200: CHANGED},
+    )
     def status(body: StatusIn, ctx: Context = Depends(write)) -> Any:
         return changed(ctx.negotiation.set_status(ctx.actor, ctx.case_id, body.label))

@@ -9,6 +9,18 @@ from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
+from accord.api.responses import (
+    AlwaysOpen,
+    AssignmentOut,
+    CalendarOut,
+    CreatedId,
+    MarkedOut,
+    NotificationOut,
+    OwnerOut,
+    ProfileOut,
+    RuleOut,
+    TeamOut,
+)
 from accord.service import settings
 from accord.service.ownership import Assignment, Ownership
 
@@ -73,7 +85,11 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
     top = APIRouter()
     reader, writer, admin = require("cases:read"), require("cases:write"), require("members:admin")
 
-    @case.get("/owner", summary="The owner, transfers and the node-private history")
+    @case.get(
+        "/owner",
+        summary="The owner, transfers and the node-private history",
+        response_model=OwnerOut,
+    )
     def owner(case_id: str, _who: Principal = Depends(reader)) -> Any:
         current = ownership.owner(case_id)
         return {
@@ -92,44 +108,87 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
             ],
         }
 
-    @case.post("/route", summary="Give the case an owner by the routing rules")
+    @case.post(
+        "/route",
+        summary="Give the case an owner by the routing rules",
+        response_model=AssignmentOut,
+    )
     def route(case_id: str, _who: Principal = Depends(writer)) -> Any:
         return assignment_json(ownership.route(case_id))
 
-    @case.post("/assign", summary="A lead chooses the owner (overrides routing)")
+    @case.post(
+        "/assign",
+        summary="A lead chooses the owner (overrides routing)",
+        response_model=AssignmentOut,
+    )
     def assign(case_id: str, body: AssignIn, who: Principal = Depends(writer)) -> Any:
         return assignment_json(
             ownership.assign(case_id, body.member, by=who.member, note=body.note)
         )
 
-    @case.post("/handoff", summary="Transfer the case with a note; the customer is told")
+    @case.post(
+        "/handoff",
+        summary="Transfer the case with a note; the customer is told",
+        response_model=AssignmentOut,
+    )
     def handoff(case_id: str, body: HandoffIn, who: Principal = Depends(writer)) -> Any:
         return assignment_json(ownership.handoff(case_id, body.to, body.note, by=who.member))
 
-    @top.get("/notifications", summary="Your notifications, newest first", tags=["members"])
+    @top.get(
+        "/notifications",
+        summary="Your notifications, newest first",
+        tags=["members"],
+        response_model=list[NotificationOut],
+    )
     def notifications(
         who: Principal = Depends(reader),
         unread: bool = Query(False, description="Only unread ones."),
     ) -> Any:
         return ownership.notifications_for(who.member.id, unread=unread)
 
-    @top.post("/notifications/read", summary="Mark notifications read", tags=["members"])
+    @top.post(
+        "/notifications/read",
+        summary="Mark notifications read",
+        tags=["members"],
+        response_model=MarkedOut,
+    )
     def read(body: ReadIn, who: Principal = Depends(reader)) -> Any:
         return {"marked": ownership.mark_read(who.member.id, body.ids)}
 
-    @top.put("/me/availability", summary="Set your availability for routing", tags=["members"])
+    @top.put(
+        "/me/availability",
+        summary="Set your availability for routing",
+        tags=["members"],
+        response_model=ProfileOut,
+    )
     def availability(body: AvailabilityIn, who: Principal = Depends(reader)) -> Any:
         return ownership.set_profile(who.member.username, availability=body.availability)
 
-    @top.get("/routing/teams", summary="Teams and their leads", tags=["routing"])
+    @top.get(
+        "/routing/teams",
+        summary="Teams and their leads",
+        tags=["routing"],
+        response_model=list[TeamOut],
+    )
     def list_teams(_who: Principal = Depends(reader)) -> Any:
         return ownership.list_teams()
 
-    @top.post("/routing/teams", status_code=201, summary="Add a team", tags=["routing"])
+    @top.post(
+        "/routing/teams",
+        status_code=201,
+        summary="Add a team",
+        tags=["routing"],
+        response_model=CreatedId,
+    )
     def add_team(body: TeamIn, _who: Principal = Depends(admin)) -> Any:
         return {"id": ownership.add_team(body.name, body.lead)}
 
-    @top.get("/routing/members/{username}", summary="A member's routing profile", tags=["routing"])
+    @top.get(
+        "/routing/members/{username}",
+        summary="A member's routing profile",
+        tags=["routing"],
+        response_model=ProfileOut,
+    )
     def profile(username: str, _who: Principal = Depends(reader)) -> Any:
         return ownership.profile(username)
 
@@ -137,6 +196,7 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
         "/routing/members/{username}",
         summary="Set a member's team, skills, availability and load cap",
         tags=["routing"],
+        response_model=ProfileOut,
     )
     def set_profile(username: str, body: ProfileIn, _who: Principal = Depends(admin)) -> Any:
         return ownership.set_profile(
@@ -147,11 +207,22 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
             max_load=body.max_load,
         )
 
-    @top.get("/routing/rules", summary="Routing rules, first match wins", tags=["routing"])
+    @top.get(
+        "/routing/rules",
+        summary="Routing rules, first match wins",
+        tags=["routing"],
+        response_model=list[RuleOut],
+    )
     def rules(_who: Principal = Depends(reader)) -> Any:
         return ownership.list_rules()
 
-    @top.post("/routing/rules", status_code=201, summary="Add a routing rule", tags=["routing"])
+    @top.post(
+        "/routing/rules",
+        status_code=201,
+        summary="Add a routing rule",
+        tags=["routing"],
+        response_model=CreatedId,
+    )
     def add_rule(body: RuleIn, _who: Principal = Depends(admin)) -> Any:
         return {
             "id": ownership.add_rule(
@@ -174,7 +245,12 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
     ) -> None:
         ownership.remove_rule(rule_id)
 
-    @top.get("/settings/calendar", summary="The business calendar timers use", tags=["settings"])
+    @top.get(
+        "/settings/calendar",
+        summary="The business calendar timers use",
+        tags=["settings"],
+        response_model=CalendarOut | AlwaysOpen,
+    )
     def get_calendar(_who: Principal = Depends(reader)) -> Any:
         return settings.read(ownership.db, settings.CALENDAR) or {"always_open": True}
 
@@ -182,6 +258,7 @@ def ownership_routes(ownership: Ownership) -> tuple[APIRouter, APIRouter]:
         "/settings/calendar",
         summary="Set business hours, time zone and holidays",
         tags=["settings"],
+        response_model=CalendarOut,
     )
     def put_calendar(body: CalendarIn, _who: Principal = Depends(admin)) -> Any:
         settings.set_calendar(

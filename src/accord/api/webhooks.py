@@ -11,6 +11,7 @@ from pydantic import Field
 
 from accord.api.auth import Principal, require
 from accord.api.models import Body
+from accord.api.responses import Deliveries, DeliveryOut, NewWebhook, WebhookList, WebhookOut
 from accord.integrations.webhooks import EVENT_TYPES, Webhooks
 from accord.service.errors import Forbidden
 
@@ -47,6 +48,7 @@ def webhook_routes(webhooks: Webhooks) -> APIRouter:
         "",
         status_code=201,
         summary="Subscribe a URL to case events; the answer holds its secret, shown once",
+        response_model=NewWebhook,
     )
     def create(body: WebhookIn, who: Principal = Depends(admin)) -> Any:
         if body.allow_private and who.member.role != "admin":
@@ -59,18 +61,28 @@ def webhook_routes(webhooks: Webhooks) -> APIRouter:
         )
         return {**hook.to_json(), "secret": secret}
 
-    @router.get("", summary="The webhooks and the event types they can subscribe to")
+    @router.get(
+        "",
+        summary="The webhooks and the event types they can subscribe to",
+        response_model=WebhookList,
+    )
     def list_webhooks(_who: Principal = Depends(admin)) -> Any:
         return {
             "webhooks": [h.to_json() for h in webhooks.all()],
             "event_types": EVENT_TYPES,
         }
 
-    @router.get("/{webhook_id}", summary="One webhook (never its secret)")
+    @router.get(
+        "/{webhook_id}", summary="One webhook (never its secret)", response_model=WebhookOut
+    )
     def get(webhook_id: WebhookId, _who: Principal = Depends(admin)) -> Any:
         return webhooks.get(webhook_id).to_json()
 
-    @router.patch("/{webhook_id}", summary="Pause or resume a webhook, or change its events")
+    @router.patch(
+        "/{webhook_id}",
+        summary="Pause or resume a webhook, or change its events",
+        response_model=WebhookOut,
+    )
     def change(webhook_id: WebhookId, body: WebhookChange, _who: Principal = Depends(admin)) -> Any:
         return webhooks.update(webhook_id, active=body.active, events=body.events).to_json()
 
@@ -83,6 +95,7 @@ def webhook_routes(webhooks: Webhooks) -> APIRouter:
     @router.get(
         "/{webhook_id}/deliveries",
         summary="The delivery log, newest first: each delivery with every attempt's outcome",
+        response_model=Deliveries,
     )
     def deliveries(
         webhook_id: WebhookId,
@@ -97,6 +110,7 @@ def webhook_routes(webhooks: Webhooks) -> APIRouter:
     @router.post(
         "/deliveries/{delivery_id}/redeliver",
         summary="Send a delivery again now, with the same id and body and a fresh retry schedule",
+        response_model=DeliveryOut,
     )
     def redeliver(
         delivery_id: int = Path(ge=1, le=MAX_BIG_ID), _who: Principal = Depends(admin)

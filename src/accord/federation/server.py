@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from accord.core.crypto import fingerprint
 from accord.federation.signing import (
@@ -27,6 +28,73 @@ from accord.federation.signing import (
     verify_request,
 )
 from accord.federation.sync import PAGE, Federation, sync_header
+
+# -- what the federation endpoints answer (their schemas in /openapi.json) -----------------
+# Exactly these fields are sent (extra="forbid" when the server checks its answer);
+# the published schemas stay open to fields a later version adds.
+
+
+def _open_to_additions(schema: dict[str, Any]) -> None:
+    schema.pop("additionalProperties", None)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_open_to_additions)
+
+
+class NodeIdentity(_Out):
+    key: str = Field(description="The node's Ed25519 public key.")
+    fingerprint: str
+    name: str
+    url: str | None
+
+
+class Joined(_Out):
+    case: str
+    proposal: str = Field(description="The event proposing the joining party.")
+    agreed: bool
+    node: NodeRef = Field(description="The inviting node.")
+
+
+class NodeRef(_Out):
+    key: str
+    name: str
+    url: str | None
+
+
+class Lag(_Out):
+    you_lack: int
+    they_lack: int
+
+
+class HeadsCompared(_Out):
+    cases: dict[str, Lag] = Field(description="The cases whose heads differ, by case id.")
+    unknown: list[str]
+
+
+class Rejected(_Out):
+    event: str | None = None
+    error: str
+    message: str
+
+
+class PushReceived(_Out):
+    stored: int
+    duplicates: int
+    evidence: Any = Field(description="Equivocation evidence found in the pushed events.")
+    rejected: list[Rejected]
+    missing_parents: bool
+    heads: dict[str, Any] = Field(description="This node's heads by author after the push.")
+    missing: list[str] | None = Field(
+        None, description="Events this node lacks (present when missing_parents)."
+    )
+
+
+SYNC: dict[str, Any] = {
+    "type": "string",
+    "description": "A header line, then one signed event per line (JSON lines).",
+}
+
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_EVENTS_PER_PUSH = 2000
@@ -103,7 +171,7 @@ def federation_router(
             on_heard(sender)
         return sender, body
 
-    @router.get("/node", summary="This node's public identity")
+    @router.get("/node", summary="This node's public identity", response_model=NodeIdentity)
     def identity() -> dict[str, Any]:
         return {
             "key": node.key.public,
@@ -113,7 +181,10 @@ def federation_router(
         }
 
     @router.get(
-        "/invites", response_class=PlainTextResponse, summary="What to do with an invitation link"
+        "/invites",
+        response_class=PlainTextResponse,
+        summary="What to do with an invitation link",
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     def invite_page() -> str:
         return (
@@ -121,7 +192,9 @@ def federation_router(
             "Join it from your own node with:  accord join '<this whole link>'\n"
         )
 
-    @router.post("/join", summary="Present an invitation: become a proposed party")
+    @router.post(
+        "/join", summary="Present an invitation: become a proposed party", response_model=Joined
+    )
     async def join(request: Request) -> Any:
         sender, body = await signed(request)
         try:
@@ -136,6 +209,7 @@ def federation_router(
         "/cases/{case_id}/sync",
         summary="The events a peer lacks, given its heads",
         response_class=Response,
+        responses={200: {"content": {"application/jsonl": {"schema": SYNC}}}},
     )
     async def sync(case_id: str, request: Request) -> Response:
         sender, body = await signed(request)
@@ -153,7 +227,11 @@ def federation_router(
         lines = [sync_header(more, state), *(e.wire() for e in events)]
         return Response(b"\n".join(lines) + b"\n", media_type="application/jsonl")
 
-    @router.post("/heads", summary="Which of these cases differ, given the peer's heads")
+    @router.post(
+        "/heads",
+        summary="Which of these cases differ, given the peer's heads",
+        response_model=HeadsCompared,
+    )
     async def heads(request: Request) -> Any:
         sender, body = await signed(request)
         try:
@@ -167,7 +245,12 @@ def federation_router(
             raise HTTPException(413, detail=f"at most {PAGE} cases per request")
         return federation.compare(sender, cases)
 
-    @router.post("/cases/{case_id}/events", summary="Receive events pushed by a party node")
+    @router.post(
+        "/cases/{case_id}/events",
+        summary="Receive events pushed by a party node",
+        response_model=PushReceived,
+        response_model_exclude_unset=True,  # missing: only when some parents are missing
+    )
     async def push(case_id: str, request: Request) -> Any:
         sender, body = await signed(request)
         lines = [line for line in body.split(b"\n") if line.strip()]
