@@ -28,6 +28,7 @@ import orjson
 import sqlalchemy as sa
 
 from accord.channels.refs import TOKEN_ALPHABET
+from accord.core.activities import activity_open
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 from accord.service import settings
@@ -77,7 +78,6 @@ SORTS = {
 PREVIEW_CHARS = 140
 SLA_KIND = "sla.breach"  # accord.service.sla.BREACH: the reply-by target's job
 IDLE_YEAR = 9999  # an SLA job parked there waits for nothing
-OPEN_STATES = ("agreed", "in_progress")
 LOCK_KEY = 0x1B0C5  # the advisory lock that serialises inbox refreshes on PostgreSQL
 _STALE = sa.or_(case_inbox.c.event_count.is_(None), case_inbox.c.event_count != cases.c.event_count)
 _JOINED = cases.outerjoin(case_inbox, case_inbox.c.case_id == cases.c.case_id)
@@ -175,9 +175,7 @@ def _derive(
     due = [
         a["due"]
         for aid, a in state["terms"]["activities"].items()
-        if a.get("due")
-        and a["owner"] == ours
-        and state["progress"].get(aid, {}).get("state") in OPEN_STATES
+        if a.get("due") and a["owner"] == ours and activity_open(state, aid)
     ]
     message = state.get("last_message")
     ours_last = message is not None and message["by"] == ours
@@ -362,9 +360,14 @@ class Inbox:
         team: str,
         channel: str,
         sort: str = "",
+        *,
+        full: bool = True,
     ) -> sa.Select[Any]:
         """The view's query, most urgent first (or in the order ``sort`` names: a key of
-        ``SORTS``, ``-`` before it for the other way)."""
+        ``SORTS``, ``-`` before it for the other way); ``full=False``: only the case ids,
+        without the joins that only decorate a row (its number, the member's read mark):
+        the list is chosen first, then its rows are decorated, so a view over many cases
+        pays for the decoration of the rows it shows only."""
         if view not in VIEWS:
             raise ValueError(f"unknown inbox view {view!r}; one of {', '.join(VIEWS)}")
         conditions, overdue, breached = self._conditions(member_id)
@@ -411,17 +414,18 @@ class Inbox:
             case_inbox.c.preview,
             case_inbox.c.preview_ours,
         ]
-        q = sa.select(*columns).select_from(
+        joined = (
             cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
             .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
             .outerjoin(owner_m, owner_m.c.id == case_owners.c.member_id)
             .outerjoin(member_routing, member_routing.c.member_id == owner_m.c.id)
             .outerjoin(teams, teams.c.id == member_routing.c.team_id)
-            .outerjoin(case_refs, case_refs.c.case_id == cases.c.case_id)
-            .outerjoin(
+        )
+        if full:
+            joined = joined.outerjoin(case_refs, case_refs.c.case_id == cases.c.case_id).outerjoin(
                 read, sa.and_(read.c.case_id == cases.c.case_id, read.c.member_id == member_id)
             )
-        )
+        q = sa.select(*(columns if full else [cases.c.case_id])).select_from(joined)
         q = q.where(conditions[view])
         if owner:
             q = q.where(owner_m.c.username == owner)
@@ -504,15 +508,18 @@ class Inbox:
         ``sort``); with a ``query``, only the cases that match it — every match the view
         holds, filtered in the database — each with its best passage."""
         self.refresh()
-        q = self._select(view, member_id, owner, team, channel, sort)
+        q = self._select(view, member_id, owner, team, channel, sort, full=False)
         if query.strip():
             hits = self.search_index.matching(query)
             if hits is None:
                 return []
             q = q.where(cases.c.case_id.in_(hits))
         with self.db.read() as conn:
-            rows = conn.execute(q.limit(limit)).all()
-            reply_by = self._reply_by(conn, [r[0] for r in rows])
+            ids = list(conn.execute(q.limit(limit)).scalars())
+            decorated = self._select("all", member_id, "", "", "").where(cases.c.case_id.in_(ids))
+            by_id = {r[0]: r for r in conn.execute(decorated)} if ids else {}
+            rows = [by_id[i] for i in ids if i in by_id]
+            reply_by = self._reply_by(conn, ids)
         snippets = self.search_index.snippets(query, [r[0] for r in rows]) if query.strip() else {}
         found = []
         for r in rows:
@@ -569,36 +576,26 @@ class Inbox:
     def counts(self, member_id: int) -> dict[str, int | None]:
         """How many open cases each view holds (the inbox's tabs), in one scan of the
         open cases; ``resolved`` and ``all`` are not counted (they only grow), so they are
-        ``None``; ``unread``: the open cases of the member with a message they have not
-        seen."""
+        ``None``. (Unread is shown on each row, not counted: counting it would probe
+        every open case's read mark.)"""
         self.refresh()
         conditions, _, _ = self._conditions(member_id)
         del conditions["resolved"], conditions["all"]
-        read = case_reads.alias("my_read")
-        unread = sa.and_(
-            case_owners.c.member_id == member_id,
-            case_inbox.c.messages > sa.func.coalesce(read.c.messages, 0),
-        )
         query = (
             sa.select(
-                *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items()),
-                sa.func.sum(sa.case((unread, 1), else_=0)).label("unread"),
+                *(sa.func.sum(sa.case((c, 1), else_=0)).label(v) for v, c in conditions.items())
             )
             .select_from(
                 cases.join(case_inbox, case_inbox.c.case_id == cases.c.case_id)
                 .outerjoin(case_owners, case_owners.c.case_id == cases.c.case_id)
                 .outerjoin(member_routing, member_routing.c.member_id == case_owners.c.member_id)
-                .outerjoin(
-                    read,
-                    sa.and_(read.c.case_id == cases.c.case_id, read.c.member_id == member_id),
-                )
             )
             .where(cases.c.resolved.is_(False))
         )
         with self.db.read() as conn:
             row = conn.execute(query).one()
         counted: dict[str, int | None] = {v: int(row[i] or 0) for i, v in enumerate(conditions)}
-        return {**counted, "resolved": None, "all": None, "unread": int(row[-1] or 0)}
+        return {**counted, "resolved": None, "all": None}
 
     # -- read marks and saved views ----------------------------------------------------
 
