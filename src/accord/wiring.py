@@ -150,7 +150,7 @@ class Services:
             party_id=party_id,
             jobs=jobs,
             negotiation=negotiation,
-            notes=Notes(node.cases, now=now),
+            notes=Notes(node.cases, now=now, ownership=ownership),
             members=members,
             tokens=TokenStore(node.db, now=now),
             sessions=SessionStore(node.db, now=now),

@@ -500,3 +500,170 @@ class ErasureOut(Out):
 
 
 ZIP: dict[str, Any] = {"type": "string", "format": "binary", "description": "A ZIP archive."}
+
+
+# -- templates and outcome metrics (accord.metrics.routes) -------------------------------
+
+
+class TemplateVersionRow(Out):
+    version: int
+    created_at: str
+    created_by: str | None
+    cases: int
+
+
+class TemplateOut(Out):
+    name: str
+    versions: list[TemplateVersionRow]
+    latest: int
+    title: str
+
+
+class TemplateVersion(Out):
+    name: str
+    version: int
+    created_at: str
+    created_by: str | None
+    spec: dict[str, Any] = Field(description="The template as written (YAML's data model).")
+
+
+class AppliedTemplate(TemplateVersion):
+    created: bool = Field(description="False when the text equals the latest version.")
+
+
+class TemplateDiff(Out):
+    name: str
+    a: int
+    b: int
+    changes: list[str] = Field(
+        description="One line per changed item: `-` removed, `+` added, with its value."
+    )
+
+
+class OpenedFromTemplate(Out):
+    case: str
+    template: str
+    version: int
+    events: list[str]
+    owner: Any = Field(description="The owner routing chose, if any.")
+
+
+class FigureOut(Out):
+    stat: str
+    value: int | float | None
+    cases: int
+    shown: str
+
+
+class MetricFigure(Out):
+    label: str
+    stat: str
+    value: int | float | None
+    cases: int
+    shown: str
+
+
+class BucketFigure(Out):
+    bucket: str
+    stat: str
+    value: int | float | None
+    cases: int
+    shown: str
+
+
+class TargetOut(Out):
+    id: int
+    name: str
+    metric: str
+    stat: str
+    op: str
+    threshold: int | float
+    owner: str | None
+    owner_name: str | None
+    template: str | None
+    describe: str
+
+
+class TargetStanding(TargetOut):
+    current: FigureOut
+    met: bool | None
+    series: list[BucketFigure]
+
+
+class Board(Out):
+    cases: int
+    open: int
+    backlog: int
+    ageing: dict[str, int] = Field(description="Open cases by age band.")
+    at: str
+    metrics: dict[str, MetricFigure] = Field(description="Each metric by its key.")
+    targets: list[TargetStanding]
+
+
+class MarkOut(Out):
+    id: int
+    kind: str
+    party: str | None
+    value: Any
+    member_id: int | None
+    note: str | None
+    at: str
+
+
+class CaseFactsOut(Out):
+    case_id: str
+    event_count: int
+    marks: list[MarkOut]
+    template: str | None
+    template_version: int | None
+    channel: str
+    member_id: int | None
+    team_id: int | None
+    opened_at: str
+    first_response_at: str | None
+    first_agreement_at: str | None
+    resolved_at: str | None
+    first_response_s: int | None
+    agreement_s: int | None
+    resolution_s: int | None
+    transfers: int
+    repeats: int
+    callbacks_promised: int
+    callbacks_kept: int
+    activities_promised: int
+    activities_kept: int
+    rounds: int
+    reopenings: int
+    rating: int | float | None
+    deviations: int | None
+
+
+class MarkMade(Out):
+    id: int
+    case: str
+    kind: str
+
+
+class SideOut(Out):
+    value: int | float | None
+    cases: int
+    shown: str
+
+
+class MetricComparison(Out):
+    metric: str
+    label: str
+    stat: str
+    a: SideOut
+    b: SideOut
+    test: str | None
+    p_value: int | float | None
+    verdict: str
+
+
+class ComparisonOut(Out):
+    a: str
+    b: str
+    alpha: int | float
+    summary: str
+    metrics: list[MetricComparison]

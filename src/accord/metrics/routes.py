@@ -24,6 +24,19 @@ from pydantic import Field
 from accord.api.auth import Principal, require
 from accord.api.models import Body as Model
 from accord.api.models import CustomerIn
+from accord.api.responses import (
+    AppliedTemplate,
+    Board,
+    CaseFactsOut,
+    ComparisonOut,
+    MarkMade,
+    OpenedFromTemplate,
+    TargetOut,
+    TargetStanding,
+    TemplateDiff,
+    TemplateOut,
+    TemplateVersion,
+)
 from accord.metrics import charts
 from accord.metrics.outcomes import METRICS, STATS
 from accord.metrics.service import (
@@ -116,11 +129,19 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
     reader, writer = require("cases:read"), require("cases:write")
     admin = require("workflows:admin")
 
-    @router.get("/templates", summary="Templates (case types) and their versions")
+    @router.get(
+        "/templates",
+        summary="Templates (case types) and their versions",
+        response_model=list[TemplateOut],
+    )
     def list_templates(_who: Principal = Depends(reader)) -> Any:
         return workflows.store.list()
 
-    @router.get("/templates/{ref}", summary="One version of a template (name or name@vN)")
+    @router.get(
+        "/templates/{ref}",
+        summary="One version of a template (name or name@vN)",
+        response_model=TemplateVersion,
+    )
     def get_template(ref: str, _who: Principal = Depends(reader)) -> Any:
         name, version = _ref(ref)
         return _version_json(workflows.store.get(name, version))
@@ -135,7 +156,11 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
         v = workflows.store.get(name, version)
         return PlainTextResponse(v.spec.to_yaml(v.version), media_type="application/yaml")
 
-    @router.get("/templates/{name}/diff", summary="What changed between two versions")
+    @router.get(
+        "/templates/{name}/diff",
+        summary="What changed between two versions",
+        response_model=TemplateDiff,
+    )
     def diff_template(
         name: str,
         a: int = Query(ge=1, le=1_000_000),
@@ -149,12 +174,18 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
         "/templates",
         status_code=201,
         summary="Apply a template (YAML or JSON text): a new version if it changed",
+        response_model=AppliedTemplate,
     )
     def apply_template(body: TemplateIn, who: Principal = Depends(admin)) -> Any:
         version, created = workflows.apply(body.text, by=who.member.username)
         return {**_version_json(version), "created": created}
 
-    @router.post("/templates/{ref}/cases", status_code=201, summary="Open a case from a template")
+    @router.post(
+        "/templates/{ref}/cases",
+        status_code=201,
+        summary="Open a case from a template",
+        response_model=OpenedFromTemplate,
+    )
     def open_from_template(ref: str, body: FromTemplateIn, who: Principal = Depends(writer)) -> Any:
         name, version = _ref(ref)
         opened = workflows.open_case(
@@ -275,7 +306,9 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
     reader, writer = require("cases:read"), require("cases:write")
     admin = require("workflows:admin")
 
-    @router.get("/metrics", summary="Every metric over the cases opened in a period")
+    @router.get(
+        "/metrics", summary="Every metric over the cases opened in a period", response_model=Board
+    )
     def metrics(
         scope: Scope = Depends(),
         bucket: str = Query("week", pattern="^(day|week|month)$"),
@@ -312,7 +345,11 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
             headers={"Content-Disposition": 'attachment; filename="accord-series.csv"'},
         )
 
-    @router.get("/metrics/cases/{case_id}", summary="The outcome facts of one case")
+    @router.get(
+        "/metrics/cases/{case_id}",
+        summary="The outcome facts of one case",
+        response_model=CaseFactsOut,
+    )
     def case_facts(case_id: str, _who: Principal = Depends(reader)) -> Any:
         facts = outcomes.store.facts(case_id)
         out = facts.row()
@@ -325,6 +362,7 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
         "/cases/{case_id}/marks",
         status_code=201,
         summary="Mark that the customer was asked to identify again or repeat (node-private)",
+        response_model=MarkMade,
     )
     def mark(case_id: str, body: MarkIn, who: Principal = Depends(writer)) -> Any:
         mark_id = outcomes.store.mark(
@@ -337,15 +375,21 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
         )
         return {"id": mark_id, "case": case_id, "kind": body.kind}
 
-    @router.get("/targets", summary="Targets, each with its owner and where it stands")
+    @router.get(
+        "/targets",
+        summary="Targets, each with its owner and where it stands",
+        response_model=list[TargetStanding],
+    )
     def list_targets(scope: Scope = Depends(), _who: Principal = Depends(reader)) -> Any:
         return _board_json(outcomes.dashboard(scope.filter(outcomes)))["targets"]
 
-    @router.post("/targets", status_code=201, summary="Add a target")
+    @router.post("/targets", status_code=201, summary="Add a target", response_model=TargetOut)
     def add_target(body: TargetIn, _who: Principal = Depends(admin)) -> Any:
         return outcomes.targets.add(**body.model_dump()).json()
 
-    @router.put("/targets/{target_id}/owner", summary="Give a target its owner")
+    @router.put(
+        "/targets/{target_id}/owner", summary="Give a target its owner", response_model=TargetOut
+    )
     def own_target(target_id: TargetId, body: OwnerIn, _who: Principal = Depends(admin)) -> Any:
         return outcomes.targets.set_owner(target_id, body.owner).json()
 
@@ -357,6 +401,7 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
     @router.get(
         "/compare",
         summary="Two groups of cases side by side on every metric, with significance tests",
+        response_model=ComparisonOut,
     )
     def compare(
         a: str = Query(max_length=120, examples=["template:billing@v1"]),

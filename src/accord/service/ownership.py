@@ -431,6 +431,34 @@ class Ownership:
             for r in rows
         ]
 
+    def unread_count(self, member_id: int) -> int:
+        """How many of the member's notifications are unread (the pages' header count)."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(notifications)
+                    .where(
+                        notifications.c.member_id == member_id,
+                        notifications.c.read_at.is_(None),
+                    )
+                ).scalar_one()
+            )
+
+    def mark_all_read(self, member_id: int) -> int:
+        """Mark every notification of the member read; how many were unread."""
+        with self.db.write() as conn:
+            return int(
+                conn.execute(
+                    notifications.update()
+                    .where(
+                        notifications.c.member_id == member_id,
+                        notifications.c.read_at.is_(None),
+                    )
+                    .values(read_at=self.now())
+                ).rowcount
+            )
+
     def mark_read(self, member_id: int, ids: Sequence[int]) -> int:
         with self.db.write() as conn:
             return int(

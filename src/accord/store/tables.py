@@ -789,6 +789,23 @@ member_prefs = sa.Table(
 """The zone (none: the business calendar's) and clock (``24h`` or ``12h``) a member reads
 times in on the pages (migration 0026)."""
 
+case_presence = sa.Table(
+    "case_presence",
+    metadata,
+    sa.Column("case_id", sa.String(71), primary_key=True),
+    sa.Column(
+        "member_id",
+        sa.Integer,
+        sa.ForeignKey("members.id", name="fk_case_presence_member", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("typing_at", sa.DateTime(timezone=True)),
+)
+"""Who has a case open and who is typing a reply (migration 0027): the case page refreshes
+its member's row; rows older than ``accord.service.presence.PRESENCE_TTL`` mean nobody.
+In the database so that every process sees every member."""
+
 # -- followers of the case log (node-private, migration 0023) ------------------------------
 
 follower_marks = sa.Table(

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo, available_timezones
@@ -38,6 +38,7 @@ from accord.service.errors import Forbidden, NotFound, ServiceError
 from accord.service.inbox import SORTS, VIEWS, Inbox
 from accord.service.negotiation import Actor
 from accord.service.prefs import CLOCKS, MemberPrefs, Prefs
+from accord.service.presence import Presence
 from accord.service.replies import (
     channel_name,
     reply_channels,
@@ -90,6 +91,24 @@ CHANNELS = (
 FLASH_COOKIE = "accord_flash"
 INBOX_KEYS = ("view", "q", "owner", "team", "channel", "sort")
 BULK_ACTIONS = {"assign", "handoff", "close", "read", "unread"}
+# What each kind of notification is, for people (accord.service.ownership.notify's kinds).
+NOTICE_KINDS = {
+    "handoff": "Handed to you",
+    "routed": "Routed to you",
+    "opened": "Your new case",
+    "assigned": "Assigned to you",
+    "sla": "Response target",
+    "reminder": "Callback due",
+    "missed": "Missed callback",
+    "escalation": "Escalated to you",
+    "case.activity": "New on your case",
+    "mention": "Mentioned you",
+    "message.held": "Message held",
+    "mail.failed": "Not delivered",
+    "send.failed": "Not delivered",
+    "agreement.superseded": "Agreement did not stand",
+    "digest": "Due today",
+}
 LINK_TTL = timedelta(days=7)
 
 
@@ -477,7 +496,78 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
     def changes(who: Viewer = Depends(viewer)) -> Response:
         """A token that changes whenever a case or note changes: the pages poll it to
         update themselves (any process can answer; nothing is held in memory)."""
-        return secure_headers(JSONResponse({"token": inbox.changed_since()}))
+        found = {"token": inbox.changed_since(), "unread": who.unread}
+        return secure_headers(JSONResponse(found))
+
+    # -- notifications and presence -----------------------------------------------------
+    presence = Presence(services.node.db, now=services.negotiation.now)
+
+    @router.get("/notifications")
+    def notifications_page(
+        request: Request, unread: bool = Query(False), who: Viewer = Depends(viewer)
+    ) -> Response:
+        found = services.ownership.notifications_for(who.member.id, unread=unread)
+        numbers: dict[str, int | None] = {}
+        for n in found:
+            n["at"] = datetime.fromisoformat(n["created"])
+            case_id = n["case"]
+            if case_id and case_id not in numbers:
+                try:
+                    numbers[case_id] = number_of(case_id)
+                except ServiceError:  # a case erased since
+                    numbers[case_id] = None
+        return shown(
+            render(
+                "notifications.html",
+                who=who,
+                page="notifications",
+                items=found,
+                numbers=numbers,
+                kinds=NOTICE_KINDS,
+                only_unread=unread,
+                flash=take_flash(request, who),
+                **times(who),
+            ),
+            request,
+        )
+
+    @router.post("/notifications/read")
+    async def read_notifications(request: Request, who: Viewer = Depends(viewer)) -> Response:
+        form = await request.form()
+        check_csrf(who, str(form.get("csrf", "")))
+        if form.get("all"):
+            done = await run_in_threadpool(services.ownership.mark_all_read, who.member.id)
+        else:
+            given = [str(v) for v in form.getlist("id")]
+            ids = [int(v) for v in given if v.isdigit() and len(v) < 12]
+            done = await run_in_threadpool(services.ownership.mark_read, who.member.id, ids)
+        back = "/notifications?unread=1" if form.get("unread") else "/notifications"
+        return with_flash(
+            _see_other(back), who, f"Marked {done} notification{'s' if done != 1 else ''} read."
+        )
+
+    @router.post("/cases/{case_id}/presence")
+    def case_presence(
+        case_id: str,
+        typing: bool = Form(False),
+        leave: bool = Form(False),
+        csrf: str = Form(""),
+        who: Viewer = Depends(viewer),
+    ) -> Response:
+        """The case page's heartbeat: this member is here (typing or not); answers who
+        else is (the collision notice)."""
+        check_csrf(who, csrf)
+        need(who, CASES_READ)
+        full = resolve(case_id)
+        if leave:
+            presence.leave(full, who.member.id)
+            return secure_headers(JSONResponse({"others": []}))
+        others = [
+            {"name": p.name, "typing": p.typing, "text": p.words()}
+            for p in presence.beat(full, who.member.id, typing=typing)
+        ]
+        return secure_headers(JSONResponse({"others": others}))
+
 
     # -- the member's settings ----------------------------------------------------------
     def settings_page(who: Viewer, request: Request, error: str | None = None) -> Response:
@@ -548,6 +638,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         now = n.now()
         ours = services.party_id
         number = number_of(case_id)
+        present = presence.beat(case_id, who.member.id)  # and who else has the case open
         agreements = state["agreements"]
         accepted = acceptances(n, case_id, state)
         versions = [a["version"] for a in agreements]
@@ -650,6 +741,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
             form=fields,
             counter=counter if counter_of else "",
             activities=[(aid, a) for aid, a in state["terms"]["activities"].items()],
+            present=present,
             **shown_times,
         )
         return shown(page, request) if request is not None and flash else page

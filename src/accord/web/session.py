@@ -51,6 +51,7 @@ class Viewer:
     member: Member
     scopes: frozenset[str]
     csrf: str
+    unread: int = 0  # unread notifications, for the header's count
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
@@ -65,7 +66,7 @@ def viewer(request: Request) -> Viewer:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
     member, csrf = found
-    return Viewer(member, member.scopes, csrf)
+    return Viewer(member, member.scopes, csrf, services.ownership.unread_count(member.id))
 
 
 def check_csrf(who: Viewer, given: str | None) -> None:

@@ -5,7 +5,18 @@
 
   // -- live updates: poll a change token; on change, refresh the list or the page --------
   var live = body.getAttribute("data-live");
-  if (live) {
+  var unreadBox = document.querySelector("[data-unread]");
+  var unreadSeen = unreadBox ? parseInt(unreadBox.textContent, 10) || 0 : 0;
+  // the header's count of unread notifications, from the same poll
+  var showUnread = function (n) {
+    if (!unreadBox || typeof n !== "number") return false;
+    var changed = n !== unreadSeen;
+    unreadSeen = n;
+    unreadBox.firstChild.nodeValue = String(n);
+    unreadBox.hidden = n === 0;
+    return changed;
+  };
+  if (live || unreadBox) {
     var interval = parseInt(body.getAttribute("data-live-interval") || "3000", 10);
     var last = null;
     var busy = false;
@@ -21,6 +32,12 @@
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (data) {
           if (!data) return;
+          var moreNotices = showUnread(data.unread);
+          if (moreNotices && body.getAttribute("data-page") === "notifications" && !typing()) {
+            window.location.reload();
+            return;
+          }
+          if (!live) return;
           if (last !== null && data.token !== last) {
             var target = body.getAttribute("data-live-target");
             if (typing()) return;  // later: nothing the member is typing or ticking is lost
@@ -43,6 +60,44 @@
     };
     check();
     window.setInterval(check, interval);
+  }
+
+  // -- collision notice: tell the node this member has the case open (and whether they
+  // are typing a reply) every few seconds; show who else has it open or is typing ------
+  var presence = document.getElementById("presence");
+  if (presence && presence.getAttribute("data-presence") && window.fetch) {
+    var beatUrl = presence.getAttribute("data-presence");
+    var beatCsrf = presence.getAttribute("data-csrf");
+    var reply = document.getElementById("reply-text");
+    var lastKey = 0;
+    if (reply) reply.addEventListener("input", function () { lastKey = Date.now(); });
+    var beat = function () {
+      if (document.hidden) return;
+      var form = new URLSearchParams();
+      form.set("csrf", beatCsrf);
+      if (Date.now() - lastKey < 10000) form.set("typing", "true");
+      fetch(beatUrl, { method: "POST", credentials: "same-origin", body: form, headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          presence.textContent = "";
+          data.others.forEach(function (o) {
+            var p = document.createElement("p");
+            p.className = "notice collision";
+            p.textContent = o.text;
+            presence.appendChild(p);
+          });
+        })
+        .catch(function () {});
+    };
+    window.setInterval(beat, 5000);
+    window.addEventListener("pagehide", function () {
+      if (!navigator.sendBeacon) return;
+      var gone = new FormData();
+      gone.set("csrf", beatCsrf);
+      gone.set("leave", "true");
+      navigator.sendBeacon(beatUrl, gone);
+    });
   }
 
   // -- copy buttons: data-copy="text" or data-copy-from="id of an input" ------------------
