@@ -568,7 +568,6 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         ]
         return secure_headers(JSONResponse({"others": others}))
 
-
     # -- the member's settings ----------------------------------------------------------
     def settings_page(who: Viewer, request: Request, error: str | None = None) -> Response:
         return shown(
