@@ -8,7 +8,7 @@ from the services, ``{"detail"}`` from authentication and request validation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -319,8 +319,9 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
         services.negotiation.announce(outcome.case_id, [*outcome.event_ids, *owner.event_ids])
         return {**changed(outcome), "owner": assignment_json(owner)}
 
-    def member_context(scope: str) -> Callable[..., Context]:
-        def context(case_id: str, who: Principal = Depends(require(scope))) -> Context:
+    def member_context(scope: str) -> Callable[..., Awaitable[Context]]:
+        # async: it does no I/O, so FastAPI runs it on the event loop, not the thread pool
+        async def context(case_id: str, who: Principal = Depends(require(scope))) -> Context:
             return Context(_member_actor(who), case_id, services.negotiation)
 
         return context

@@ -10,17 +10,21 @@ per API token, per member for a session, per case link for the portal.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 
 from accord.api.ratelimit import RateLimiter, configure
+from accord.auth import version as grants_version
+from accord.auth.clock import now_utc
 from accord.auth.errors import LinkExpired, LinkInvalid
 from accord.auth.members import Member
 from accord.auth.portal import PortalGrant
 from accord.auth.sessions import csrf_matches
+from accord.auth.tokens import TokenGrant, token_hash
 
 if TYPE_CHECKING:
     from accord.wiring import Services
@@ -44,6 +48,60 @@ def _unauthorised(message: str, scheme: str = "Bearer") -> HTTPException:
 
 
 _configuring = threading.Lock()
+
+GRANT_SECONDS = 5.0  # how long a process keeps an API token's grant (see GrantCache)
+
+
+class GrantCache:
+    """API tokens' grants kept by this process for ``GRANT_SECONDS``, so that a request
+    with a known token costs one primary-key read instead of the token lookup (a join,
+    the scopes parsed, the member rebuilt: about a millisecond on SQLite).
+
+    As strict as the lookup: a kept grant is used only while the grants' version
+    (``accord.auth.version``, changed in the same transaction as every revocation and
+    every change to a member) is the one read before it was looked up, and only before
+    the token's own expiry time. Keyed by the token's SHA-256, never the token."""
+
+    def __init__(self, seconds: float = GRANT_SECONDS, size: int = 10_000) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._kept: dict[str, tuple[TokenGrant, str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, services: Services, token: str) -> TokenGrant | None:
+        tokens = services.tokens
+        key = token_hash(token)
+        version = grants_version.current(tokens.db)
+        kept = self._kept.get(key)
+        if kept is not None:
+            grant, seen, at = kept
+            if (
+                seen == version
+                and time.monotonic() - at < self.seconds
+                and (grant.expires_at is None or now_utc(tokens.now) < grant.expires_at)
+            ):
+                return grant
+        found = tokens.authenticate(token)  # read after the version: a change since shows
+        with self._lock:
+            if found is None:
+                self._kept.pop(key, None)
+            else:
+                if len(self._kept) >= self.size:
+                    self._kept.clear()  # many live tokens at once: start again
+                self._kept[key] = (found, version, time.monotonic())
+        return found
+
+
+def grant_cache(app: FastAPI) -> GrantCache:
+    """The application's kept grants (made on first use)."""
+    try:
+        cache: GrantCache = app.state.grant_cache
+    except AttributeError:
+        with _configuring:
+            if not hasattr(app.state, "grant_cache"):
+                app.state.grant_cache = GrantCache()
+            cache = app.state.grant_cache
+    return cache
 
 
 def rate_limiter(app: FastAPI) -> RateLimiter | None:
@@ -75,14 +133,26 @@ def spend(request: Request, caller: str) -> None:
 
 
 def principal(request: Request) -> Principal:
-    """The calling member, from ``Authorization: Bearer`` or the session cookie."""
+    """The calling member, from ``Authorization: Bearer`` or the session cookie.
+
+    Authenticated once per request, however many checks ask (the rate limit is spent
+    once): the answer is kept on ``request.state``."""
+    try:
+        known: Principal = request.state.accord_principal
+    except AttributeError:
+        known = _authenticate(request)
+        request.state.accord_principal = known
+    return known
+
+
+def _authenticate(request: Request) -> Principal:
     services: Services = request.app.state.services
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, credential = header.partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
             raise _unauthorised("use 'Authorization: Bearer <API token>'")
-        grant = services.tokens.authenticate(credential.strip())
+        grant = grant_cache(request.app).authenticate(services, credential.strip())
         if grant is None:
             raise _unauthorised("the API token is unknown, expired or revoked")
         spend(request, f"token:{grant.token_id}")
@@ -103,9 +173,14 @@ def principal(request: Request) -> Principal:
 
 
 def require(scope: str) -> Callable[..., Principal]:
-    """A dependency admitting members whose token or role grants ``scope``."""
+    """A dependency admitting members whose token or role grants ``scope``.
 
-    def check(who: Principal = Depends(principal)) -> Principal:
+    One dependency, not two (``principal`` is called, not depended on): FastAPI runs each
+    synchronous dependency in its own hop to the thread pool, which the profile of case
+    reads showed costing more than the token lookup itself (benchmarks/RESULTS.md)."""
+
+    def check(request: Request) -> Principal:
+        who = principal(request)
         if scope not in who.scopes:
             raise HTTPException(403, detail=f"this credential lacks the scope {scope!r}")
         return who

@@ -7,10 +7,11 @@ their hosted party. Only the ``Context`` dependency differs: who acts, on which 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
@@ -30,6 +31,10 @@ from accord.api.models import (
 )
 from accord.api.responses import BUNDLE, CaseView, Changed, EventSummary
 from accord.core.bundle import write_bundle
+from accord.core.crypto import is_event_id
+from accord.core.events import Event
+from accord.core.state import State
+from accord.service.errors import NotFound
 from accord.service.negotiation import Actor, Negotiation, Outcome
 from accord.service.views import case_view, event_summary
 
@@ -43,6 +48,16 @@ class Context:
     negotiation: Negotiation
 
 
+def _state_and_timeline(ctx: Context, limit: int) -> tuple[State, list[Event]]:
+    """The case's state and latest events (404 as ``Negotiation.state`` says it)."""
+    if not is_event_id(ctx.case_id):
+        raise NotFound(f"no case {ctx.case_id!r} on this node")
+    found = ctx.negotiation.cases.view(ctx.case_id, limit=limit)
+    if found is None:
+        raise NotFound(f"no case {ctx.case_id} on this node")
+    return found
+
+
 def changed(outcome: Outcome) -> dict[str, Any]:
     return {"case": outcome.case_id, "events": outcome.event_ids}
 
@@ -51,7 +66,9 @@ CHANGED = {"description": "The case and the ids of the events this change signed
 
 
 def add_negotiation_routes(
-    router: APIRouter, read: Callable[..., Context], write: Callable[..., Context]
+    router: APIRouter,
+    read: Callable[..., Context | Awaitable[Context]],
+    write: Callable[..., Context | Awaitable[Context]],
 ) -> None:
     """Register every negotiation endpoint on ``router`` with the given contexts."""
 
@@ -64,8 +81,10 @@ def add_negotiation_routes(
         ctx: Context = Depends(read),
         limit: int = Query(50, ge=1, le=500, description="Timeline length."),
     ) -> Any:
-        n = ctx.negotiation
-        return case_view(n.state(ctx.case_id), n.cases.timeline(ctx.case_id, limit=limit))
+        # The state and the timeline in one statement, the answer encoded by orjson
+        # straight from the view (the hottest read: benchmarks/case_reads.py).
+        state, timeline = _state_and_timeline(ctx, limit)
+        return Response(orjson.dumps(case_view(state, timeline)), media_type="application/json")
 
     @router.get(
         "/events",

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.auth import version as grants
 from accord.auth.clock import Clock, now_utc, system_clock
 from accord.auth.errors import DuplicateMemberError, InvalidMemberError, UnknownMemberError
 from accord.auth.passwords import Passwords
@@ -198,6 +199,7 @@ class MemberStore:
         done = conn.execute(members.update().where(members.c.id == member_id).values(**values))
         if done.rowcount != 1:
             raise UnknownMemberError(f"no member with id {member_id}")
+        grants.bump(self.db, conn)  # kept grants of this member are stale now
         row = _row(conn, members.c.id == member_id)
         return member_from_row(row)
 

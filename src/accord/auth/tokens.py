@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from accord.auth import version as grants
 from accord.auth.clock import Clock, aware, now_utc, system_clock, utc
 from accord.auth.errors import (
     MemberDisabledError,
@@ -74,6 +75,7 @@ class TokenGrant:
     member: Member
     scopes: frozenset[str]
     token_id: int
+    expires_at: datetime | None = None  # so that a kept grant expires on time
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes
@@ -186,7 +188,12 @@ class TokenStore:
                     .values(last_used_at=now)
                 )
         member = member_from_row(row)
-        return TokenGrant(member, frozenset(orjson.loads(row.scopes)) & member.scopes, row.token_id)
+        return TokenGrant(
+            member,
+            frozenset(orjson.loads(row.scopes)) & member.scopes,
+            row.token_id,
+            None if row.expires_at is None else aware(row.expires_at),
+        )
 
     def get(self, token_id: int) -> TokenInfo | None:
         found = self._select(api_tokens.c.id == token_id)
@@ -204,6 +211,7 @@ class TokenStore:
                 .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
                 .values(revoked_at=now_utc(self.now))
             )
+            grants.bump(self.db, conn)  # processes keeping this grant drop it now
         info = self.get(token_id)
         if info is None:
             raise UnknownTokenError(f"no API token with id {token_id}")

@@ -48,6 +48,17 @@ SNAPSHOT_EVERY = 256
 # Every write to a case runs these: built once (building costs more than running them).
 _UPDATE_STATE = cases.update().where(cases.c.case_id == sa.bindparam("b_case_id"))
 _STATE = sa.select(cases.c.state).where(cases.c.case_id == sa.bindparam("b_case_id"))
+# A case as it is shown: its materialised state and its latest events, in one statement
+# (one round trip and one transaction on the hottest read, ``GET /api/v1/cases/{id}``).
+_VIEW = sa.text(
+    "SELECT 0 AS part, state AS raw, NULL AS sig, NULL AS event_id, NULL AS depth "
+    "FROM cases WHERE case_id = :case_id "
+    "UNION ALL "
+    "SELECT 1, raw, sig, event_id, depth FROM ("
+    "SELECT raw, sig, event_id, depth FROM events WHERE case_id = :case_id "
+    "ORDER BY depth DESC, event_id DESC LIMIT :limit) AS latest "
+    "ORDER BY part, depth DESC, event_id DESC"
+)
 
 
 @dataclass
@@ -434,6 +445,17 @@ class CaseStore:
         """``state`` as seen inside the caller's transaction."""
         raw = conn.execute(_STATE, {"b_case_id": case_id}).scalar_one_or_none()
         return None if raw is None else orjson.loads(raw)
+
+    def view(self, case_id: str, *, limit: int = 50) -> tuple[State, list[Event]] | None:
+        """``state`` and ``timeline(limit=…)`` together, read in one statement; None if the
+        case is not held."""
+        with self.db.read() as conn:
+            rows = conn.execute(_VIEW, {"case_id": case_id, "limit": limit}).all()
+        if not rows or rows[0][0] != 0:
+            return None
+        state: State = orjson.loads(rows[0][1])
+        latest = [load_trusted(bytes(raw), sig, eid) for _, raw, sig, eid, _ in rows[1:]]
+        return state, latest
 
     def state_hash(self, case_id: str) -> str | None:
         with self.db.read() as conn:
