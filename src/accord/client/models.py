@@ -82,7 +82,7 @@ class Login(TypedDict):
 
 class Notification(TypedDict):
     id: int
-    case: str
+    case: str | None  # none for a notification about no case in particular
     kind: str
     text: str
     created: str
