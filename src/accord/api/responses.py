@@ -131,6 +131,17 @@ class Agreement(Out):
     time: str | None
 
 
+class CaseOpened(Out):
+    by: str = Field(description="The party that opened the case.")
+    event: str
+    time: str
+
+
+class OpenWork(Out):
+    activities: list[str] = Field(description="Activities not yet done or cancelled.")
+    topics: list[str] = Field(description="Topics still open.")
+
+
 class CaseView(Out):
     """The case as the API and pages show it. The maps inside are the case state as the
     core folds it (``accord.core``): open-ended, keyed by party, topic, proposal,
@@ -138,28 +149,28 @@ class CaseView(Out):
 
     case: str
     title: str
-    opened: str | None
+    opened: CaseOpened | None
     template: Any = Field(description="The template the case was opened from, if any.")
     parties: dict[str, Any] = Field(description=CASE_STATE)
     topics: dict[str, Any] = Field(description=CASE_STATE)
     status: str | None
     resolved: bool
-    reopened: Any = Field(description=CASE_STATE)
-    satisfied: Any = Field(description=CASE_STATE)
+    reopened: int = Field(description="How many times the case was reopened.")
+    satisfied: dict[str, Any] = Field(description=CASE_STATE)
     agreement: Agreement
     agreements: list[dict[str, Any]] = Field(description=CASE_STATE)
     open_proposals: dict[str, Any] = Field(description=CASE_STATE)
     crossed_proposals: dict[str, Any] = Field(description=CASE_STATE)
-    open_work: Any = Field(description=CASE_STATE)
+    open_work: OpenWork
     superseded: list[Any] = Field(description=CASE_STATE)
     activities: dict[str, list[dict[str, Any]]] = Field(
         description="Every activity grouped by state (" + CASE_STATE + ")"
     )
     info: dict[str, Any] = Field(description=CASE_STATE)
-    messages: list[Any] = Field(description=CASE_STATE)
-    events: Any = Field(description=CASE_STATE)
-    evidence: Any = Field(description=CASE_STATE)
-    equivocations: Any = Field(description=CASE_STATE)
+    messages: int = Field(description="How many messages the case holds.")
+    events: int = Field(description="How many events the case holds.")
+    evidence: list[Any] = Field(description=CASE_STATE)
+    equivocations: list[Any] = Field(description=CASE_STATE)
     timeline: list[EventSummary]
 
 
