@@ -223,35 +223,35 @@ def portal_link(
     data: DataDir = None,
     database: DatabaseUrl = None,
     hours: Annotated[
-        int, typer.Option("--hours", min=1, max=24 * 366, help="How long the link works.")
-    ] = 72,
+        int | None,
+        typer.Option(
+            "--hours", min=1, max=24 * 366, help="How long the link works (default: 7 days)."
+        ),
+    ] = None,
 ) -> None:
     """Print a portal link path (/portal/...) for a customer of a party this node hosts."""
-    from accord.auth.errors import AuthError
     from accord.auth.portal import PortalLinks, load_or_create_secret
+    from accord.service.errors import ServiceError
+    from accord.service.links import issue_case_link
 
     node = _open(data, database)
     case_id = _case_id(node, case)
     state = node.cases.state(case_id)
     assert state is not None
-    parties = state["parties"]
-    if party not in parties:
-        raise _fail(
-            f"case {case_id[:19]} has no party {party!r} (its parties: {', '.join(parties)})"
-        )
-    if parties[party]["hosted_by"] != node.key.public:
-        raise _fail(
-            f"party {party!r} is not hosted by this node: portal links are only for parties "
-            "that act through this node's portal"
-        )
     links = PortalLinks(load_or_create_secret(node.db))
     try:
-        token = links.issue(case_id, party, identity, timedelta(hours=hours))
-    except AuthError as exc:
-        raise _fail(str(exc)) from exc
-    expires = links.verify(token).expires_at
-    cli.err.print(f"valid until {_when(expires)} UTC ({hours} hours)", soft_wrap=True)
-    typer.echo(f"/portal/{token}")
+        link = issue_case_link(
+            links,
+            state,
+            party,
+            identity,
+            host=node.key.public,
+            ttl=None if hours is None else timedelta(hours=hours),
+        )
+    except ServiceError as exc:
+        raise _fail(f"case {case_id[:19]}: {exc.message}") from exc
+    cli.err.print(f"valid until {_when(link.expires_at)} UTC", soft_wrap=True)
+    typer.echo(link.path)
 
 
 # Last, so that the commands above exist when accord.cli (imported first or from here)

@@ -54,7 +54,8 @@ from accord.node import Node
 from accord.ops import metrics
 from accord.ops.http import instrument
 from accord.privacy import Privacy
-from accord.service.errors import Conflict, Forbidden, NotFound, ServiceError
+from accord.service.errors import Conflict, Forbidden, ServiceError
+from accord.service.links import issue_case_link
 from accord.service.negotiation import Actor
 from accord.web import install as install_pages
 from accord.web.session import login_wait
@@ -361,16 +362,15 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
         response_model=PortalLinkOut,
     )
     def portal_link(case_id: str, body: PortalLinkIn, _who: Principal = Depends(writer)) -> Any:
-        state = services.negotiation.state(case_id)
-        party = state["parties"].get(body.party)
-        if party is None:
-            raise NotFound(f"{body.party!r} is not a party of this case", field="party")
-        if party["hosted_by"] != services.node.key.public:
-            raise Forbidden(f"this node does not host {body.party!r}", field="party")
-        ttl = timedelta(hours=body.hours)
-        token = services.links.issue(case_id, body.party, body.identity, ttl)
-        expires = services.links.verify(token).expires_at
-        return {"token": token, "path": f"/portal/{token}", "expires": expires.isoformat()}
+        link = issue_case_link(
+            services.links,
+            services.negotiation.state(case_id),
+            body.party,
+            body.identity,
+            host=services.node.key.public,
+            ttl=None if body.hours is None else timedelta(hours=body.hours),
+        )
+        return {"token": link.token, "path": link.path, "expires": link.expires_at.isoformat()}
 
     @case.post(
         "/invites",

@@ -113,7 +113,12 @@ class PortalLinkIn(Body):
     identity: str = Field(
         description="The customer's verified identity, e.g. an email.", max_length=320
     )
-    hours: int = Field(72, ge=1, le=24 * 90)
+    hours: int | None = Field(
+        None,
+        ge=1,
+        le=24 * 366,
+        description="How long the link works, in hours (default: 168, i.e. 7 days).",
+    )
 
 
 class InviteIn(Body):

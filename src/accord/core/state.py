@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from accord.core.activities import activity_open
 from accord.core.canonical import canonical
 from accord.core.crypto import event_id
 from accord.core.events import Event
@@ -304,11 +305,7 @@ def _move_key(s: State, c: dict[str, Any], e: Event) -> None:
 
 def open_work(s: State) -> dict[str, list[str]]:
     """Agreed activities not done or cancelled, and open topics: what satisfaction waits for."""
-    activities = sorted(
-        aid
-        for aid in s["terms"]["activities"]
-        if s["progress"].get(aid, {}).get("state") in ("agreed", "in_progress")
-    )
+    activities = sorted(aid for aid in s["terms"]["activities"] if activity_open(s, aid))
     topics = sorted(t for t, topic in s["topics"].items() if topic["state"] == "open")
     return {"activities": activities, "topics": topics}
 

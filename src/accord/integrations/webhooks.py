@@ -69,6 +69,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord import __version__
+from accord.core.activities import activity_open, is_open
 from accord.core.crypto import NodeKey
 from accord.core.events import Event
 from accord.core.state import State
@@ -618,7 +619,7 @@ class Webhooks:
         for aid, progress in state["progress"].items():
             activity = state["terms"]["activities"].get(aid) or {}
             due_text = activity.get("due")
-            open_ = progress["state"] in ("agreed", "in_progress")
+            open_ = is_open(progress["state"])
             for kind in ACTIVITY_TYPES:
                 key = f"{TIMER}:{kind}:{state['case']}:{aid}"
                 if not (open_ and due_text and kind in wanted):
@@ -645,8 +646,7 @@ class Webhooks:
         if state is None:
             return
         activity = state["terms"]["activities"].get(aid)
-        progress = state["progress"].get(aid, {})
-        if activity is None or progress.get("state") not in ("agreed", "in_progress"):
+        if activity is None or not activity_open(state, aid):
             return  # done or cancelled meanwhile
         if activity.get("due") != job.payload["due"]:
             return  # moved: the new time's timer fires instead
@@ -657,7 +657,7 @@ class Webhooks:
             "member": activity.get("member"),
             "kind": activity.get("kind"),
             "due": activity["due"],
-            "state": progress["state"],
+            "state": state["progress"][aid]["state"],
         }
         kind = job.payload["type"]
         # the case is part of the source: activity ids repeat from case to case (every

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
+from accord.core.activities import activity_open
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
 from accord.core.state import State
@@ -106,7 +107,7 @@ class Callbacks:
                 ):
                     continue
                 keys = _keys(state["case"], aid)
-                if state["progress"][aid]["state"] not in ("agreed", "in_progress"):
+                if not activity_open(state, aid):
                     self.queue.cancel(keys[0], conn=c)
                     self.queue.cancel(keys[1], conn=c)
                     continue
@@ -222,8 +223,7 @@ class Callbacks:
         if state is None:
             return None
         activity = state["terms"]["activities"].get(job.payload["activity"])
-        progress = state["progress"].get(job.payload["activity"], {}).get("state")
-        if activity is None or progress not in ("agreed", "in_progress"):
+        if activity is None or not activity_open(state, job.payload["activity"]):
             return None  # kept or cancelled
         if activity.get("due") != job.payload["due"]:
             return None  # moved: the timers of the new time will fire instead

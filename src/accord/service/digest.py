@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from accord.core.activities import activity_open
 from accord.core.timefmt import parse_time
 from accord.jobs.queue import Job, JobQueue
 from accord.service import settings
@@ -67,7 +68,7 @@ class Digest:
                 continue
             for aid, activity in state["terms"]["activities"].items():
                 due = activity.get("due")
-                if not due or state["progress"][aid]["state"] not in ("agreed", "in_progress"):
+                if not due or not activity_open(state, aid):
                     continue
                 local = parse_time(due).astimezone(zone)
                 if local.date() > today:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from accord.core.activities import activity_open
 from accord.core.events import Event
 from accord.core.state import State
 
@@ -50,7 +51,7 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
     todo = [
         (a.get("due") or "", a["title"], a["owner"], state["progress"][aid]["state"], a["kind"])
         for aid, a in terms["activities"].items()
-        if state["progress"].get(aid, {}).get("state") in ("agreed", "in_progress")
+        if activity_open(state, aid)
     ]
     if todo:
         lines.append("Still to do:")

@@ -18,7 +18,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo, available_timezones
@@ -32,10 +32,12 @@ from accord.api.auth import SESSION_COOKIE
 from accord.auth.scopes import CASES_READ, CASES_WRITE, NOTES_READ, NOTES_WRITE
 from accord.channels.blobs import node_blobs
 from accord.channels.refs import CaseRefs
+from accord.core.activities import activity_open
 from accord.service import settings
 from accord.service.canned import CannedReplies, fill
-from accord.service.errors import Forbidden, NotFound, ServiceError
+from accord.service.errors import NotFound, ServiceError
 from accord.service.inbox import SORTS, VIEWS, Inbox
+from accord.service.links import DEFAULT_LINK_TTL, issue_case_link
 from accord.service.negotiation import Actor
 from accord.service.prefs import CLOCKS, MemberPrefs, Prefs
 from accord.service.presence import Presence
@@ -109,7 +111,6 @@ NOTICE_KINDS = {
     "agreement.superseded": "Agreement did not stand",
     "digest": "Due today",
 }
-LINK_TTL = timedelta(days=7)
 
 
 def zone_of(services: Services) -> ZoneInfo:
@@ -766,9 +767,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         open_ours = [
             a
             for aid, a in state["terms"]["activities"].items()
-            if a.get("due")
-            and a.get("owner") == services.party_id
-            and state["progress"].get(aid, {}).get("state") in ("agreed", "in_progress")
+            if a.get("due") and a.get("owner") == services.party_id and activity_open(state, aid)
         ]
         due = sorted(open_ours, key=lambda a: a["due"])
         calls = [a for a in due if a.get("kind") == "callback"]
@@ -1156,20 +1155,20 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         )
 
     def make_link(case_id: str, party: str, who: Viewer, request: Request) -> dict[str, str]:
-        """A case link for a hosted party (valid ``LINK_TTL``), as a full address."""
+        """A case link for a hosted party (valid ``DEFAULT_LINK_TTL``), as a full address."""
         state = services.negotiation.state(case_id)
-        hosted = state["parties"].get(party)
-        if hosted is None or hosted.get("hosted_by") != services.node.key.public:
-            raise Forbidden("This node does not host that party.")
-        token = services.links.issue(
-            case_id, party, f"link made by {who.member.username}", LINK_TTL
+        link = issue_case_link(
+            services.links,
+            state,
+            party,
+            f"link made by {who.member.username}",
+            host=services.node.key.public,
         )
-        url = str(request.base_url).rstrip("/") + f"/portal/{token}"
         return {
             "party": party_name(state["parties"], party),
             "party_id": party,
-            "url": url,
-            "path": f"/portal/{token}",
+            "url": str(request.base_url).rstrip("/") + link.path,
+            "path": link.path,
         }
 
     @router.post("/cases/{case_id}/portal-link")
@@ -1208,7 +1207,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
             made = make_link(case_id, party, who, request)
             text = (
                 "Here is the link to your case: you can follow it and answer us there "
-                f"(valid for {LINK_TTL.days} days): {made['url']}"
+                f"(valid for {DEFAULT_LINK_TTL.days} days): {made['url']}"
             )
             return reply_on_channel(
                 services.connectors,

@@ -30,6 +30,7 @@ from accord.api.auth import spend
 from accord.auth.errors import LinkExpired, LinkInvalid
 from accord.auth.portal import PortalGrant
 from accord.channels.blobs import StorageFull, node_blobs
+from accord.core.activities import is_open
 from accord.core.bundle import write_bundle
 from accord.service.errors import Forbidden, ServiceError
 from accord.service.negotiation import Actor
@@ -170,7 +171,7 @@ def portal_routes(services: Services) -> APIRouter:
                 "state": progress,
             }
             activities.append(item)
-            if activity["owner"] == me and progress in ("agreed", "in_progress"):
+            if activity["owner"] == me and is_open(progress):
                 owed.append(item)
 
         def proposal(pid: str, p: dict[str, Any]) -> dict[str, Any]:

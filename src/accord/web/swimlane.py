@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
 
+from accord.core.activities import is_open
 from accord.core.state import State
 from accord.core.timefmt import parse_time
 
@@ -77,7 +78,7 @@ def marks(state: State, now: datetime) -> list[Mark]:
         activity = state["terms"]["activities"].get(aid) or {}
         due = parse_time(activity["due"]) if activity.get("due") else None
         look = progress["state"]
-        if look in ("agreed", "in_progress") and due is not None and due < now:
+        if is_open(look) and due is not None and due < now:
             look = "overdue"
         found.append(
             Mark(
