@@ -236,8 +236,17 @@ class Search:
             sql = sa.text(
                 f"SELECT case_id FROM {DOCS} WHERE tsv @@ to_tsquery('simple', :q)"
             ).bindparams(q=_tsquery(terms))
-        found = sql.columns(case_id=sa.String(71)).subquery("search_hits")
-        return sa.select(found.c.case_id)
+        found = sql.columns(case_id=sa.String(71)).subquery("search_docs_hit")
+        # PostgreSQL: the matches first (from the GIN index), then the view's rows among
+        # them; left to itself the planner walks the view in its order and probes the
+        # index once per case, which is slow when few cases match
+        hits = (
+            sa.select(found.c.case_id)
+            .distinct()
+            .cte("search_hits")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        return sa.select(hits.c.case_id)
 
     def snippets(self, query: str, case_ids: Sequence[str]) -> dict[str, str]:
         """The best-matching passage of each of ``case_ids`` (already known to match)."""
