@@ -8,7 +8,7 @@ several nodes can live on one machine, and ``--database URL`` (default
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -457,7 +457,7 @@ def case_show(
     _render_state(state)
 
 
-def _render_state(s: dict[str, Any]) -> None:
+def _render_state(s: Mapping[str, Any]) -> None:
     from accord.core.crypto import fingerprint
 
     out.print(f"[bold]{s['title']}[/bold]  {s['case']}")
@@ -540,7 +540,9 @@ def case_log(
         for event in events:
             sys.stdout.buffer.write(event.wire() + b"\n")
         return
-    evidence = {e["event"]: e["reason"] for e in (node.cases.state(case_id) or {})["evidence"]}
+    state = node.cases.state(case_id)
+    assert state is not None
+    evidence = {e["event"]: e["reason"] for e in state["evidence"]}
     table = Table("depth", "event", "time", "type", "author", "note")
     for e in events:
         who = e.author.member + (f" via {e.author.via}" if e.author.via else "")
@@ -707,10 +709,11 @@ def _write_verify_report(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise _fail(f"--zone {zone!r} is not a time zone (try Europe/London or UTC)", 2) from exc
     readable = present(checked, data, zone=tz)
-    for path, content in (
+    outputs: tuple[tuple[Path | None, Callable[[], bytes]], ...] = (
         (html, lambda: render_html(readable).encode("utf-8")),
         (pdf, lambda: render_pdf(readable)),
-    ):
+    )
+    for path, content in outputs:
         if path is None:
             continue
         try:

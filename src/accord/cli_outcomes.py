@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from accord.metrics.catalogue import METRICS
@@ -476,10 +477,10 @@ def demo(
                 "members; the demo would add fake cases and members with a published "
                 "password. Use a new --data directory, or --force to seed it anyway."
             )
-        with cli.Progress(
-            cli.TextColumn("seeding"),
-            cli.BarColumn(),
-            cli.MofNCompleteColumn(),
+        with Progress(
+            TextColumn("seeding"),
+            BarColumn(),
+            MofNCompleteColumn(),
             console=cli.err,
             transient=True,
         ) as bar:

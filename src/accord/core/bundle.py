@@ -19,7 +19,7 @@ from accord.core.canonical import canonical, parse_canonical
 from accord.core.errors import AccordError
 from accord.core.events import Event, parse_wire
 from accord.core.fold import CaseFold, MemoryGraph
-from accord.core.state import State, state_hash
+from accord.core.state import Equivocation, Evidence, State, state_hash
 
 FORMAT = "accord-case-v1"
 
@@ -69,11 +69,11 @@ class BundleReport:
     checked: list[Checked] = field(default_factory=list)  # in fold order
 
     @property
-    def evidence(self) -> list[dict[str, Any]]:
+    def evidence(self) -> list[Evidence]:
         return list(self.state["evidence"]) if self.state else []
 
     @property
-    def equivocations(self) -> list[dict[str, Any]]:
+    def equivocations(self) -> list[Equivocation]:
         return list(self.state["equivocations"]) if self.state else []
 
     @property

@@ -30,7 +30,15 @@ import orjson
 from accord.core.errors import AccordError, ChainError, MissingParentsError, WrongCaseError
 from accord.core.events import Event
 from accord.core.rules import judge
-from accord.core.state import AUTH_TYPES, PROPOSAL_TYPES, State, apply, empty_state
+from accord.core.state import (
+    AUTH_TYPES,
+    PROPOSAL_TYPES,
+    Proposal,
+    State,
+    Superseded,
+    apply,
+    empty_state,
+)
 
 Clock = dict[str, list[Any]]  # author node -> [seq, event id]
 _FORKED = ("equivocation", "continues an equivocation")
@@ -220,7 +228,7 @@ class CaseFold:
                 entries.append(_superseded(self.state, pid, shown, event))
 
     def _agreed_in_some_past(
-        self, pid: str, proposal: dict[str, Any], event: Event, meta: Meta
+        self, pid: str, proposal: Proposal, event: Event, meta: Meta
     ) -> dict[str, str] | None:
         """One acceptance per party whose joint causal past agrees ``pid``, if any."""
         acceptances: dict[str, list[str]] = proposal["acceptances"]
@@ -235,7 +243,8 @@ class CaseFold:
                 bits |= metas[eid].auth
             if self._knows_all(bits):
                 continue  # that past is this fold's own present, where pid is not agreed
-            if self.auth_state(bits)["proposals"].get(pid, {}).get("state") == "agreed":
+            past = self.auth_state(bits)["proposals"].get(pid)
+            if past is not None and past["state"] == "agreed":
                 return dict(zip(parties, choice, strict=True))
         return None
 
@@ -291,7 +300,7 @@ class CaseFold:
         self.state["equivocations"].append({"author": author, "seq": seq, "events": sorted(ids)})
 
 
-def _superseded(state: State, pid: str, shown: dict[str, str], event: Event) -> dict[str, Any]:
+def _superseded(state: State, pid: str, shown: dict[str, str], event: Event) -> Superseded:
     """The entry that tells every party an agreement some node showed did not stand."""
     proposal = state["proposals"][pid]
     version = proposal["base"] + 1

@@ -8,10 +8,8 @@ A broken rule does not raise: the event is kept as signed evidence with the reas
 
 from __future__ import annotations
 
-from typing import Any
-
 from accord.core.events import Event
-from accord.core.state import State, open_work
+from accord.core.state import OpenWork, Party, Proposal, State, open_work
 
 RELAY_CHANNELS = frozenset(
     {
@@ -40,7 +38,7 @@ Verdict = tuple[str | None, str | None]
 def acting_party(auth: State, event: Event) -> Verdict:
     """The party an event speaks for, or why its author may not speak in this case."""
     author = event.author
-    parties: dict[str, Any] = auth["parties"]
+    parties: dict[str, Party] = auth["parties"]
     if author.for_party is not None:
         party = parties.get(author.for_party)
         if party is None:
@@ -165,7 +163,7 @@ def _proposal_made(auth: State, e: Event, party: str) -> str | None:
     return None
 
 
-def _pending(auth: State, pid: str) -> tuple[dict[str, Any] | None, str | None]:
+def _pending(auth: State, pid: str) -> tuple[Proposal | None, str | None]:
     proposal = auth["proposals"].get(pid)
     if proposal is None:
         return None, f"unknown proposal {pid}"
@@ -226,7 +224,7 @@ def _satisfied(auth: State, e: Event, party: str) -> str | None:
     return None
 
 
-def describe_open_work(work: dict[str, list[str]]) -> str:
+def describe_open_work(work: OpenWork) -> str:
     parts = []
     if work["activities"]:
         parts.append("activities: " + ", ".join(work["activities"]))

@@ -11,14 +11,227 @@ as stale.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 from accord.core.activities import activity_open
 from accord.core.canonical import canonical
 from accord.core.crypto import event_id
 from accord.core.events import Event
 
-State = dict[str, Any]
+# The shape of the state, exactly as ``empty_state`` and the effects below build it. These
+# are TypedDicts, so at run time the state stays plain JSON-shaped dicts and lists (its
+# canonical bytes and hash do not depend on them); times are the events' ISO strings and
+# ``value`` is any JSON value an event body carried.
+
+
+class Stamp(TypedDict):
+    """Who did something, in which event, when (``opened``, ``last_message``)."""
+
+    by: str
+    event: str
+    time: str
+
+
+class Party(TypedDict):
+    name: str
+    kind: str
+    node: str | None
+    hosted_by: str | None
+    url: str | None
+    since: int  # the terms version from which the party takes part (0: from the opening)
+
+
+class Topic(TypedDict):
+    title: str
+    state: str  # "open" or "closed"
+    by: str
+    event: str
+    closed_by: NotRequired[str]
+
+
+class Info(TypedDict):
+    """A ``data.set`` fact (not part of the terms)."""
+
+    value: Any
+    by: str
+    event: str
+    time: str
+    label: NotRequired[str]
+
+
+class Datum(TypedDict):
+    """A term's data item, put by an agreed ``data.put`` change."""
+
+    value: Any
+    label: NotRequired[str]
+
+
+class Commitment(TypedDict):
+    by: str
+    event: str
+    time: str
+
+
+class Activity(TypedDict):
+    """An agreed activity: the fields of its ``activity.put`` change (or commitment)."""
+
+    title: str
+    owner: str
+    kind: str  # bodies.ACTIVITY_KINDS
+    member: NotRequired[str]
+    due: NotRequired[str]
+    channel: NotRequired[str]
+    topic: NotRequired[str]
+    committed: NotRequired[Commitment]  # promised by its owner with activity.committed
+
+
+class Terms(TypedDict):
+    version: int
+    data: dict[str, Datum]
+    activities: dict[str, Activity]
+
+
+class Progress(TypedDict):
+    state: str  # "agreed", "in_progress", "done" or "cancelled"
+    event: str
+    time: str
+    note: str | None
+    title: NotRequired[str]  # kept from a removed (cancelled) activity
+    owner: NotRequired[str]
+
+
+class Withdrawal(TypedDict):
+    event: str
+    time: str
+    reason: str | None
+
+
+class Proposal(TypedDict):
+    by: str
+    base: int
+    changes: list[dict[str, Any]]  # as checked by bodies.check_change
+    note: str | None
+    counter_of: str | None
+    time: str
+    state: str  # "pending", "agreed", "stale", "countered", "rejected" or "withdrawn"
+    accepted_by: dict[str, str]  # party -> its acceptance that counts
+    acceptances: dict[str, list[str]]  # party -> every acceptance it made
+    withdrawn_by: dict[str, str]
+    rejected_by: dict[str, str]
+    version: int | None  # the terms version it made, once agreed
+    rebase_of: NotRequired[str]
+    reproposed_as: NotRequired[str]
+    countered_by: NotRequired[str]
+    crossed_with: NotRequired[int]
+    superseded_by: NotRequired[int]
+    withdrawn: NotRequired[Withdrawal]
+
+
+class AgreedTerms(TypedDict):
+    data: dict[str, Datum]
+    activities: dict[str, Activity]
+    parties: list[str]
+
+
+class Agreement(TypedDict):
+    version: int
+    proposal: str
+    acceptances: dict[str, str]
+    event: str
+    time: str
+    terms: AgreedTerms
+
+
+class OpenWork(TypedDict):
+    activities: list[str]
+    topics: list[str]
+
+
+class Satisfaction(TypedDict):
+    event: str
+    version: int
+    rating: int | None
+    time: str
+    reason: NotRequired[str]  # closed anyway, with the work that was open
+    open: NotRequired[OpenWork]
+
+
+class Status(TypedDict):
+    label: str
+    by: str
+    event: str
+    time: str
+
+
+class Owner(TypedDict):
+    name: str
+    event: str
+    time: str
+    changes: int
+
+
+class AuthorHead(TypedDict):
+    seq: int
+    id: str
+
+
+class Evidence(TypedDict):
+    """An event kept only as evidence, and why."""
+
+    event: str
+    type: str
+    author: str
+    reason: str
+
+
+class Equivocation(TypedDict):
+    author: str
+    seq: int
+    events: list[str]
+
+
+class Superseded(TypedDict):
+    """An agreement some node may have shown that did not stand here (fold.py)."""
+
+    proposal: str
+    version: int
+    by: str | None
+    state: str
+    acceptances: dict[str, str]
+    withdrawn_by: dict[str, str]
+    learnt: str
+    reason: str
+
+
+class State(TypedDict):
+    case: str
+    title: str
+    opened: Stamp | None
+    template: str | None
+    parties: dict[str, Party]
+    topics: dict[str, Topic]
+    info: dict[str, Info]
+    terms: Terms
+    agreements: list[Agreement]
+    proposals: dict[str, Proposal]
+    progress: dict[str, Progress]
+    satisfied: dict[str, Satisfaction]
+    resolved: bool
+    reopened: int
+    status: Status | None
+    status_history: list[Status]
+    owners: dict[str, Owner]
+    messages: int
+    last_message: Stamp | None
+    events: int
+    heads: list[str]
+    authors: dict[str, AuthorHead]
+    last: list[Any] | None  # [depth, id] of the last folded event
+    evidence: list[Evidence]
+    equivocations: list[Equivocation]
+    superseded: list[Superseded]
+
+
 AUTH_TYPES = frozenset(
     {
         "case.opened",
@@ -92,7 +305,7 @@ def _opened(s: State, e: Event, party: str) -> None:
         s["topics"][t["topic"]] = {"title": t["title"], "state": "open", "by": party, "event": e.id}
 
 
-def _party(p: dict[str, Any], since: int) -> dict[str, Any]:
+def _party(p: dict[str, Any], since: int) -> Party:
     return {
         "name": p["name"],
         "kind": p["kind"],
@@ -118,17 +331,17 @@ def _topic_opened(s: State, e: Event, party: str) -> None:
             "event": e.id,
         }
     elif topic["state"] == "closed":
-        topic.update(state="open", event=e.id)
+        topic.update({"state": "open", "event": e.id})
 
 
 def _topic_closed(s: State, e: Event, party: str) -> None:
     topic = s["topics"].get(e.body["topic"])
     if topic is not None and topic["state"] == "open":
-        topic.update(state="closed", event=e.id, closed_by=party)
+        topic.update({"state": "closed", "event": e.id, "closed_by": party})
 
 
 def _data_set(s: State, e: Event, party: str) -> None:
-    item = {"value": e.body["value"], "by": party, "event": e.id, "time": e.time}
+    item: Info = {"value": e.body["value"], "by": party, "event": e.id, "time": e.time}
     if "label" in e.body:
         item["label"] = e.body["label"]
     s["info"][e.body["key"]] = item
@@ -141,7 +354,9 @@ def _activity_updated(s: State, e: Event, party: str) -> None:
         return
     if progress["state"] in ("done", "cancelled"):
         return  # terminal; a late report stays in the history only
-    progress.update(state=e.body["state"], event=e.id, time=e.time, note=e.body.get("note"))
+    progress.update(
+        {"state": e.body["state"], "event": e.id, "time": e.time, "note": e.body.get("note")}
+    )
 
 
 def _proposal_made(s: State, e: Event, party: str) -> None:
@@ -261,10 +476,16 @@ def _settle(s: State, pid: str, e: Event) -> None:
 
 
 def _put_data(s: State, c: dict[str, Any], e: Event) -> None:
-    item = {"value": c["value"]}
+    item: Datum = {"value": c["value"]}
     if "label" in c:
         item["label"] = c["label"]
     s["terms"]["data"][c["key"]] = item
+
+
+def _activity(fields: dict[str, Any], drop: tuple[str, ...]) -> Activity:
+    """The activity an ``activity.put`` change or an ``activity.committed`` body describes:
+    its fields but ``drop``, as ``bodies.check_change`` let them through."""
+    return cast(Activity, {k: v for k, v in fields.items() if k not in drop})
 
 
 def _remove_data(s: State, c: dict[str, Any], e: Event) -> None:
@@ -273,7 +494,7 @@ def _remove_data(s: State, c: dict[str, Any], e: Event) -> None:
 
 def _put_activity(s: State, c: dict[str, Any], e: Event) -> None:
     aid = c["activity"]
-    s["terms"]["activities"][aid] = {k: v for k, v in c.items() if k not in ("op", "activity")}
+    s["terms"]["activities"][aid] = _activity(c, ("op", "activity"))
     progress = s["progress"].get(aid)
     if progress is None or progress["state"] == "cancelled":
         s["progress"][aid] = {"state": "agreed", "event": e.id, "time": e.time, "note": None}
@@ -300,10 +521,10 @@ def _add_party(s: State, c: dict[str, Any], e: Event) -> None:
 def _move_key(s: State, c: dict[str, Any], e: Event) -> None:
     party = s["parties"].get(c["party"])
     if party is not None:
-        party.update(node=c["node"], hosted_by=None)
+        party.update({"node": c["node"], "hosted_by": None})
 
 
-def open_work(s: State) -> dict[str, list[str]]:
+def open_work(s: State) -> OpenWork:
     """Agreed activities not done or cancelled, and open topics: what satisfaction waits for."""
     activities = sorted(aid for aid in s["terms"]["activities"] if activity_open(s, aid))
     topics = sorted(t for t, topic in s["topics"].items() if topic["state"] == "open")
@@ -317,7 +538,7 @@ def _satisfied(s: State, e: Event, party: str) -> None:
     reason = e.body.get("reason")
     if reason is None and (work["activities"] or work["topics"]):
         return  # work promised concurrently is still open: no effect
-    entry = {
+    entry: Satisfaction = {
         "event": e.id,
         "version": e.body["version"],
         "rating": e.body.get("rating"),
@@ -336,7 +557,7 @@ def _committed(s: State, e: Event, party: str) -> None:
     aid = b["activity"]
     if aid in s["terms"]["activities"]:
         return  # a concurrent agreement or promise put it first
-    activity = {k: v for k, v in b.items() if k not in ("activity", "note")}
+    activity = _activity(b, ("activity", "note"))
     activity["committed"] = {"by": party, "event": e.id, "time": e.time}
     s["terms"]["activities"][aid] = activity
     progress = s["progress"].get(aid)
@@ -353,7 +574,7 @@ def _reopened(s: State, e: Event, party: str) -> None:
 
 
 def _status(s: State, e: Event, party: str) -> None:
-    entry = {"label": e.body["label"], "by": party, "event": e.id, "time": e.time}
+    entry: Status = {"label": e.body["label"], "by": party, "event": e.id, "time": e.time}
     s["status"] = entry
     s["status_history"].append(entry)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -296,7 +296,7 @@ class Importer:
         state = self.node.cases.state_in(conn, case_id)
         assert state is not None
         ours = party_slug(self.node.name)
-        status = state.get("status") or {}
+        status: Mapping[str, Any] = state.get("status") or {}
         if status.get("label") == "closed" or ours in state["satisfied"]:
             return
         last = max([ticket.created_at, *(e.at for e in ticket.entries)])
@@ -308,7 +308,7 @@ class Importer:
                 ("status.set", {"label": "closed"}),
                 (
                     "party.satisfied",
-                    {"version": int(state.get("version") or 0), "note": f"closed in {system}"},
+                    {"version": state["terms"]["version"], "note": f"closed in {system}"},
                 ),
             ],
             member=SYSTEM_MEMBER,

@@ -57,7 +57,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -127,7 +127,8 @@ USER_AGENT = f"Accord-Webhooks/{__version__}"
 
 def retry_delay(attempts: int) -> timedelta:
     """How long after failed attempt number ``attempts`` (1, 2, …) the next one is made."""
-    return min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, min(attempts - 1, 20)))
+    delay: timedelta = min(MAX_RETRY, FIRST_RETRY * 2 ** max(0, min(attempts - 1, 20)))
+    return delay
 
 
 def new_secret() -> str:
@@ -505,7 +506,7 @@ class Webhooks:
                     )
                 )
             elif event.type == "activity.updated" and body["state"] == "done":
-                activity = state["terms"]["activities"].get(body["activity"], {})
+                activity: Mapping[str, Any] = state["terms"]["activities"].get(body["activity"], {})
                 found.append(
                     Notification(
                         "activity.done",
@@ -617,7 +618,7 @@ class Webhooks:
         wanted = {t for h in self._active(conn) for t in h.events} & set(ACTIVITY_TYPES)
         count = 0
         for aid, progress in state["progress"].items():
-            activity = state["terms"]["activities"].get(aid) or {}
+            activity: Mapping[str, Any] = state["terms"]["activities"].get(aid) or {}
             due_text = activity.get("due")
             open_ = is_open(progress["state"])
             for kind in ACTIVITY_TYPES:

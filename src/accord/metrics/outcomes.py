@@ -131,7 +131,7 @@ def values(metric: Metric, rows: Sequence[Any] | Cohort) -> np.ndarray:
     column = Cohort.of(rows).columns.get(metric.column)
     if column is None:
         return np.zeros(0)
-    found = column[~np.isnan(column)]
+    found: np.ndarray = column[~np.isnan(column)]
     return found / HOUR if metric.kind == "duration" else found
 
 

@@ -146,7 +146,7 @@ def render(db: Database) -> bytes:
     """The exposition text: this process's (or all processes') HTTP metrics and the work."""
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         registry.register(REQUESTS)
         registry.register(LATENCY)

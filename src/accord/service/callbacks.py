@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 from accord.core.activities import activity_open
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
-from accord.core.state import State
+from accord.core.state import Activity, State
 from accord.core.timefmt import format_time, parse_time
 from accord.jobs.queue import Job, JobQueue
 from accord.service import settings
@@ -51,7 +51,7 @@ GRACE = timedelta(minutes=5)
 NEW_TIME_AFTER = timedelta(hours=1)  # of business time after the escalation
 REMIND, MISSED = "callback.remind", "callback.missed"
 IDLE = datetime(9999, 1, 1, tzinfo=UTC)  # where a timer that fired waits, armed but idle
-RemindHook = Callable[[Connection, State, dict[str, Any]], None]
+RemindHook = Callable[[Connection, State, Activity], None]
 
 
 class Callbacks:
@@ -218,7 +218,7 @@ class Callbacks:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _still_promised(self, job: Job) -> tuple[State, dict[str, Any]] | None:
+    def _still_promised(self, job: Job) -> tuple[State, Activity] | None:
         state = self.cases.state(job.payload["case"])
         if state is None:
             return None

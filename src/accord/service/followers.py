@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -253,7 +254,7 @@ def describe(state: State, event: Event) -> str:
         return f"{who} wrote on “{title}”: {short}"
     if event.type == "activity.updated":
         aid = body["activity"]
-        activity = state["terms"]["activities"].get(aid, {})
+        activity: Mapping[str, Any] = state["terms"]["activities"].get(aid, {})
         done = str(body["state"]).replace("_", " ")
         return f"{who} marked “{activity.get('title', aid)}” {done} on “{title}”"
     if event.type == "proposal.made":

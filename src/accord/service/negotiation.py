@@ -10,7 +10,7 @@ it knows will not count.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from accord.core.bodies import SLUG, check_change
 from accord.core.crypto import NodeKey, is_event_id
 from accord.core.errors import AccordError, EventFormatError, RuleError, ValueFormatError
 from accord.core.rules import describe_open_work
-from accord.core.state import State, open_work
+from accord.core.state import OpenWork, Proposal, State, open_work
 from accord.core.timefmt import parse_time
 from accord.core.values import check_value
 from accord.service.errors import Conflict, Forbidden, Invalid, NotFound, StaleProposal
@@ -464,14 +464,13 @@ class Negotiation:
                 return pid
         raise Forbidden("this node is not a party of the case")
 
-    def _proposal(self, state: State, proposal_id: str) -> dict[str, Any]:
+    def _proposal(self, state: State, proposal_id: str) -> Proposal:
         proposal = state["proposals"].get(proposal_id)
         if proposal is None:
             raise NotFound(f"no proposal {proposal_id!r} in this case", field="proposal")
-        result: dict[str, Any] = proposal
-        return result
+        return proposal
 
-    def _pending(self, state: State, proposal_id: str) -> dict[str, Any]:
+    def _pending(self, state: State, proposal_id: str) -> Proposal:
         proposal = self._proposal(state, proposal_id)
         current = state["terms"]["version"]
         if proposal["state"] == "stale" or (
@@ -619,15 +618,16 @@ def reopen_reason(actor: Actor, channel: str | None = None) -> str:
     return f"{actor.member} wrote on the resolved case (via {channel or actor.via})"
 
 
-def crossed(proposal: dict[str, Any], current: int) -> bool:
+def crossed(proposal: Mapping[str, Any], current: int) -> bool:
     """Whether another agreement crossed the proposal: it is stale, or still pending on
     an older version than ``current``."""
-    return proposal["state"] == "stale" or (
+    was_crossed: bool = proposal["state"] == "stale" or (
         proposal["state"] == "pending" and proposal["base"] != current
     )
+    return was_crossed
 
 
-def open_work_details(state: State, work: dict[str, list[str]]) -> dict[str, Any]:
+def open_work_details(state: State, work: OpenWork) -> dict[str, Any]:
     """The open activities (with title, owner and state) and topics (with title)."""
     activities = state["terms"]["activities"]
     return {

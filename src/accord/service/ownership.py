@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from accord.auth.members import Member, MemberStore
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
+from accord.core.state import State
 from accord.service.errors import Conflict, Forbidden, Invalid, NotFound
 from accord.service.summary import summarize
 from accord.store.cases import CaseStore
@@ -564,7 +565,7 @@ class Ownership:
             raise Conflict(f"cannot name the owner in this case: {exc}") from exc
         return tuple(e.id for e in made)
 
-    def _pick(self, conn: Connection, state: dict[str, Any]) -> Member | None:
+    def _pick(self, conn: Connection, state: State) -> Member | None:
         topics = set(state["topics"])
         template = state.get("template")
         rule = None
@@ -627,7 +628,7 @@ class Ownership:
             raise NotFound(f"no active member {username!r}", field="member")
         return member
 
-    def _state(self, case_id: str) -> dict[str, Any]:
+    def _state(self, case_id: str) -> State:
         state = self.cases.state(case_id)
         if state is None:
             raise NotFound(f"no case {case_id} on this node")

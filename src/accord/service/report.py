@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
@@ -187,7 +188,7 @@ def report_of(data: bytes, *, zone: ZoneInfo | None = None) -> Report:
 def present(checked: BundleReport, data: bytes, *, zone: ZoneInfo | None = None) -> Report:
     """The report of a bundle already checked; ``data`` gives the failing lines' claims."""
     tz = zone or ZoneInfo("UTC")
-    state = checked.state or {}
+    state: Mapping[str, Any] = checked.state or {}
     parties: dict[str, Any] = state.get("parties", {})
     by_id = {c.event.id: c for c in checked.checked}
     opened = state.get("opened") or {}
@@ -254,7 +255,7 @@ def _node_name(node: str, parties: dict[str, Any], *, own_only: bool = False) ->
     return "an unknown key " + fingerprint(node)[:9] if not own_only else fingerprint(node)
 
 
-def _versions(state: dict[str, Any], by_id: dict[str, Checked], tz: ZoneInfo) -> list[Version]:
+def _versions(state: Mapping[str, Any], by_id: dict[str, Checked], tz: ZoneInfo) -> list[Version]:
     parties = state["parties"]
     out = []
     previous: dict[str, Any] = {"data": {}, "activities": {}}
@@ -360,7 +361,7 @@ def money_or_value(value: dict[str, Any], zone: ZoneInfo | None = None) -> str:
     return str(value.get("value"))
 
 
-def _now(state: dict[str, Any], tz: ZoneInfo) -> tuple[list[str], list[str]]:
+def _now(state: Mapping[str, Any], tz: ZoneInfo) -> tuple[list[str], list[str]]:
     parties = state["parties"]
     lines = []
     version = state["terms"]["version"]
@@ -397,7 +398,7 @@ def _now(state: dict[str, Any], tz: ZoneInfo) -> tuple[list[str], list[str]]:
     return lines, activities
 
 
-def _warnings(state: dict[str, Any], by_id: dict[str, Checked]) -> list[str]:
+def _warnings(state: Mapping[str, Any], by_id: dict[str, Checked]) -> list[str]:
     parties = state["parties"]
     out = []
     for entry in state["superseded"]:
@@ -415,7 +416,7 @@ def _warnings(state: dict[str, Any], by_id: dict[str, Checked]) -> list[str]:
 
 
 def _events(
-    checked: BundleReport, data: bytes, state: dict[str, Any], tz: ZoneInfo
+    checked: BundleReport, data: bytes, state: Mapping[str, Any], tz: ZoneInfo
 ) -> list[EventCheck]:
     rows: list[EventCheck] = []
     parties: dict[str, Any] = state.get("parties", {})
@@ -491,7 +492,7 @@ def _problem_words(p: Problem) -> str:
     return PROBLEM_WORDS.get(p.kind, p.message)
 
 
-def _claim(line: bytes, state: dict[str, Any], tz: ZoneInfo) -> tuple[str, str, str]:
+def _claim(line: bytes, state: Mapping[str, Any], tz: ZoneInfo) -> tuple[str, str, str]:
     """What a line that failed its check claims to be (time, who, what) — untrusted,
     shown so the reader can tell which entry it is."""
     try:
@@ -526,7 +527,7 @@ _WORDS = {
 def _what(
     kind: str,
     body: dict[str, Any],
-    state: dict[str, Any],
+    state: Mapping[str, Any],
     tz: ZoneInfo,
 ) -> str:
     """One event in plain words, naming parties, activities and topics as ``state`` does."""

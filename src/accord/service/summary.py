@@ -55,9 +55,9 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
     ]
     if todo:
         lines.append("Still to do:")
-        for due, title, owner, progress, kind in sorted(todo):
+        for due, title, owed_by, progress, kind in sorted(todo):
             label = "CALLBACK " if kind == "callback" else ""
-            lines.append(f"  {label}{title} — {owner}, due {due or 'no date'} ({progress})")
+            lines.append(f"  {label}{title} — {owed_by}, due {due or 'no date'} ({progress})")
     else:
         lines.append("Still to do: nothing agreed is open")
     if state["resolved"]:

@@ -5,6 +5,7 @@ Built from the materialised state and the latest events; nothing is re-folded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from accord.core.events import Event
@@ -121,7 +122,9 @@ def crossed_proposals(state: State) -> dict[str, dict[str, Any]]:
     return out
 
 
-def agreement_diff(before: dict[str, Any] | None, after: dict[str, Any]) -> list[dict[str, Any]]:
+def agreement_diff(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """What changed between two versions of the terms (``{"data", "activities"}``): one
     entry per data item or activity added, removed or changed, with both sides."""
     old = before or {"data": {}, "activities": {}}

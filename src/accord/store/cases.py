@@ -203,6 +203,8 @@ class CaseStore:
                 else:
                     s = folder.state
                     mine = s["authors"].get(key.public)
+                    last = s["last"]
+                    assert last is not None  # an existing case has folded its opening
                     event = create_event(
                         key,
                         case=folder.case_id,
@@ -211,7 +213,7 @@ class CaseStore:
                         seq=mine["seq"] + 1 if mine else 1,
                         prev=mine["id"] if mine else None,
                         parents=s["heads"],
-                        depth=s["last"][0] + 1,
+                        depth=last[0] + 1,
                         time=who["time"],
                         body=body,
                         via=who["via"],
@@ -406,13 +408,15 @@ class CaseStore:
         """Write the materialised state; keep a snapshot each time the case passes
         another ``SNAPSHOT_EVERY`` events (``before``: its event count before this write)."""
         s = folder.state
+        last = s["last"]
+        assert last is not None  # a case is saved once it holds at least its opening
         values = {
             "title": s["title"],
             "state": orjson.dumps(s),
             "state_hash": state_hash(s),
             "auth_ids": orjson.dumps(folder.auth_ids),
             "event_count": s["events"],
-            "last_depth": s["last"][0],
+            "last_depth": last[0],
             "resolved": s["resolved"],
             "updated_at": datetime.now(UTC),
         }
@@ -422,13 +426,13 @@ class CaseStore:
             opened = s["opened"]["time"] if s["opened"] else ""
             conn.execute(cases.insert(), {"case_id": folder.case_id, "opened_at": opened, **values})
         if before is not None and s["events"] // SNAPSHOT_EVERY > before // SNAPSHOT_EVERY:
-            depth, last = s["last"]
+            depth, last_id = last
             conn.execute(
                 case_snapshots.insert(),
                 {
                     "case_id": folder.case_id,
                     "depth": depth,
-                    "event_id": last,
+                    "event_id": last_id,
                     "state": values["state"],
                     "auth_len": len(folder.auth_ids),
                 },

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from fastapi.responses import Response
 
 from accord.channels.blobs import BlobStore
+from accord.core.state import State
 from accord.service.errors import NotFound
 from accord.store.database import Database
 from accord.store.tables import channel_messages, events
@@ -47,7 +48,7 @@ _IMAGES = {
 }
 
 
-def file_values(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def file_values(state: State) -> dict[str, dict[str, Any]]:
     """The file values a case refers to (shared information and agreed data), by hash."""
     items = [*state["info"].values(), *state["terms"]["data"].values()]
     return {i["value"]["sha256"]: i["value"] for i in items if i["value"].get("type") == "file"}
@@ -126,9 +127,7 @@ def message_file(db: Database, case_id: str, sha: str) -> dict[str, Any] | None:
     return None
 
 
-def download(
-    blobs: BlobStore, state: dict[str, Any], sha: str, *, case_id: str, db: Database
-) -> Response:
+def download(blobs: BlobStore, state: State, sha: str, *, case_id: str, db: Database) -> Response:
     if not _SHA.fullmatch(sha):
         raise NotFound("no such file in this case")
     value = file_values(state).get(sha)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -33,6 +33,7 @@ from accord.auth.scopes import CASES_READ, CASES_WRITE, NOTES_READ, NOTES_WRITE
 from accord.channels.blobs import node_blobs
 from accord.channels.refs import CaseRefs
 from accord.core.activities import activity_open
+from accord.core.state import State
 from accord.service import settings
 from accord.service.canned import CannedReplies, fill
 from accord.service.errors import NotFound, ServiceError
@@ -118,7 +119,7 @@ def zone_of(services: Services) -> ZoneInfo:
     return settings.zone(services.node.db)
 
 
-def acceptances(n: Any, case_id: str, state: dict[str, Any]) -> list[dict[str, str]]:
+def acceptances(n: Any, case_id: str, state: State) -> list[dict[str, str]]:
     """Who accepted the current agreement, as whom, and when."""
     if not state["agreements"]:
         return []
@@ -137,20 +138,21 @@ def acceptances(n: Any, case_id: str, state: dict[str, Any]) -> list[dict[str, s
     return out
 
 
-def topic_list(state: dict[str, Any]) -> list[dict[str, Any]]:
+def topic_list(state: State) -> list[dict[str, Any]]:
     """The case's topics with their state, open ones first."""
     topics = [{"topic": t, **v} for t, v in state["topics"].items()]
     return sorted(topics, key=lambda t: (t["state"] != "open", t["title"]))
 
 
-def proposal_topics(proposal: dict[str, Any], state: dict[str, Any]) -> list[str]:
+def proposal_topics(proposal: dict[str, Any], state: State) -> list[str]:
     """The titles of the topics a proposal's changes name."""
     named = {c["topic"] for c in proposal["changes"] if c.get("topic")}
-    return [str(state["topics"].get(t, {}).get("title", t)) for t in sorted(named)]
+    topics = state["topics"]
+    return [str(topics[t]["title"] if t in topics else t) for t in sorted(named)]
 
 
 def crossed_list(
-    view: dict[str, Any], state: dict[str, Any], party: str | None, zone: ZoneInfo
+    view: dict[str, Any], state: State, party: str | None, zone: ZoneInfo
 ) -> list[dict[str, Any]]:
     """Crossed proposals, for the pages: who made them, the version that crossed them,
     and whether ``party`` (the viewer's) made them and so can propose them again."""
@@ -225,14 +227,16 @@ def timer(prefs: Prefs) -> Callable[..., str]:
     return shown_when
 
 
-def describe_named(state: dict[str, Any]) -> Callable[[dict[str, Any], dict[str, Any]], str]:
+def describe_named(state: State) -> Callable[[dict[str, Any], dict[str, Any]], str]:
     """``describe`` with activity titles instead of their slugs."""
 
     def words(event: dict[str, Any], parties: dict[str, Any]) -> str:
         body = event["body"]
         if event["type"] == "activity.updated" and body.get("activity"):
             aid = body["activity"]
-            activity = state["terms"]["activities"].get(aid) or state["progress"].get(aid) or {}
+            activity: Mapping[str, Any] = (
+                state["terms"]["activities"].get(aid) or state["progress"].get(aid) or {}
+            )
             title = activity.get("title") or aid
             line = f"marked “{title}” {str(body.get('state', '')).replace('_', ' ')}"
             return line + (f" — “{body['note']}”" if body.get("note") else "")
@@ -746,7 +750,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         )
         return shown(page, request) if request is not None and flash else page
 
-    def customer_of(state: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    def customer_of(state: State, records: list[dict[str, Any]]) -> str:
         """The customer's name as people say it: their record, or the other party."""
         if records and records[0].get("name"):
             return str(records[0]["name"])
@@ -754,7 +758,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         return str(others[0]) if others else "the customer"
 
     def placeholders(
-        state: dict[str, Any],
+        state: State,
         customer: str,
         owner: Any,
         who: Viewer,
@@ -1089,7 +1093,8 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
 
         def work(actor: Actor) -> None:
             state = services.negotiation.state(case_id)
-            title = state["topics"].get(topic, {}).get("title", topic)
+            known = state["topics"].get(topic)
+            title = known["title"] if known is not None else topic
             services.negotiation.open_topic(actor, case_id, topic, title)
 
         return act(case_id, who, csrf, CASES_WRITE, "topics", work, done="Topic reopened.")

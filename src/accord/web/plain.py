@@ -10,7 +10,7 @@ returned apart by ``quote``, so the page shows it as their words.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -35,7 +35,7 @@ class Words:
 
     lang: str
     zone: ZoneInfo
-    state: dict[str, Any]
+    state: Mapping[str, Any]  # the case state (a bare one where no case is known yet)
     me: str
 
     @property
@@ -292,11 +292,12 @@ def quote(event: dict[str, Any]) -> str | None:
     """A person's own words an event carries (a note, a reason), shown as a quotation."""
     body = event["body"]
     kind = event["type"]
+    words: str | None = None
     if kind in ("proposal.rejected", "proposal.withdrawn"):
-        return body.get("reason")
-    if kind in ("proposal.made", "activity.updated", "activity.committed", "party.satisfied"):
-        return body.get("note") or body.get("reason")
-    return None
+        words = body.get("reason")
+    elif kind in ("proposal.made", "activity.updated", "activity.committed", "party.satisfied"):
+        words = body.get("note") or body.get("reason")
+    return words
 
 
 def change_sentence(change: dict[str, Any], w: Words) -> str:
@@ -343,7 +344,7 @@ def change_sentence(change: dict[str, Any], w: Words) -> str:
     return _("Another change to the agreement.")
 
 
-def joining(proposal: dict[str, Any]) -> list[dict[str, Any]]:
+def joining(proposal: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The parties a proposal would add to the case (each needs the customer's informed
     consent: they would see the whole history)."""
     return [c["party"] for c in proposal["changes"] if c["op"] == "party.add"]

@@ -32,6 +32,7 @@ from accord.auth.portal import PortalGrant
 from accord.channels.blobs import StorageFull, node_blobs
 from accord.core.activities import is_open
 from accord.core.bundle import write_bundle
+from accord.core.state import State
 from accord.service.errors import Forbidden, ServiceError
 from accord.service.negotiation import Actor
 from accord.service.views import case_view
@@ -161,7 +162,8 @@ def portal_routes(services: Services) -> APIRouter:
         activities = []
         owed = []
         for aid, activity in state["terms"]["activities"].items():
-            progress = state["progress"].get(aid, {}).get("state", "agreed")
+            known = state["progress"].get(aid)
+            progress = known["state"] if known is not None else "agreed"
             item = {
                 "id": aid,
                 "title": activity["title"],
@@ -530,7 +532,7 @@ def portal_routes(services: Services) -> APIRouter:
     return router
 
 
-def _acceptance_times(n: Any, case_id: str, state: dict[str, Any]) -> list[tuple[str, str]]:
+def _acceptance_times(n: Any, case_id: str, state: State) -> list[tuple[str, str]]:
     """Who accepted the current agreement, and when."""
     if not state["agreements"]:
         return []

@@ -104,7 +104,7 @@ def party_name(parties: dict[str, Any], party: str | None) -> str:
 
 def change_words(change: dict[str, Any], parties: dict[str, Any], zone: ZoneInfo) -> str:
     """One proposed change in words."""
-    op = change["op"]
+    op: str = change["op"]
     if op == "activity.put":
         due = f", due {when(change['due'], zone)}" if change.get("due") else ""
         kind = "Callback" if change["kind"] == "callback" else "Activity"

@@ -17,9 +17,10 @@ shows one), so a phone never scrolls sideways.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -72,10 +73,10 @@ def marks(state: State, now: datetime) -> list[Mark]:
     topics = state.get("topics") or {}
 
     def topic_of(slug: str | None) -> str:
-        return str(topics.get(slug, {}).get("title", slug)) if slug else ""
+        return (topics[slug]["title"] if slug in topics else slug) if slug else ""
 
     for aid, progress in state["progress"].items():
-        activity = state["terms"]["activities"].get(aid) or {}
+        activity: Mapping[str, Any] = state["terms"]["activities"].get(aid) or {}
         due = parse_time(activity["due"]) if activity.get("due") else None
         look = progress["state"]
         if is_open(look) and due is not None and due < now:
@@ -257,7 +258,7 @@ def render(
 
     words = []
     for m in drawn:
-        who = state["parties"].get(m.party, {}).get("name", m.party)
+        who = state["parties"][m.party]["name"] if m.party in state["parties"] else m.party
         about = f", topic {m.topic}" if m.topic else ""
         words.append(f"{who}: {m.title} ({m.kind}{about}), {due_words(m)}, {STATE_WORDS[m.look]}")
     title = f"Who does what by when: {len(drawn)} activities across {len(parties)} parties"

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from accord.auth.members import Member
+from accord.core.state import State
 from accord.service.errors import NotFound
 from accord.service.negotiation import Actor, Negotiation
 from accord.store.tables import practice_runs
@@ -110,7 +111,7 @@ class Practice:
                 )
         return Run(case_id, member.username, row.started_at, finished, done)
 
-    def _done(self, member: Member, state: dict[str, Any], case_id: str) -> dict[str, bool]:
+    def _done(self, member: Member, state: State, case_id: str) -> dict[str, bool]:
         mine = [
             e
             for e in self.negotiation.cases.events(case_id)
@@ -130,7 +131,8 @@ class Practice:
             "plan": bool(plans),
             "agreed": bool(callbacks),
             "called": any(
-                state["progress"].get(aid, {}).get("state") == "done" for aid in callbacks
+                aid in state["progress"] and state["progress"][aid]["state"] == "done"
+                for aid in callbacks
             ),
             "satisfied": bool(state["resolved"]),
         }

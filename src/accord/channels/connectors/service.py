@@ -46,8 +46,8 @@ from accord.channels.connectors.x import X
 from accord.channels.intake import Inbound, Intake
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
-from accord.jobs.queue import JobQueue
-from accord.jobs.worker import Deferred, Job
+from accord.jobs.queue import Job, JobQueue
+from accord.jobs.worker import Deferred
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
 from accord.store import secrets as sealed

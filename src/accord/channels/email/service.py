@@ -46,7 +46,7 @@ from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt
 from accord.channels.refs import CaseRef, subject_number, tagged
 from accord.core.errors import AccordError
 from accord.core.events import Event
-from accord.core.state import State
+from accord.core.state import Activity, State
 from accord.core.timefmt import parse_time
 from accord.node import Node
 from accord.service import settings
@@ -696,7 +696,7 @@ class MailChannel:
             )
         return len(fresh)
 
-    def remind_callback(self, conn: Connection, state: State, activity: dict[str, Any]) -> None:
+    def remind_callback(self, conn: Connection, state: State, activity: Activity) -> None:
         """Before an agreed callback: tell an email customer when we will call."""
         target = self._recipient(conn, state["case"], required=False)
         if target is None:
@@ -785,7 +785,8 @@ class MailChannel:
         state = self.node.cases.state_in(conn, case_id)
         name = ""
         if state is not None:
-            name = str(state["parties"].get(customer[1], {}).get("name", ""))
+            parties = state["parties"]
+            name = parties[customer[1]]["name"] if customer[1] in parties else ""
         cc: tuple[str, ...] = ()
         if mailbox.reply_all and last is not None and last.recipients:
             # reply-all: the others the customer's last mail went to, never our own
@@ -900,7 +901,8 @@ def _foreign_notice(state: State, event: Event) -> tuple[str, str]:
         return "notice", f"{who} wrote on your case:\n\n{event.body.get('text', '')}"
     if event.type == "activity.updated":
         aid = event.body["activity"]
-        title = state["terms"]["activities"].get(aid, {}).get("title", aid)
+        activities = state["terms"]["activities"]
+        title = activities[aid]["title"] if aid in activities else aid
         words = {"in_progress": "started", "done": "has done", "cancelled": "cancelled"}
         said = words.get(event.body["state"], f"marked {event.body['state']}")
         note = f"\n\n{event.body['note']}" if event.body.get("note") else ""
