@@ -4,7 +4,9 @@ open case, held when a stranger writes on someone's case.
 
 Retries are safe: the ``Idempotency-Key`` header (or ``external_id``) names the message;
 the same key with the same body returns the first receipt (``duplicate``), the same key
-with a different body is a ``409`` — a key is never reused for another message. Needs the
+with a different body is a ``409`` — a key is never reused for another message. The intake
+decides it in the transaction that stores the message, and a unique index on the key
+(``channel_messages.idempotency_key``) settles two requests that carry it at once. Needs the
 ``inbound:write`` scope (a token for the integration, and nothing else).
 """
 
@@ -15,7 +17,6 @@ import re
 from typing import Annotated, Any
 
 import orjson
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Path
 from pydantic import Field
 
@@ -23,10 +24,9 @@ from accord.api.auth import Principal, require
 from accord.api.models import Body
 from accord.api.responses import ReceiptOut
 from accord.channels.customer_records import identity_value
-from accord.channels.intake import Inbound, Intake
+from accord.channels.intake import Inbound, Intake, KeyReused
 from accord.channels.refs import subject_number
 from accord.service.errors import Conflict, Invalid
-from accord.store.tables import channel_messages
 
 PLATFORMS = {"whatsapp", "messenger", "instagram", "telegram", "sms", "x", "phone"}
 """Channels whose name the case log knows; any other system's messages are ``via: api``."""
@@ -96,20 +96,14 @@ def inbound_routes(intake: Intake) -> APIRouter:
             subject_number=subject_number(body.subject),
             size=len(body.text.encode()),
             flags=(f"system:{channel}",),
+            idempotency_key=f"{channel}:{key}",
         )
-        with intake.db.read() as conn:
-            earlier = conn.execute(
-                sa.select(channel_messages.c.dedupe_key).where(
-                    channel_messages.c.channel == via,
-                    channel_messages.c.external_id == message.external_id,
-                    channel_messages.c.direction == "in",
-                )
-            ).scalar()
-        if earlier is not None and earlier != message.dedupe_key:
+        try:
+            receipt = intake.receive(message)
+        except KeyReused as exc:
             raise Conflict(
                 f"Idempotency-Key {key!r} was used for a different message", field="Idempotency-Key"
-            )
-        receipt = intake.receive(message)
+            ) from exc
         return {
             "status": receipt.status,
             "message": receipt.row_id,

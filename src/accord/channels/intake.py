@@ -112,11 +112,19 @@ class Inbound:
     quiet: str | None = None
     """Why no automatic answer may go to it (a list, ``X-Auto-Response-Suppress``); the
     message itself is filed as any other."""
+    idempotency_key: str | None = None
+    """A key the sender promises names this message and no other (the inbound API's
+    Idempotency-Key): the same key with another content is ``KeyReused``, decided in the
+    intake's transaction and by a unique index, so two deliveries at once make one case."""
 
     @property
     def dedupe_key(self) -> str:
         material = f"{self.channel}\0{self.external_id}\0{self.content_hash}".encode()
         return hashlib.sha256(material).hexdigest()
+
+
+class KeyReused(Conflict):
+    """The message's ``idempotency_key`` already names a different message."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,9 @@ _M = channel_messages.c
 _INSERT = channel_messages.insert().returning(_M.id)
 _EARLIER = sa.select(_M.id, _M.case_id, _M.customer_id, _M.status).where(
     _M.dedupe_key == sa.bindparam("key")
+)
+_KEYED = sa.select(_M.id).where(
+    _M.channel == sa.bindparam("channel"), _M.idempotency_key == sa.bindparam("key")
 )
 
 
@@ -219,9 +230,12 @@ class Intake:
                     then(conn, receipt)
                 faults.point("intake.before-commit")
         except sa.exc.IntegrityError:
-            # The same message, delivered twice at once: the other copy won the race.
+            # The same message, delivered twice at once: the other copy won the race (or
+            # another message under the same idempotency key did).
             with self.db.read() as conn:
                 earlier = self._earlier(conn, message.dedupe_key)
+                if earlier is None:
+                    self._check_key(conn, message)
             if earlier is None:
                 raise
             return earlier
@@ -242,6 +256,7 @@ class Intake:
         earlier = self._earlier(conn, message.dedupe_key)
         if earlier is not None:
             return earlier
+        self._check_key(conn, message)
         customer_id = self.customers.find(conn, message.identity_kind, message.identity)
         ref, how = self._thread(conn, message, customer_id)
         if ref is None and message.join_open and customer_id is not None:
@@ -573,6 +588,7 @@ class Intake:
             "mailbox_id": message.mailbox_id,
             "external_id": message.external_id,
             "dedupe_key": message.dedupe_key,
+            "idempotency_key": message.idempotency_key,
             "case_id": case_id,
             "customer_id": customer_id,
             "event_id": event_id,
@@ -592,6 +608,20 @@ class Intake:
             "done_at": now,
         }
         return int(conn.execute(_INSERT, values).scalar_one())
+
+    def _check_key(self, conn: Connection, message: Inbound) -> None:
+        """``KeyReused`` when the message's idempotency key already names a message
+        (which is then another one: the same one was found by its dedupe key)."""
+        if message.idempotency_key is None:
+            return
+        taken = conn.execute(
+            _KEYED, {"channel": message.channel, "key": message.idempotency_key}
+        ).scalar()
+        if taken is not None:
+            raise KeyReused(
+                f"the key {message.idempotency_key!r} names message {taken}, another message",
+                field="Idempotency-Key",
+            )
 
     def _earlier(self, conn: Connection, key: str) -> Receipt | None:
         row = conn.execute(_EARLIER, {"key": key}).first()

@@ -516,8 +516,10 @@ channel_messages = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("done_at", sa.DateTime(timezone=True)),
+    sa.Column("idempotency_key", sa.String(240)),  # migration 0028
     sa.Index("ix_channel_messages_external", "channel", "external_id"),
     sa.Index("ix_channel_messages_sender", "channel", "sender", "created_at"),
+    sa.Index("ux_channel_messages_idempotency", "channel", "idempotency_key", unique=True),
 )
 """Every message in or out on a channel. Inbound ``status``: ``stored`` (appended to a
 case), ``held`` (waiting for a member), ``ignored`` (auto-reply, loop, list mail),
@@ -525,7 +527,9 @@ case), ``held`` (waiting for a member), ``ignored`` (auto-reply, loop, list mail
 Message-ID (threading looks it up in both directions), ``dedupe_key`` makes a second
 delivery of the same message a no-op, ``thread`` holds In-Reply-To/References (JSON),
 ``body`` what a held message would post (JSON: text, attachments, sender name) until a
-member releases it."""
+member releases it. ``idempotency_key``: the inbound API's Idempotency-Key
+(``<channel>:<key>``), unique per channel, so one key names one message even when two
+requests carry it at once; empty for every other message."""
 
 # -- imports (node-private, migration 0013) ---------------------------------------------
 
