@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accord.api.app import create_app
+from accord.api.auth import SESSION_COOKIE
 from accord.node import Node
 from accord.service import settings
 from tests.clocks import cheap_passwords
@@ -74,6 +75,15 @@ def desk(tmp_path: Path, database_url: str) -> Iterator[Desk]:
     with TestClient(app) as client:
         yield Desk(client, tokens, clock)
     node.close()
+
+
+def page_client(desk: Desk, username: str) -> TestClient:
+    """A browser with ``username``'s session (the pages take no API token)."""
+    services = desk.client.app.state.services  # type: ignore[attr-defined]
+    member = services.members.by_username(username)
+    browser = TestClient(desk.client.app)
+    browser.cookies.set(SESSION_COOKIE, services.sessions.create(member.id).token)
+    return browser
 
 
 def apply(desk: Desk, text: str, who: str = "ada") -> dict[str, Any]:
@@ -209,21 +219,45 @@ def test_targets_dashboard_compare_and_csv(desk: Desk) -> None:
     assert metrics["metrics"]["transfers"]["cases"] == 2
     assert metrics["targets"][0]["met"] is True and metrics["targets"][0]["owner"] == "mia"
 
-    page = desk.client.get("/dashboard", headers=desk.as_("tom"))
+    # the pages are the web app's: a member's session, else the login page
+    gone = desk.client.get("/dashboard", follow_redirects=False)
+    assert gone.status_code == 303 and gone.headers["location"] == "/login?next=%2Fdashboard"
+    assert (
+        desk.client.get("/dashboard", headers=desk.as_("tom"), follow_redirects=False).status_code
+        == 303
+    )
+    pages = page_client(desk, "tom")
+    page = pages.get("/dashboard")
     assert page.status_code == 200
     assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "<svg" in page.text and "Mia Stone" in page.text
-    assert desk.client.get("/dashboard").status_code == 401  # members only
+    assert (
+        "Log out" in page.text and 'href="/admin"' not in page.text
+    )  # nothing an agent cannot use
 
     compared = desk.client.get(
         "/api/v1/compare?a=template:billing@v1&b=channel:api", headers=desk.as_("tom")
     ).json()
     transfers = next(m for m in compared["metrics"] if m["metric"] == "transfers")
     assert transfers["a"]["cases"] == 2 and transfers["verdict"] == "no clear difference"
-    html = desk.client.get("/compare?a=template:billing@v1&b=channel:api", headers=desk.as_("tom"))
+    html = pages.get("/compare?a=template:billing@v1&b=channel:api")
     assert html.status_code == 200 and "Mann-Whitney U" in html.text
-    unknown = desk.client.get("/compare?a=team:Nobody&b=channel:api", headers=desk.as_("tom"))
-    assert "no team" in unknown.text
+    # the groups are picked from lists: every version of each template, teams, members
+    assert '<option value="template:billing@v1" selected>Billing dispute v1<' in html.text
+    assert '<option value="team:Billing"' in html.text and ">Tom Baker</option>" in html.text
+    unknown = pages.get("/compare?a=team:Nobody&b=channel:api")
+    assert unknown.status_code == 404 and "no team" in unknown.text
+    # an unknown template is an error, not "not enough data" (pages and API alike)
+    nope = pages.get("/compare?a=template:nothing@v1&b=channel:api")
+    assert nope.status_code == 404 and "no template &#39;nothing&#39;" in nope.text
+    missing = desk.client.get(
+        "/api/v1/compare?a=template:billing@v9&b=channel:api", headers=desk.as_("tom")
+    )
+    assert missing.status_code == 404 and "has no version 9 (v1)" in missing.text
+    period = pages.get("/compare?a=channel:api&b_from=2026-11-01&b_to=2026-11-09")
+    assert period.status_code == 200 and "period:2026-11-01..2026-11-09" in period.text
+    assert pages.get("/compare?a=channel:api").status_code == 400
+    assert 'href="/admin"' in page_client(desk, "ada").get("/compare").text
 
     csv = desk.client.get("/api/v1/metrics/export.csv", headers=desk.as_("tom"))
     assert csv.headers["content-type"].startswith("text/csv")

@@ -1,10 +1,10 @@
-"""The REST endpoints and the members' pages for templates, metrics, targets and
-comparisons, installed on the application by ``install``.
+"""The REST endpoints for templates, metrics, targets and comparisons, installed on the
+application by ``install``.
 
-JSON under ``/api/v1`` (``templates``, ``metrics``, ``targets``, ``compare``, case marks);
-HTML at ``/dashboard`` and ``/compare`` (server-rendered, SVG charts, no JavaScript).
+JSON under ``/api/v1`` (``templates``, ``metrics``, ``targets``, ``compare``, case marks).
 Reading needs ``cases:read``; marking a case ``cases:write``; defining templates and
-targets ``workflows:admin``.
+targets ``workflows:admin``. The pages that show them, Outcomes (``/dashboard``) and
+Compare (``/compare``), are the web app's (``accord.web.outcomes``).
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi import Path as InPath
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import Field
 
 from accord.api.auth import Principal, require
@@ -37,7 +35,6 @@ from accord.api.responses import (
     TemplateOut,
     TemplateVersion,
 )
-from accord.metrics import charts
 from accord.metrics.outcomes import METRICS, STATS
 from accord.metrics.service import (
     Dashboard,
@@ -47,9 +44,8 @@ from accord.metrics.service import (
     filter_from,
 )
 from accord.metrics.store import Filter
-from accord.service.errors import Invalid, ServiceError
+from accord.service.errors import Invalid
 from accord.service.negotiation import Actor
-from accord.web.session import secure_headers
 from accord.workflows.service import Workflows
 from accord.workflows.spec import TemplateError, diff_specs, parse_ref
 from accord.workflows.store import TemplateStore, Version
@@ -57,13 +53,6 @@ from accord.workflows.store import TemplateStore, Version
 if TYPE_CHECKING:
     from accord.wiring import Services
 
-PAGES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-BUCKETS = ("day", "week", "month")
 TargetId = Annotated[int, InPath(ge=1, le=2**31 - 1)]
 """A target's id: beyond the column's range is a 422, never the database's overflow."""
 log = logging.getLogger(__name__)
@@ -101,7 +90,8 @@ class OwnerIn(Model):
 
 
 def install(app: FastAPI, services: Services, now: Callable[[], datetime]) -> Outcomes:
-    """Add the endpoints and pages to ``app`` (``services``: ``accord.api.app.Services``)."""
+    """Add the endpoints to ``app`` (``services``: ``accord.api.app.Services``); the pages
+    are the web app's (``accord.web.outcomes``), which take the ``Outcomes`` made here."""
     node = services.node
     outcomes = Outcomes(node.db, node.key.public, now=now)
     workflows = Workflows(TemplateStore(node.db, now=now), services.negotiation, services.ownership)
@@ -110,7 +100,6 @@ def install(app: FastAPI, services: Services, now: Callable[[], datetime]) -> Ou
 
     app.include_router(_template_routes(services, workflows), prefix="/api/v1", tags=["templates"])
     app.include_router(_metric_routes(outcomes), prefix="/api/v1", tags=["metrics"])
-    app.include_router(_pages(outcomes), include_in_schema=False)
     return outcomes
 
 
@@ -412,78 +401,5 @@ def _metric_routes(outcomes: Outcomes) -> APIRouter:
         base = scope.filter(outcomes)
         (la, fa), (lb, fb) = outcomes.group(a, base), outcomes.group(b, base)
         return comparison_json(la, lb, outcomes.compare(fa, fb))
-
-    return router
-
-
-def _pages(outcomes: Outcomes) -> APIRouter:
-    router = APIRouter()
-    reader = require("cases:read")
-
-    @router.get("/dashboard", response_class=HTMLResponse)
-    def dashboard(
-        request: Request,
-        scope: Scope = Depends(),
-        bucket: str = Query("week", pattern="^(day|week|month)$"),
-        who: Principal = Depends(reader),
-    ) -> HTMLResponse:
-        board = outcomes.dashboard(scope.filter(outcomes), bucket=bucket)
-        panels = []
-        for s in board.targets:
-            chart = charts.line_chart(
-                f"{s.target.name}: {s.target.describe()}",
-                s.target.metric,
-                s.series,
-                target=s.target.threshold,
-                target_ok_below=s.target.op == "<=",
-            )
-            panels.append({"status": s, "chart": chart})
-        others = [
-            {
-                "metric": METRICS[key],
-                "figure": board.summary[key],
-                "chart": charts.line_chart(METRICS[key].label, key, board.series[key]),
-            }
-            for key in METRICS
-        ]
-        html = PAGES.get_template("dashboard.html").render(
-            who=who.member,
-            board=board,
-            panels=panels,
-            others=others,
-            ageing=charts.bar_chart("Open cases by age", board.ageing),
-            scope=scope,
-            query=scope.query(),
-            bucket=bucket,
-            buckets=BUCKETS,
-            dims=outcomes.store.dimensions(),
-        )
-        return secure_headers(HTMLResponse(html))  # type: ignore[return-value]
-
-    @router.get("/compare", response_class=HTMLResponse)
-    def compare_page(
-        a: str = Query("", max_length=120),
-        b: str = Query("", max_length=120),
-        who: Principal = Depends(reader),
-    ) -> HTMLResponse:
-        result = None
-        error = None
-        if a and b:
-            try:
-                (la, fa), (lb, fb) = outcomes.group(a), outcomes.group(b)
-                result = comparison_json(la, lb, outcomes.compare(fa, fb))
-            except ServiceError as exc:
-                error = exc.message
-        dims = outcomes.store.dimensions()
-        html = PAGES.get_template("compare.html").render(
-            who=who.member,
-            a=a,
-            b=b,
-            result=result,
-            error=error,
-            dims=dims,
-            metrics=METRICS,
-        )
-        return secure_headers(HTMLResponse(html))  # type: ignore[return-value]
 
     return router

@@ -22,7 +22,7 @@ from accord.metrics.store import FACT_COLUMNS, Filter, MetricsStore
 from accord.metrics.targets import Target, Targets
 from accord.service.errors import Invalid, NotFound
 from accord.store.database import Database
-from accord.store.tables import case_metrics, members, teams
+from accord.store.tables import case_metrics, case_templates, members, teams
 from accord.workflows.spec import TemplateError, parse_ref
 
 _PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
@@ -107,6 +107,7 @@ class Outcomes:
                 name, version = parse_ref(value)
             except TemplateError as exc:
                 raise Invalid(str(exc), field="group") from exc
+            self._known_template(name, version)
             return spec, replace(base, template=name, version=version)
         if kind == "period":
             m = _PERIOD.fullmatch(value)
@@ -135,6 +136,18 @@ class Outcomes:
             if found is None:
                 raise NotFound(f"no member {value!r}", field="group")
             return spec, replace(base, member_id=int(found))
+
+    def _known_template(self, name: str, version: int | None) -> None:
+        """Refuse a template (or a version of it) this node never had: comparing it would
+        only say "not enough data"."""
+        query = sa.select(case_templates.c.version).where(case_templates.c.name == name)
+        with self.db.read() as conn:
+            versions = set(conn.execute(query).scalars())
+        if not versions:
+            raise NotFound(f"no template {name!r}", field="group")
+        if version is not None and version not in versions:
+            known = ", ".join(f"v{v}" for v in sorted(versions))
+            raise NotFound(f"template {name!r} has no version {version} ({known})", field="group")
 
     def export_csv(self, where: Filter) -> str:
         """The facts of every case ``where`` selects, one row each (durations in seconds

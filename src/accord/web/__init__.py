@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from accord.service.errors import ServiceError
 from accord.service.inbox import Inbox
 from accord.web.admin import admin_routes
+from accord.web.outcomes import outcome_pages
 from accord.web.pages import member_routes
 from accord.web.portal import portal_routes
 from accord.web.render import render
@@ -46,6 +47,7 @@ def install(app: FastAPI, services: Services) -> Inbox:
     app.include_router(member_routes(services, inbox, app.state.outcomes), include_in_schema=False)
     app.include_router(portal_routes(services), include_in_schema=False)
     app.include_router(admin_routes(services, app.state), include_in_schema=False)
+    app.include_router(outcome_pages(services, app.state.outcomes), include_in_schema=False)
 
     @app.exception_handler(LoginRequired)
     def to_login(_request: Request, exc: LoginRequired) -> Response:

@@ -20,13 +20,16 @@ from fastapi import HTTPException, Request, Response
 from accord.api.auth import SESSION_COOKIE
 from accord.api.ratelimit import RateLimiter
 from accord.auth.members import Member
+from accord.auth.scopes import CHANNELS_ADMIN, MEMBERS_ADMIN, TOKENS_ADMIN, WORKFLOWS_ADMIN
 from accord.auth.sessions import csrf_matches
+from accord.service.canned import MANAGERS
 
 if TYPE_CHECKING:
     from accord.wiring import Services
 
 log = logging.getLogger("accord.auth")
 
+ADMIN_SCOPES = frozenset({MEMBERS_ADMIN, CHANNELS_ADMIN, WORKFLOWS_ADMIN, TOKENS_ADMIN})
 SESSION_TTL = timedelta(hours=12)
 LOGIN_ATTEMPTS_PER_MINUTE = 10
 CSP = (
@@ -55,6 +58,12 @@ class Viewer:
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def sees_admin(self) -> bool:
+        """Whether the admin page has a section for this member (an admin scope, or a
+        lead's canned replies): the header shows no link the member cannot use."""
+        return bool(self.scopes & ADMIN_SCOPES) or self.member.role in MANAGERS
 
 
 def viewer(request: Request) -> Viewer:
