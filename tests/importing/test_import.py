@@ -21,6 +21,7 @@ from accord.importing.zendesk import read_zendesk
 from accord.node import Node
 from accord.service.notes import Notes
 from accord.store.tables import case_customers, customer_identities, customers, events, notes
+from tests.clocks import START
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -285,3 +286,63 @@ def test_rt_fields_parse_continuations_and_empty_values() -> None:
         "id: 7\nField:\nContent: one\n         two\n         \n         three\nCreator: x\n"
     )
     assert record == {"id": "7", "Field": "", "Content": "one\ntwo\n\nthree", "Creator": "x"}
+
+
+def test_a_ticket_closed_after_an_agreement_closes_its_case_on_that_version(
+    node: Node, tmp_path: Path
+) -> None:
+    """The closing satisfaction names the terms version the case is at: terms agreed in
+    Accord after the first import do not make the second import's close a no-op."""
+    folder = tmp_path / "zendesk"
+    shutil.copytree(FIXTURES / "zendesk", folder)
+    Importer(node).run("zendesk", read_zendesk(folder))
+    case_id = _case_of(node, "zendesk", "5101")
+    proposal, _ = node.cases.create_many(
+        node.key,
+        case_id,
+        [
+            (
+                "proposal.made",
+                {
+                    "base": 0,
+                    "changes": [
+                        {
+                            "op": "data.put",
+                            "key": "price",
+                            "value": {"type": "money", "amount": "20.00", "currency": "GBP"},
+                        }
+                    ],
+                },
+            ),
+            ("message.posted", {"text": "A new price for your line."}),
+        ],
+        member="Tom Baker",
+        time=START,
+    )
+    node.cases.create_many(
+        node.key,
+        case_id,
+        [("proposal.accepted", {"proposal": proposal.id})],
+        member="Priya Shah",
+        for_party="customer",
+        via="portal",
+        session="portal:test",
+        time=START,
+    )
+    agreed = node.cases.state(case_id)
+    assert agreed is not None and agreed["terms"]["version"] == 1
+
+    lines = (folder / "tickets.json").read_text().splitlines()
+    tickets = [orjson.loads(line) for line in lines]
+    for ticket in tickets:
+        if ticket["id"] == 5101:
+            ticket["status"] = "solved"
+    (folder / "tickets.json").write_text(
+        "\n".join(orjson.dumps(t).decode() for t in tickets) + "\n"
+    )
+    later = Importer(node).run("zendesk", read_zendesk(folder))
+    assert later.counts["cases_closed"] == 1
+    closed = node.cases.state(case_id)
+    assert closed is not None and closed["status"] is not None
+    assert closed["status"]["label"] == "closed"
+    assert closed["satisfied"]["northwind-broadband"]["version"] == 1
