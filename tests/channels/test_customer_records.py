@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from accord.auth.members import MemberStore
-from accord.channels.customer_records import CustomerRecords
+from accord.channels.customer_records import CustomerRecords, identity_value, phone_e164
 from accord.channels.customers import Customers
 from accord.channels.intake import Inbound, Intake
 from accord.node import Node, party_slug
@@ -230,3 +230,27 @@ def test_the_customer_commands(node: Node, intake: Intake) -> None:
     assert "merge" in history and "tom" in history
     assert "Priya Shah" in accord("customer", "list", "priya")
     assert "no customer 99" in accord("customer", "show", "99", code=1)
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("+44 7700 900123", "+447700900123"),
+        ("+44 (0)7700 900123", "+447700900123"),
+        ("0044 7700-900123", "+447700900123"),
+        ("+1 (202) 555-0143", "+12025550143"),
+        ("+49 30 901820", "+4930901820"),
+        ("07700 900123", None),  # national form: no country
+        ("+44 12", None),  # too short for its country
+        ("+999 1234567", None),  # no such country code
+        ("call me", None),
+    ],
+)
+def test_phone_numbers_are_normalised_by_libphonenumber(typed: str, stored: str | None) -> None:
+    assert phone_e164(typed) == stored
+    if stored is None:
+        with pytest.raises(Invalid, match="international form"):
+            identity_value("phone", typed)
+    else:
+        assert identity_value("phone", typed) == stored
+        assert identity_value("whatsapp", typed) == stored

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -39,7 +40,6 @@ from accord.store.tables import (
 
 Clock = Callable[[], datetime]
 EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
-PHONE = re.compile(r"\+[1-9][0-9]{5,14}")
 PHONE_KINDS = ("phone", "whatsapp")
 GMAIL = ("gmail.com", "googlemail.com")
 
@@ -72,16 +72,38 @@ def identity_value(kind: str, value: str) -> str:
         raise Invalid(f"identity kind must be one of {', '.join(IDENTITY_KINDS)}", field="kind")
     value = value.strip()
     if kind in PHONE_KINDS:
-        value = re.sub(r"[\s().\-/]", "", value)
-        if value.startswith("00"):
-            value = "+" + value[2:]
-        if not PHONE.fullmatch(value):
+        e164 = phone_e164(value)
+        if e164 is None:
             raise Invalid("a phone number in international form, e.g. +447700900123", field="value")
+        value = e164
     elif kind == "email" and not EMAIL.fullmatch(value):
         raise Invalid(f"not an email address: {value!r}", field="value")
     elif not value or len(value) > 320 or any(c.isspace() for c in value):
         raise Invalid("an identity is 1 to 320 characters without spaces", field="value")
     return normalise(kind, value)
+
+
+def phone_e164(text: str) -> str | None:
+    """``text`` as an E.164 phone number (``+447700900123``), or ``None`` when it is not a
+    possible number in international form (``+`` or ``00`` and the country code).
+
+    Parsed by ``phonenumbers`` (Google's libphonenumber metadata): separators and a
+    ``(0)`` trunk prefix are understood, and a number is checked for the lengths its
+    country allows rather than against one regex. Possible, not "valid":
+    numbers reserved for drama and tests (``+44 7700 900…``) are accepted.
+    """
+    candidate = text.strip()
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    if not candidate.startswith("+") or len(candidate) > 40:
+        return None
+    try:
+        number = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
 class CustomerRecords:
@@ -449,8 +471,9 @@ class CustomerRecords:
 
 def _match_key(kind: str, value: str) -> str | None:
     if kind in PHONE_KINDS:
-        digits = re.sub(r"\D", "", value)
-        return f"phone:+{digits}" if len(digits) >= 6 else None
+        # platforms give numbers with or without the "+" (WhatsApp's wa_id has none)
+        e164 = phone_e164(value if value.startswith(("+", "00")) else f"+{value}")
+        return None if e164 is None else f"phone:{e164}"
     if kind == "email" and "@" in value:
         local, _, domain = value.lower().rpartition("@")
         local = local.split("+", 1)[0]
