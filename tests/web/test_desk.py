@@ -521,7 +521,7 @@ def test_a_members_triage_in_the_browser(served: tuple[str, Desk], tmp_path: Pat
             )
             check_page(page, "desk-case", shots)
             page.get_by_role("button", name="Send reply").click()
-            expect(page.get_by_role("status").first).to_have_text(
+            expect(page.locator("p.flash[role=status]")).to_have_text(
                 "Sent to Dana Whitfield by email."
             )
 
@@ -548,5 +548,9 @@ def test_a_members_triage_in_the_browser(served: tuple[str, Desk], tmp_path: Pat
             assert width <= 390, width
             expect(small.locator(".swim-wide")).to_be_hidden()
             check_page(small, "desk-case-phone", shots)
+            small.goto(f"{base}/?view=open")
+            width = small.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, width
+            check_page(small, "desk-inbox-phone", shots)
         finally:
             browser.close()

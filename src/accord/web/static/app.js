@@ -3,6 +3,26 @@
   "use strict";
   var body = document.body;
 
+  // -- the message of the last action survives the page reloading itself once -----------
+  var flash = document.querySelector("p.flash");
+  var kept = null;
+  try { kept = window.sessionStorage.getItem("accord-flash"); window.sessionStorage.removeItem("accord-flash"); } catch (e) {}
+  if (!flash && kept) {
+    var main = document.getElementById("main");
+    if (main) {
+      flash = document.createElement("p");
+      flash.className = "notice flash";
+      flash.setAttribute("role", "status");
+      flash.textContent = kept;
+      var head = main.querySelector(".case-head");
+      main.insertBefore(flash, head ? head.nextSibling : main.firstChild);
+    }
+  }
+  var reload = function () {
+    if (flash) { try { window.sessionStorage.setItem("accord-flash", flash.textContent); } catch (e) {} }
+    window.location.reload();
+  };
+
   // -- live updates: poll a change token; on change, refresh the list or the page --------
   var live = body.getAttribute("data-live");
   var unreadBox = document.querySelector("[data-unread]");
@@ -50,7 +70,7 @@
                   last = data.token;
                 });
             } else {
-              window.location.reload();
+              reload();
             }
           }
           last = data.token;
