@@ -378,9 +378,11 @@ class Endpoints:
         poll_seconds: int | None = None,
         max_attachment_bytes: int | None = None,
         max_message_bytes: int | None = None,
+        reply_all: bool | None = None,
     ) -> Json:
         """Add a mailbox; ``smtp`` and ``imap`` are ``{host, port, security, username,
-        password}`` (the password is write-only)."""
+        password}`` (the password is write-only); ``reply_all`` copies a member's reply to
+        the others on the customer's last mail (the server's default: on)."""
 
     @operation("GET", "/api/v1/mailboxes/{mailbox_id}")
     def mailbox(self, mailbox_id: int) -> Json:
@@ -398,6 +400,7 @@ class Endpoints:
         poll_seconds: int | None = None,
         max_attachment_bytes: int | None = None,
         max_message_bytes: int | None = None,
+        reply_all: bool | None = None,
         active: bool | None = None,
     ) -> Json:
         """Change a mailbox's servers, limits or state."""
