@@ -150,3 +150,22 @@ def test_the_command_line_refuses_a_party_it_does_not_host(tmp_path: Path) -> No
         node.close()
     since = before.replace(microsecond=0) + DEFAULT_LINK_TTL
     assert since <= grant.expires_at <= after + DEFAULT_LINK_TTL
+
+
+# -- one token bucket for the API's callers and federation's peers ------------------------
+
+
+def test_one_rate_limiter_serves_the_api_and_federation() -> None:
+    import accord.api.ratelimit
+    import accord.federation.server
+    from accord.ops.ratelimit import RateLimiter
+
+    assert accord.api.ratelimit.RateLimiter is RateLimiter
+    assert accord.federation.server.RateLimiter is RateLimiter
+    now = [0.0]
+    peer = RateLimiter(60, clock=lambda: now[0])  # a unit a second
+    assert peer.take("ed25519:a", 50) == 0
+    assert peer.take("ed25519:a", 20) == 10  # 10 left: 10 more seconds for 20
+    now[0] += 10
+    assert peer.take("ed25519:a", 20) == 0
+    assert peer.take("ed25519:b") == 0  # another key, its own bucket

@@ -28,10 +28,10 @@ from accord.api.app import create_app
 from accord.core.crypto import NodeKey
 from accord.core.events import Event, create_event, wire_line
 from accord.core.state import State
-from accord.federation.server import RateLimit
 from accord.federation.signing import sign_request
 from accord.federation.sync import Federation
 from accord.node import Node
+from accord.ops.ratelimit import RateLimiter
 from accord.service.negotiation import Negotiation
 from tests.clocks import cheap_passwords
 
@@ -448,7 +448,7 @@ def test_a_flood_is_rate_limited_and_the_refused_push_stores_nothing(make_a: Mak
 
 def test_retry_after_is_a_wait_after_which_the_push_is_accepted() -> None:
     now = [0.0]
-    limit = RateLimit(per_minute=50, clock=lambda: now[0])
+    limit = RateLimiter(50, clock=lambda: now[0])
     assert limit.take("ed25519:node", 40) == 0
     wait = limit.take("ed25519:node", 40)
     assert wait > 0

@@ -48,7 +48,7 @@ from accord.auth.passwords import Passwords
 from accord.auth.portal import PortalGrant
 from accord.auth.scopes import METRICS_READ
 from accord.channels.blobs import node_blobs
-from accord.federation.server import RateLimit, federation_router
+from accord.federation.server import federation_router
 from accord.metrics.routes import install as install_outcomes
 from accord.node import Node
 from accord.ops import metrics
@@ -189,7 +189,7 @@ def create_app(
             services.federation,
             now=now,
             on_missing=services.pull_later,
-            rate_limit=RateLimit(per_minute=push_rate),
+            rate_limit=RateLimiter(push_rate),
             on_heard=services.pushers.heard_from,
         )
     )

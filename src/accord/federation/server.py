@@ -8,8 +8,6 @@ verified event by event before it is stored.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +26,7 @@ from accord.federation.signing import (
     verify_request,
 )
 from accord.federation.sync import PAGE, Federation, sync_header
+from accord.ops.ratelimit import RateLimiter
 
 # -- what the federation endpoints answer (their schemas in /openapi.json) -----------------
 # Exactly these fields are sent (extra="forbid" when the server checks its answer);
@@ -98,28 +97,8 @@ SYNC: dict[str, Any] = {
 
 MAX_BODY = 8 * 1024 * 1024
 MAX_EVENTS_PER_PUSH = 2000
-
-
-class RateLimit:
-    """A token bucket per node: ``per_minute`` events, refilled continuously."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
-
-    def take(self, node: str, count: int) -> float:
-        """Take ``count`` tokens; 0 if allowed, else seconds to wait before retrying."""
-        with self._lock:
-            now = self.clock()
-            tokens, since = self._buckets.get(node, (float(self.per_minute), now))
-            tokens = min(float(self.per_minute), tokens + (now - since) * self.per_minute / 60)
-            if count <= tokens:
-                self._buckets[node] = (tokens - count, now)
-                return 0.0
-            self._buckets[node] = (tokens, now)
-            return (count - tokens) * 60 / self.per_minute
+PUSH_EVENTS_PER_MINUTE = 20_000
+"""The events a peer may push a minute (a token bucket per peer, ``accord.ops.ratelimit``)."""
 
 
 def addressed_url(public_url: str | None, request: Request) -> str:
@@ -138,7 +117,7 @@ def federation_router(
     *,
     now: Callable[[], Any],
     on_missing: Callable[[str, str], None],
-    rate_limit: RateLimit | None = None,
+    rate_limit: RateLimiter | None = None,
     on_heard: Callable[[str], None] | None = None,
 ) -> APIRouter:
     """``on_missing(case_id, sender)``: a push lacked parents; pull from the sender.
@@ -146,7 +125,7 @@ def federation_router(
     it that were waiting out a backoff may go now."""
     router = APIRouter(prefix="/federation/v1", tags=["federation"])
     nonces = DbNonceStore(federation.node.db)
-    limiter = rate_limit or RateLimit(per_minute=20_000)
+    limiter = rate_limit or RateLimiter(PUSH_EVENTS_PER_MINUTE)
     node = federation.node
 
     def addressed(request: Request) -> str:
@@ -256,10 +235,10 @@ def federation_router(
         lines = [line for line in body.split(b"\n") if line.strip()]
         if len(lines) > MAX_EVENTS_PER_PUSH:
             raise HTTPException(413, detail=f"at most {MAX_EVENTS_PER_PUSH} events per push")
-        if len(lines) > limiter.per_minute:
+        if len(lines) > limiter.burst:
             raise HTTPException(
                 413,
-                detail=f"this node accepts at most {limiter.per_minute} events a minute "
+                detail=f"this node accepts at most {limiter.burst} events a minute "
                 "from a peer; push fewer at a time",
             )
         wait = limiter.take(sender, len(lines))
@@ -267,7 +246,7 @@ def federation_router(
             return JSONResponse(
                 {"detail": "too many events from your node; slow down"},
                 status_code=429,
-                headers={"Retry-After": str(int(wait) + 1)},
+                headers={"Retry-After": str(wait)},
             )
         outcome = federation.receive(sender, case_id, lines)
         if outcome["missing_parents"]:
