@@ -86,9 +86,56 @@ def channel_remove(
     cli.out.print(f"account {account} is no longer used")
 
 
+def outbound(
+    channel: Annotated[
+        str | None, typer.Option(help="Only this channel (email, whatsapp, sms, …).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="queued, sent, delivered, read, failed, bounced or cancelled."),
+    ] = None,
+    case: Annotated[str | None, typer.Option(help="Only this case (id or prefix).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+) -> None:
+    """Outgoing messages on every channel and their fate, newest first.
+
+    Queued (attempts, last error), sent, delivered or read where the platform reports it,
+    failed with the reason, bounced or cancelled."""
+    from accord.channels.outbound import Outbound
+
+    node = _open(data, database)
+    case_id = None
+    if case:
+        case_id = node.cases.find_case(case)
+        if case_id is None:
+            raise _fail(f"no case {case!r} (or the prefix names several)")
+    try:
+        rows = Outbound(node.db).list(channel=channel, status=status, case_id=case_id, limit=limit)
+    except ServiceError as exc:
+        raise _fail(exc.message) from exc
+    table = Table("id", "channel", "status", "to", "case", "attempts", "when", "error")
+    for m in rows:
+        table.add_row(
+            str(m["id"]),
+            m["channel"],
+            m["status"],
+            escape(", ".join(m["to"])[:40]),
+            (m["case"] or "-")[:15],
+            str(m["attempts"]),
+            (m["done"] or m["created"])[:19],
+            escape((m["error"] or "")[:300]),
+        )
+    cli.out.print(table)
+
+
 channel_app.command("add")(channel_add)
 channel_app.command("list")(channel_list)
 channel_app.command("remove")(channel_remove)
 
 from accord import cli  # noqa: E402
 from accord.cli import DatabaseUrl, DataDir, _fail, _open, _services  # noqa: E402
+
+# ``accord outbound`` (every channel, mail too) is registered here, beside the accounts.
+cli.app.command("outbound")(outbound)

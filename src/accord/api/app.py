@@ -27,6 +27,7 @@ from accord.api.inbound import inbound_routes
 from accord.api.mail import MAX_RAW, mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
+from accord.api.outbound import outbound_routes
 from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
 from accord.api.responses import (
@@ -48,6 +49,7 @@ from accord.auth.passwords import Passwords
 from accord.auth.portal import PortalGrant
 from accord.auth.scopes import METRICS_READ
 from accord.channels.blobs import node_blobs
+from accord.channels.outbound import Outbound
 from accord.federation.server import federation_router
 from accord.metrics.routes import install as install_outcomes
 from accord.node import Node
@@ -181,6 +183,9 @@ def create_app(
     app.include_router(hooks)
     app.include_router(channels_top, prefix="/api/v1", tags=["channels"])
     app.include_router(inbound_routes(services.mail.intake), prefix="/api/v1", tags=["inbound"])
+    app.include_router(
+        outbound_routes(Outbound(node.db), node.cases), prefix="/api/v1", tags=["channels"]
+    )
     app.include_router(
         webhook_routes(services.webhooks), prefix="/api/v1/webhooks", tags=["webhooks"]
     )

@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from accord.api.auth import SESSION_COOKIE
 from accord.auth.scopes import CASES_READ, CASES_WRITE, NOTES_READ, NOTES_WRITE
 from accord.channels.blobs import node_blobs
+from accord.channels.outbound import Outbound
 from accord.channels.refs import CaseRefs
 from accord.core.activities import activity_open
 from accord.core.state import State
@@ -506,6 +507,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
 
     # -- notifications and presence -----------------------------------------------------
     presence = Presence(services.node.db, now=services.negotiation.now)
+    outbound = Outbound(services.node.db)
 
     @router.get("/notifications")
     def notifications_page(
@@ -643,6 +645,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
         ours = services.party_id
         number = number_of(case_id)
         present = presence.beat(case_id, who.member.id)  # and who else has the case open
+        fates = outbound.fates(case_id)  # what became of each message we sent
         agreements = state["agreements"]
         accepted = acceptances(n, case_id, state)
         versions = [a["version"] for a in agreements]
@@ -746,6 +749,7 @@ def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRo
             counter=counter if counter_of else "",
             activities=[(aid, a) for aid, a in state["terms"]["activities"].items()],
             present=present,
+            fates=fates,
             **shown_times,
         )
         return shown(page, request) if request is not None and flash else page

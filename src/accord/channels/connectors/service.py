@@ -46,19 +46,26 @@ from accord.channels.connectors.x import X
 from accord.channels.intake import Inbound, Intake
 from accord.core.crypto import NodeKey
 from accord.core.errors import AccordError
+from accord.core.timefmt import format_time, parse_time
 from accord.jobs.queue import Job, JobQueue
 from accord.jobs.worker import Deferred
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
 from accord.store import secrets as sealed
 from accord.store.database import Database
-from accord.store.tables import channel_accounts, channel_messages
+from accord.store.tables import case_owners, channel_accounts, channel_messages
 
 log = logging.getLogger("accord.channels.connectors")
 SEND = "channel.send"
 MAX_ATTEMPTS = 12
 MAX_MEDIA = 25 * 1024 * 1024
 WHATSAPP_WINDOW = timedelta(hours=24)
+SENT_AT = "sent-at:"
+"""The flag an inbound platform message carries with the platform's own time of it (its
+``timestamp``), which the WhatsApp window counts from: not when Accord received it."""
+RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+"""A receipt never moves a message back (WhatsApp may report ``delivered`` after
+``read``)."""
 Clock = Callable[[], datetime]
 
 PLATFORMS: dict[str, Platform] = {
@@ -268,7 +275,11 @@ class Connectors:
                 attachments=tuple(attachments),
                 thread_ids=tuple(f"{platform.name}:{t}" for t in message.thread),
                 size=len(text.encode()),
-                flags=(f"account:{account.id}", *(("public",) if message.public else ())),
+                flags=(
+                    f"account:{account.id}",
+                    f"{SENT_AT}{format_time(message.at)}",  # the platform's own time
+                    *(("public",) if message.public else ()),
+                ),
                 kind="public" if message.public else "message",
                 join_open=not message.public,
             )
@@ -280,17 +291,48 @@ class Connectors:
         mapped = STATUS.get(status)
         if mapped is None:
             return
+        c = channel_messages.c
+        mine = (
+            c.direction == "out",
+            c.channel == platform.channel,
+            c.external_id == f"{platform.name}:{external_id}",
+            c.status != "failed",
+        )
         with self.db.write() as conn:
+            row = conn.execute(sa.select(channel_messages).where(*mine)).first()
+            if row is None:
+                return
+            if RANK.get(mapped, 0) < RANK.get(str(row.status), 0):
+                return  # a late "delivered" after "read" says nothing new
             conn.execute(
                 channel_messages.update()
-                .where(
-                    channel_messages.c.direction == "out",
-                    channel_messages.c.channel == platform.channel,
-                    channel_messages.c.external_id == f"{platform.name}:{external_id}",
-                    channel_messages.c.status != "failed",
-                )
+                .where(c.id == row.id)
                 .values(status=mapped, error=error, done_at=self.now())
             )
+            if mapped == "failed":
+                why = error or f"{platform.channel} reported it undelivered"
+                self._tell_owner(conn, row, platform.channel, why)
+
+    def _tell_owner(self, conn: Connection, row: Any, channel: str, why: str) -> None:
+        """A message that will not arrive reaches the case's owner as a notification."""
+        from accord.service.replies import channel_name  # it imports this module
+
+        if row.case_id is None:
+            return
+        owner = conn.execute(
+            sa.select(case_owners.c.member_id).where(case_owners.c.case_id == row.case_id)
+        ).scalar()
+        if owner is None:
+            return
+        to = ", ".join(orjson.loads(row.recipients or "[]")) or "the customer"
+        self.intake.ownership.notify(
+            conn,
+            int(owner),
+            row.case_id,
+            "send.failed",
+            f"Your {channel_name(channel)} message to {to} was not delivered: "
+            f"{why[:300]}",
+        )
 
     # -- replies ---------------------------------------------------------------------
 
@@ -328,7 +370,7 @@ class Connectors:
             account = self._account_of(last)
             platform = PLATFORMS[account.platform]
             if platform.channel == "whatsapp" and not template:
-                since = self.now() - _aware(last.created_at)
+                since = self.now() - platform_time(last)
                 if since > WHATSAPP_WINDOW:
                     raise Conflict(
                         "WhatsApp allows free text only within 24 hours of the customer's "
@@ -517,6 +559,8 @@ class Connectors:
         conn.execute(
             channel_messages.update().where(channel_messages.c.id == row_id).values(**values)
         )
+        if values.get("status") == "failed":
+            self._tell_owner(conn, row, platform.channel, str(values["error"]))
         log.info(
             "%s message %d attempt %d: %s",
             platform.name,
@@ -528,3 +572,15 @@ class Connectors:
 
 def _aware(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def platform_time(row: Any) -> datetime:
+    """When the platform says an inbound message was sent (its ``sent-at:`` flag), else
+    when it reached this node (messages stored before the flag existed)."""
+    for flag in orjson.loads(row.flags or "[]"):
+        if isinstance(flag, str) and flag.startswith(SENT_AT):
+            try:
+                return parse_time(flag[len(SENT_AT) :])
+            except ValueError:
+                break
+    return _aware(row.created_at)
