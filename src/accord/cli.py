@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from accord.node import Node
     from accord.wiring import Services
 
-app = typer.Typer(
+app: typer.Typer = typer.Typer(
     help="Accord: customer cases as negotiated agreements, with a signed copy for every party.",
     no_args_is_help=True,
     add_completion=False,
