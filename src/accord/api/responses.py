@@ -389,6 +389,9 @@ class WebhookOut(Out):
 
 class NewWebhook(WebhookOut):
     secret: str = Field(description="Shown once: keep it to verify the signatures.")
+    standard_secret: str = Field(
+        description="The same secret as Standard Webhooks libraries take it (whsec_…)."
+    )
 
 
 class WebhookList(Out):

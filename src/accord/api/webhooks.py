@@ -12,7 +12,7 @@ from pydantic import Field
 from accord.api.auth import Principal, require
 from accord.api.models import Body
 from accord.api.responses import Deliveries, DeliveryOut, NewWebhook, WebhookList, WebhookOut
-from accord.integrations.webhooks import EVENT_TYPES, Webhooks
+from accord.integrations.webhooks import EVENT_TYPES, Webhooks, standard_secret
 from accord.service.errors import Forbidden
 
 MAX_ID = 2**31 - 1
@@ -59,7 +59,7 @@ def webhook_routes(webhooks: Webhooks) -> APIRouter:
             created_by=who.member.username,
             allow_private=body.allow_private,
         )
-        return {**hook.to_json(), "secret": secret}
+        return {**hook.to_json(), "secret": secret, "standard_secret": standard_secret(secret)}
 
     @router.get(
         "",

@@ -9,9 +9,15 @@ of ``webhook_deliveries`` holding the exact body to send and its idempotency key
 durable ``webhook.deliver`` job, both in one transaction. Timers of kind
 ``webhook.activity`` produce ``activity.due`` and ``activity.missed``.
 
-**Delivery.** The job POSTs the body to the URL with ``Accord-Webhook-Id`` (the
-idempotency key, also the body's ``id``), ``Accord-Webhook-Timestamp`` (unix seconds)
-and ``Accord-Webhook-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>``.
+**Delivery.** The job POSTs the body to the URL signed as Standard Webhooks
+(standardwebhooks.com) signs it, so receivers can use a ready-made verifier in their
+language: ``webhook-id`` (the idempotency key, also the body's ``id``),
+``webhook-timestamp`` (unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256>`` over
+``f"{id}.{timestamp}.{body}"``, keyed with the secret's 32 bytes (``standard_secret`` gives
+them as the ``whsec_…`` string those libraries take). For one release it also sends the
+earlier headers, ``Accord-Webhook-Id``, ``Accord-Webhook-Timestamp`` and
+``Accord-Webhook-Signature: v1=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>``
+(``sign``/``verify``), so receivers can move over.
 A 2xx answer delivers it. Anything else — another status, a redirect (never followed),
 a timeout, a refused connection, a URL that now resolves to a refused address — is a
 failed attempt, recorded in ``webhook_attempts`` with its status code or error, and the
@@ -122,6 +128,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 TOLERANCE = 300  # seconds: how old a timestamp receivers should accept
 MAX_ERROR = 500
 SIGNATURE_VERSION = "v1"
+STANDARD_PREFIX = "whsec_"  # how Standard Webhooks libraries take a secret
 USER_AGENT = f"Accord-Webhooks/{__version__}"
 
 
@@ -141,6 +148,50 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     ``f"{timestamp}.{body}"`` keyed with the secret as ASCII, in hex."""
     mac = hmac.new(secret.encode("ascii"), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
+
+
+def _secret_key(secret: str) -> bytes:
+    """The key Standard Webhooks signs with: the bytes of a ``whsec_`` secret, or of one of
+    ours (``new_secret``: base64url without padding)."""
+    if secret.startswith(STANDARD_PREFIX):
+        return base64.b64decode(secret.removeprefix(STANDARD_PREFIX), validate=True)
+    return base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+
+
+def standard_secret(secret: str) -> str:
+    """A webhook's secret as Standard Webhooks libraries take it: ``whsec_`` and the same
+    32 bytes in standard base64."""
+    return STANDARD_PREFIX + base64.b64encode(_secret_key(secret)).decode("ascii")
+
+
+def sign_standard(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,`` and the base64 HMAC-SHA256 of
+    ``f"{message_id}.{timestamp}.{body}"`` keyed with the secret's bytes."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    mac = hmac.new(_secret_key(secret), signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(mac).decode('ascii')}"
+
+
+def verify_standard(
+    secret: str, headers: Mapping[str, str], body: bytes, *, now: float | None = None
+) -> bool:
+    """What a Standard Webhooks receiver checks: ``webhook-id``, a ``webhook-timestamp`` at
+    most ``TOLERANCE`` seconds away, and a ``v1`` signature among the space-separated ones
+    of ``webhook-signature`` that matches, compared in constant time. ``secret``: ours or
+    its ``whsec_`` form."""
+    lookup = {k.lower(): v for k, v in headers.items()}
+    message_id = lookup.get("webhook-id", "")
+    stamp = lookup.get("webhook-timestamp", "")
+    if not message_id or not (stamp.isascii() and stamp.isdigit()):
+        return False
+    sent = int(stamp)
+    if abs((time.time() if now is None else now) - sent) > TOLERANCE:
+        return False
+    expected = sign_standard(secret, message_id, sent, body)
+    return any(
+        hmac.compare_digest(expected, candidate)
+        for candidate in lookup.get("webhook-signature", "").split()
+    )
 
 
 def verify(
@@ -761,15 +812,18 @@ class Webhooks:
         except UnsafeURL as exc:
             return None, _short(f"refused: {exc}")
         timestamp = int(now.timestamp())
+        secret = sealed.of(self.db).open_text(hook.secret)
         headers = {
             "Host": target.host_header,
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
+            "webhook-id": key,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign_standard(secret, key, timestamp, body),
+            # the earlier format, sent for one more release (docs/webhooks.md)
             "Accord-Webhook-Id": key,
             "Accord-Webhook-Timestamp": str(timestamp),
-            "Accord-Webhook-Signature": sign(
-                sealed.of(self.db).open_text(hook.secret), timestamp, body
-            ),
+            "Accord-Webhook-Signature": sign(secret, timestamp, body),
         }
         extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         error = "no address"
@@ -923,5 +977,8 @@ __all__ = [
     "new_secret",
     "retry_delay",
     "sign",
+    "sign_standard",
+    "standard_secret",
     "verify",
+    "verify_standard",
 ]
