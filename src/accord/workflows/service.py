@@ -18,12 +18,12 @@ from typing import Any
 from accord.auth.members import Member
 from accord.core.timefmt import format_time
 from accord.service import settings
-from accord.service.errors import Conflict, Invalid
+from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
 from accord.service.sla import SETTING as SLA_SETTING
 from accord.store.tables import routing_rules
-from accord.workflows.spec import TemplateError, TemplateSpec, parse_due
+from accord.workflows.spec import TemplateError, TemplateSpec, diff_specs, parse_due
 from accord.workflows.store import TemplateStore, Version
 
 ROUTING_PRIORITY = 50
@@ -48,8 +48,8 @@ class Workflows:
         self.ownership = ownership
         self.db = store.db
 
-    def apply(self, text: str | bytes, *, by: str) -> tuple[Version, bool]:
-        """Store a template file as its next version (if changed) and make it current."""
+    def check(self, text: str | bytes) -> TemplateSpec:
+        """A template file parsed and checked as ``apply`` checks it, without storing it."""
         try:
             spec = TemplateSpec.parse(text)
         except TemplateError as exc:
@@ -59,6 +59,22 @@ class Workflows:
             teams = {t["name"] for t in self.ownership.list_teams()}
             if routing["team"] not in teams:
                 raise Invalid(f"routing.team: no team {routing['team']!r}", field="routing")
+        return spec
+
+    def preview(self, text: str | bytes) -> tuple[TemplateSpec, int | None, list[str]]:
+        """What applying ``text`` would do: the checked template, the version it would
+        become (None: unchanged from the latest) and its changes from the latest version."""
+        spec = self.check(text)
+        try:
+            latest = self.store.get(spec.name)
+        except NotFound:
+            return spec, 1, []
+        changes = diff_specs(latest.spec, spec)
+        return spec, (latest.version + 1 if changes else None), changes
+
+    def apply(self, text: str | bytes, *, by: str) -> tuple[Version, bool]:
+        """Store a template file as its next version (if changed) and make it current."""
+        spec = self.check(text)
         version, created = self.store.add(spec, by=by)
         self._activate(spec)
         return version, created
