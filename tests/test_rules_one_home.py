@@ -13,14 +13,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from accord.api import connectors as api_connectors
 from accord.auth.portal import PortalLinks, load_or_create_secret
 from accord.cli import app as cli_app
 from accord.node import Node
+from accord.service import replies
 from accord.service.errors import Forbidden, NotFound
 from accord.service.links import DEFAULT_LINK_TTL, issue_case_link
+from accord.store.tables import channel_messages
+from accord.web import pages
 from tests.clocks import FakeClock
 from tests.web.conftest import Desk, make_desk
 from tests.web.test_pages import login
@@ -169,3 +174,35 @@ def test_one_rate_limiter_serves_the_api_and_federation() -> None:
     now[0] += 10
     assert peer.take("ed25519:a", 20) == 0
     assert peer.take("ed25519:b") == 0  # another key, its own bucket
+
+
+# -- the reply channel: the one the customer last wrote on, chosen in one place -----------
+
+
+def outgoing(desk: Desk, case_id: str) -> list[str]:
+    with desk.node.db.read() as conn:
+        rows = conn.execute(
+            sa.select(channel_messages.c.channel)
+            .where(channel_messages.c.case_id == case_id, channel_messages.c.direction == "out")
+            .order_by(channel_messages.c.id)
+        )
+        return [str(r.channel) for r in rows]
+
+
+def test_a_reply_without_a_channel_goes_where_the_customer_last_wrote(desk: Desk) -> None:
+    assert api_connectors.reply_on_channel is replies.reply_on_channel
+    assert pages.reply_on_channel is replies.reply_on_channel
+    case_id = desk.mail("Broadband down", "No sync light since Monday.")
+    before = outgoing(desk, case_id)
+    answered = TestClient(desk.app).post(
+        f"/api/v1/cases/{case_id}/reply", headers=bearer(desk), json={"text": "On it."}
+    )
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["channel"] == "email"
+    client = TestClient(desk.app)
+    csrf = login(client)
+    page = client.post(
+        f"/cases/{case_id}/reply", data={"csrf": csrf, "text": "An engineer is booked."}
+    )
+    assert "by email." in page.text
+    assert outgoing(desk, case_id)[len(before) :] == ["email", "email"]

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accord import __version__
+from accord.core.activities import is_open
 from accord.core.timefmt import parse_time
 from accord.service.summary import format_value
 from accord.web.session import secure_headers
@@ -120,4 +121,4 @@ def change_words(change: dict[str, Any], parties: dict[str, Any], zone: ZoneInfo
     return op
 
 
-PAGES.globals.update(format_value=format_value)
+PAGES.globals.update(format_value=format_value, is_open=is_open)
