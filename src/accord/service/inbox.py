@@ -137,6 +137,7 @@ class InboxRow:
     preview_ours: bool = False
     reply_by: str | None = None
     due_kind: str | None = None  # "reply" or "activity": what next_due is
+    undelivered: bool = False  # the last message we sent it failed or bounced
 
     @property
     def ref(self) -> str:
@@ -520,6 +521,7 @@ class Inbox:
             by_id = {r[0]: r for r in conn.execute(decorated)} if ids else {}
             rows = [by_id[i] for i in ids if i in by_id]
             reply_by = self._reply_by(conn, ids)
+            undelivered = self._undelivered(conn, ids)
         snippets = self.search_index.snippets(query, [r[0] for r in rows]) if query.strip() else {}
         found = []
         for r in rows:
@@ -550,9 +552,26 @@ class Inbox:
                     preview_ours=bool(r[16]),
                     reply_by=target,
                     due_kind=kind,
+                    undelivered=r[0] in undelivered,
                 )
             )
         return found
+
+    def _undelivered(self, conn: Any, case_ids: Sequence[str]) -> set[str]:
+        """The cases (of those shown) whose last outgoing message failed or bounced: the
+        owner sees it in the inbox, not only in a notification."""
+        if not case_ids:
+            return set()
+        c = channel_messages.c
+        latest = (
+            sa.select(sa.func.max(c.id))
+            .where(c.case_id.in_(list(case_ids)), c.direction == "out")
+            .group_by(c.case_id)
+        )
+        rows = conn.execute(
+            sa.select(c.case_id).where(c.id.in_(latest), c.status.in_(("failed", "bounced")))
+        )
+        return {str(r[0]) for r in rows}
 
     def _reply_by(self, conn: Any, case_ids: Sequence[str]) -> dict[str, str]:
         """When each case's response target falls due (its ``sla.breach`` job), while a

@@ -116,6 +116,13 @@ def test_a_failure_is_shown_listed_and_told_to_the_owner(desk: Desk, stand_in: S
     assert "Your Telegram message to 901234567 was not delivered:" in told["text"]
     assert "chat not found" in told["text"]
     assert "Not delivered" in browser.get("/notifications").text
+    # and in the owner's inbox, on the case's row, until a later message goes
+    assert '<span class="badge bad">not delivered</span>' in browser.get("/?view=mine").text
+    stand_in.answer("/bot123:ABC/sendMessage", 200, {"ok": True, "result": {"message_id": 77}})
+    desk.client.post(f"/api/v1/cases/{row.case_id}/reply", json={"text": "y"}, headers=desk.tom)
+    desk.run_jobs()
+    assert _outbound(desk)[0]["status"] == "sent"
+    assert "not delivered</span>" not in browser.get("/?view=mine").text
 
     # the same list on the command line; a status it does not know is refused
     database = ["--data", str(desk.node.data_dir), "--database", desk.node.db.url]
