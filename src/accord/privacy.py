@@ -256,8 +256,7 @@ class Privacy:
                     # the platform's ids carry the customer too: a Telegram chat id, a web
                     # chat visitor token, a WhatsApp id whose base64 holds the phone number;
                     # the dedupe key is a hash of them, and hashes of phone numbers invert
-                    external_id=sa.literal("erased:")
-                    + sa.cast(channel_messages.c.id, sa.String),
+                    external_id=sa.literal("erased:") + sa.cast(channel_messages.c.id, sa.String),
                     dedupe_key=None,
                 )
             ).rowcount

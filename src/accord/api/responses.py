@@ -281,7 +281,9 @@ class ChannelMessage(Out):
     recipients: list[Any]
     subject: str | None
     external_id: str | None
-    flags: dict[str, Any] = Field(description="Markers set while parsing (" + OPEN + ")")
+    flags: list[str] = Field(
+        description="Markers set on the message by parsing, policy and delivery, e.g. 'auto'"
+    )
     error: str | None
     attempts: int
     size: int

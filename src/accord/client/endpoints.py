@@ -362,6 +362,18 @@ class Endpoints:
 
     # Email (mailboxes need channels:admin; see docs/email.md)
 
+    @operation("GET", "/api/v1/outbound")
+    def outbound(
+        self,
+        *,
+        channel: str | None = None,
+        status: str | None = None,
+        case: str | None = None,
+        limit: int | None = None,
+    ) -> Json:
+        """Outgoing messages on every channel, newest first, each with its fate (queued,
+        sent, delivered, read, failed with the reason, bounced, cancelled)."""
+
     @operation("GET", "/api/v1/mailboxes")
     def mailboxes(self) -> Json:
         """The mailboxes (``mailboxes``), passwords only as ``password_set``."""

@@ -458,8 +458,9 @@ class CaseStore:
         if not rows or rows[0][0] != 0:
             return None
         state: State = orjson.loads(rows[0][1])
-        latest = [load_trusted(bytes(raw), sig, eid) for _, raw, sig, eid, _ in rows[1:]]
-        return state, latest
+        return state, [
+            load_trusted(bytes(raw), sig, event_id) for _, raw, sig, event_id, _ in rows[1:]
+        ]
 
     def state_hash(self, case_id: str) -> str | None:
         with self.db.read() as conn:

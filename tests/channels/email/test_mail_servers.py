@@ -437,9 +437,7 @@ def _queued(data: Path, status: str | None = None) -> int:
         with node.db.read() as conn:
             if status is None:
                 return int(conn.exec_driver_sql(query).scalar_one())
-            return int(
-                conn.exec_driver_sql(query + " AND status = ?", (status,)).scalar_one()
-            )
+            return int(conn.exec_driver_sql(query + " AND status = ?", (status,)).scalar_one())
     finally:
         node.close()
 

@@ -330,8 +330,7 @@ class Connectors:
             int(owner),
             row.case_id,
             "send.failed",
-            f"Your {channel_name(channel)} message to {to} was not delivered: "
-            f"{why[:300]}",
+            f"Your {channel_name(channel)} message to {to} was not delivered: {why[:300]}",
         )
 
     # -- replies ---------------------------------------------------------------------
