@@ -43,6 +43,8 @@ from .test_three_nodes import Peer, cli, eventually, future, make_peer, ok, serv
 
 pytestmark = pytest.mark.slow
 
+TITLE = "Broadband down since the storm"  # the case, as the inbox names it
+
 CUSTOMER = "priya@example.com"
 SUPPORT = "support@northwind.example"
 MESSAGE = "Engineer on site at the cabinet: the splitter was water-damaged."
@@ -99,7 +101,7 @@ def customer_mail() -> str:
     mail = EmailMessage()
     mail["From"] = f"Priya Shah <{CUSTOMER}>"
     mail["To"] = SUPPORT
-    mail["Subject"] = "Broadband down since the storm"
+    mail["Subject"] = TITLE
     mail["Message-ID"] = make_msgid(domain="example.com")
     mail.set_content("My broadband has been down since the storm on Sunday.")
     return base64.b64encode(mail.as_bytes()).decode("ascii")
@@ -253,7 +255,7 @@ def test_a_subcontractors_changes_reach_every_consumer_of_the_supplier(tmp_path:
             "the agreement on FibreFix's node",
         )
         # so far the case waits on the others: our acknowledgement was the last word
-        assert case_id in inbox(nw, "agent", "waiting")
+        assert TITLE in inbox(nw, "agent", "waiting")
 
         # FibreFix, on its own node: a message, and its activity done
         posted = ok(
@@ -287,8 +289,7 @@ def test_a_subcontractors_changes_reach_every_consumer_of_the_supplier(tmp_path:
         )
         eventually(
             lambda: (
-                case_id in inbox(nw, "agent", "mine")
-                and case_id not in inbox(nw, "agent", "waiting")
+                TITLE in inbox(nw, "agent", "mine") and TITLE not in inbox(nw, "agent", "waiting")
             ),
             "the case to need its owner in the inbox",
         )
