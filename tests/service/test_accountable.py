@@ -3,6 +3,7 @@ owners and routing, handoffs, promised callbacks and response targets."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -251,6 +252,10 @@ def test_three_handoffs_keep_the_customer_whole(desk: Desk) -> None:
     handoffs = [h for h in owner["history"] if h["reason"] == "handoff"]
     assert [h["note"] for h in handoffs] == [note for _, _, note in chain]
     assert all("Last messages:" in h["summary"] and "£40" in h["summary"] for h in handoffs)
+    # people read it: times as "Tue 24 Nov 2026 09:00 UTC", parties by name, not slugs
+    assert not any(re.search(r"\d{4}-\d\d-\d\dT\d\d:", h["summary"]) for h in handoffs)
+    assert "northwind-broadband" not in handoffs[-1]["summary"]
+    assert re.search(r"\(opened \w{3} \d\d \w{3} \d{4} \d\d:\d\d UTC\)", handoffs[-1]["summary"])
     latest = desk.notes_for("ann")[0]
     assert latest["kind"] == "handoff" and chain[-1][2] in latest["text"]
     assert "Parties: Northwind Broadband" in latest["text"]

@@ -13,15 +13,15 @@ from typing import Any
 from accord.core.activities import activity_open
 from accord.core.events import Event
 from accord.core.state import State
+from accord.core.timefmt import parse_time
 
 LAST_MESSAGES = 3
 
 
 def summarize(state: State, latest: Sequence[Event]) -> str:
     """Plain text, a line per fact; ``latest`` is the newest events first (any count)."""
-    lines = [
-        f"Case: {state['title']} (opened {state['opened']['time'] if state['opened'] else '?'})"
-    ]
+    opened = _when(state["opened"]["time"]) if state["opened"] else "?"
+    lines = [f"Case: {state['title']} (opened {opened})"]
     parties = []
     for pid, party in state["parties"].items():
         owner = state.get("owners", {}).get(pid)
@@ -35,7 +35,8 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
         agreed = state["agreements"][-1]
         lines.append(
             f"Agreement: v{terms['version']}, accepted by "
-            f"{', '.join(sorted(agreed['acceptances']))} ({agreed['time']})"
+            f"{', '.join(sorted(_name(state, p) for p in agreed['acceptances']))} "
+            f"({_when(agreed['time'])})"
         )
         for key, item in sorted(terms["data"].items()):
             lines.append(f"  {item.get('label') or key}: {format_value(item['value'])}")
@@ -45,7 +46,9 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
     if pending:
         lines.append(
             f"Open proposals: {len(pending)} ("
-            + "; ".join(f"by {p['by']}, {len(p['changes'])} change(s)" for p in pending)
+            + "; ".join(
+                f"by {_name(state, p['by'])}, {len(p['changes'])} change(s)" for p in pending
+            )
             + ")"
         )
     todo = [
@@ -57,23 +60,41 @@ def summarize(state: State, latest: Sequence[Event]) -> str:
         lines.append("Still to do:")
         for due, title, owed_by, progress, kind in sorted(todo):
             label = "CALLBACK " if kind == "callback" else ""
-            lines.append(f"  {label}{title} — {owed_by}, due {due or 'no date'} ({progress})")
+            when = _when(due) if due else "no date"
+            lines.append(f"  {label}{title} — {_name(state, owed_by)}, due {when} ({progress})")
     else:
         lines.append("Still to do: nothing agreed is open")
     if state["resolved"]:
         lines.append("Resolved: every party is satisfied")
     elif state["satisfied"]:
-        lines.append("Satisfied so far: " + ", ".join(sorted(state["satisfied"])))
+        lines.append(
+            "Satisfied so far: " + ", ".join(sorted(_name(state, p) for p in state["satisfied"]))
+        )
     messages = [e for e in latest if e.type == "message.posted"][:LAST_MESSAGES]
     if messages:
         lines.append("Last messages:")
         for event in reversed(messages):
             text = " ".join(event.body["text"].split())
             lines.append(
-                f"  {event.time} {event.author.member}: "
+                f"  {_when(event.time)} {event.author.member}: "
                 f"{text[:200]}{'…' if len(text) > 200 else ''}"
             )
     return "\n".join(lines)
+
+
+def _when(moment: str) -> str:
+    """A time of the log (UTC) as people read it: ``Tue 03 Dec 2026 10:42 UTC``. UTC on
+    every node, so the summary's words stay the same wherever it is made."""
+    try:
+        return parse_time(moment).strftime("%a %d %b %Y %H:%M UTC")
+    except ValueError:
+        return moment
+
+
+def _name(state: State, party: str) -> str:
+    """A party's name rather than its slug."""
+    found = state["parties"].get(party)
+    return found["name"] if found else party
 
 
 def format_value(value: dict[str, Any]) -> str:
