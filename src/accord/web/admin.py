@@ -381,14 +381,10 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
             field = _fields(form)
             platform = field("platform", 20)
             needs, secret_names = FIELDS.get(platform, ((), ()))
-            values = {
-                k: field(f"setting_{k}", 500)
-                for k in (*needs, *OPTIONAL)
-                if field(f"setting_{k}", 500)
-            }
-            secrets = {
-                k: field(f"secret_{k}", 2000) for k in secret_names if field(f"secret_{k}", 2000)
-            }
+            given = {k: field(f"setting_{k}", 500) for k in (*needs, *OPTIONAL)}
+            secrets = {k: field(f"secret_{k}", 2000) for k in secret_names}
+            values = {k: v for k, v in given.items() if v}
+            secrets = {k: v for k, v in secrets.items() if v}
             services.connectors.accounts.add(platform, field("name", 100), values, secrets)
 
         return await run_in_threadpool(
