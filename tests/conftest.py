@@ -17,7 +17,7 @@ import time_machine
 from accord.store import migrate
 from accord.store.database import Database
 
-pytest_plugins = ["tests.browser"]  # the `chromium` fixture
+pytest_plugins = ["tests.browser", "tests.replica"]  # `chromium`; `postgres_replica`, `replicated`
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -2,7 +2,9 @@
 # Everything the test suite needs outside Python, made ready or named loudly.
 #
 # Called by `make test` (and so by `.ci/run`): PostgreSQL answering on 127.0.0.1:5432
-# (unless ACCORD_TEST_POSTGRES_URL points elsewhere), Dovecot for the IMAP tests and
+# (unless ACCORD_TEST_POSTGRES_URL points elsewhere) and accepting replication connections
+# from loopback (the read-replica tests start a streaming replica of it with
+# `pg_basebackup -R`, tests/replica.py), Dovecot for the IMAP tests and
 # Debian's Chromium for the browser tests. As root a missing piece is installed from
 # Debian's packages and started; otherwise the script stops with the command to run.
 # A missing service fails the run here, before pytest: the tests never skip for one.
@@ -79,6 +81,65 @@ need_postgres() {
     say "PostgreSQL answers on 127.0.0.1:5432"
 }
 
+# -- Replication (the read-replica tests) ----------------------------------------------
+# tests/replica.py starts, per test process, a hot standby of the primary on a free
+# loopback port (pg_basebackup -R, then pg_ctl as the server's user). Here: the primary
+# streams WAL to loopback (wal_level, max_wal_senders, a pg_hba "replication" line), and
+# the server programs of its major version are installed.
+# (the suite's user 'postgres', trusted on loopback like the tests' own connections)
+psql_admin() { psql -X -q -At -h 127.0.0.1 -p 5432 -U postgres -d postgres "$@"; }
+
+need_replication() {
+    if [ -n "${ACCORD_TEST_REPLICA_URL:-}" ]; then
+        say "replication: using ACCORD_TEST_REPLICA_URL (not checked here)"
+        return
+    fi
+    if [ -n "${ACCORD_TEST_POSTGRES_URL:-}" ] || [ "${ACCORD_TEST_NO_POSTGRES:-}" = "1" ]; then
+        say "replication: the primary is not the local one (tests/replica.py checks it)"
+        return
+    fi
+    local major bindir
+    major="$(psql_admin -c 'SHOW server_version_num')"
+    major="$((major / 10000))"
+    bindir="/usr/lib/postgresql/${major}/bin"
+    [ -x "${bindir}/pg_basebackup" ] && [ -x "${bindir}/pg_ctl" ] ||
+        apt_install "postgresql-${major}"
+    local wal_level senders hba restart=0
+    wal_level="$(psql_admin -c 'SHOW wal_level')"
+    senders="$(psql_admin -c 'SHOW max_wal_senders')"
+    hba="$(psql_admin -c 'SHOW hba_file')"
+    if [ "${wal_level}" = "minimal" ] || [ "${senders}" -lt 4 ]; then
+        is_root || die "PostgreSQL on 127.0.0.1:5432 cannot stream to a replica (wal_level=${wal_level}, max_wal_senders=${senders}); run as root, or: ALTER SYSTEM SET wal_level = replica; ALTER SYSTEM SET max_wal_senders = 10; and restart it"
+        say "replication: wal_level = replica, max_wal_senders = 10 (restart follows)"
+        psql_admin -c "ALTER SYSTEM SET wal_level = replica" -c "ALTER SYSTEM SET max_wal_senders = 10"
+        restart=1
+    fi
+    if ! grep -q "accord test services: replication" "${hba}" 2>/dev/null; then
+        is_root || die "PostgreSQL on 127.0.0.1:5432 refuses replication connections from loopback; run as root, or add to ${hba}: host replication all 127.0.0.1/32 trust"
+        say "replication: allowing replication connections from loopback in ${hba}"
+        {
+            echo "# accord test services: replication from loopback (the read-replica tests)"
+            echo "host replication all 127.0.0.1/32 trust"
+        } | cat - "${hba}" >"${hba}.new"
+        chown --reference="${hba}" "${hba}.new"
+        chmod --reference="${hba}" "${hba}.new"
+        mv "${hba}.new" "${hba}"
+        [ "${restart}" -eq 1 ] || psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+    if [ "${restart}" -eq 1 ]; then
+        pg_ctlcluster --skip-systemctl-redirect "${major}" main restart
+        for _ in $(seq 1 30); do
+            pg_isready -q -h 127.0.0.1 -p 5432 && break
+            sleep 1
+        done
+        pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL did not come back within 30 s"
+    fi
+    psql -X -q -At "dbname=replication replication=true host=127.0.0.1 port=5432 user=postgres" \
+        -c IDENTIFY_SYSTEM >/dev/null ||
+        die "PostgreSQL on 127.0.0.1:5432 still refuses a replication connection from loopback"
+    say "replication: the primary streams to loopback (PostgreSQL ${major})"
+}
+
 # -- Dovecot (IMAP polling tests) ------------------------------------------------------
 # (the functions are named need_* so that `command -v dovecot` finds the program, not them)
 need_dovecot() {
@@ -99,5 +160,6 @@ need_chromium() {
 }
 
 need_postgres
+need_replication
 need_dovecot
 need_chromium

@@ -32,10 +32,17 @@ import orjson
 import sqlalchemy as sa
 
 from accord.core.crypto import NodeKey, b64u, fingerprint, unb64u
+from accord.ops.config import ConfigError
 from accord.store import migrate
 from accord.store import secrets as sealed
 from accord.store.cases import CaseStore
-from accord.store.database import Database, redact, resolve_url
+from accord.store.database import (
+    Database,
+    redact,
+    resolve_read_max_lag,
+    resolve_read_url,
+    resolve_url,
+)
 from accord.store.tables import node_info
 
 KEY_FILE = "node.key"
@@ -120,11 +127,29 @@ class Node:
         return cls(data_dir, key, db, CaseStore(db), name, personal, url)
 
     @classmethod
-    def open(cls, data_dir: Path, *, database: str | None = None, upgrade: bool = False) -> Node:
-        """Open an initialised node; checks that key and database belong together."""
+    def open(
+        cls,
+        data_dir: Path,
+        *,
+        database: str | None = None,
+        upgrade: bool = False,
+        read_database: str | None = None,
+    ) -> Node:
+        """Open an initialised node; checks that key and database belong together.
+
+        ``read_database`` (else ``$ACCORD_DATABASE_READ_URL``, else ``[database]
+        read_url`` in ``accord.toml``) names a streaming replica of a PostgreSQL primary
+        for the reads that may lag (``Database.read_replica``)."""
         key = read_key(data_dir / KEY_FILE)
         warn_if_exposed(data_dir)
-        db = Database(resolve_url(data_dir, database))
+        try:
+            db = Database(
+                resolve_url(data_dir, database),
+                read_url=resolve_read_url(data_dir, read_database),
+                read_max_lag=resolve_read_max_lag(data_dir),
+            )
+        except ConfigError as exc:  # accord.toml, or a read URL beside SQLite
+            raise NodeError(str(exc)) from exc
         try:
             row = _check_database(db, key, data_dir, upgrade)
             _load_secrets(db, data_dir, key)

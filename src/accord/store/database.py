@@ -14,13 +14,28 @@ acknowledges is on disk first: SQLite runs with ``synchronous=FULL`` (PostgreSQL
 commits are fsynced by the server), and ``write()`` records, for the request it serves,
 whether a commit went through or failed mid-way (``track_writes``), so an error answer
 can say honestly whether anything was changed.
+
+A PostgreSQL node may also read from a streaming replica (``ACCORD_DATABASE_READ_URL``,
+or ``read_url`` in the ``[database]`` table of ``accord.toml``): the reads that read much
+and write nothing — the inbox's lists, search, dashboards and outcome queries, exports —
+ask for ``read_replica()`` and get the replica when it is fresh enough, else the primary.
+Writes, and every read inside a write transaction, stay on the primary; ``read()`` is
+always the primary. A member sees their own writes: each write transaction made for a
+member (``acting_for``) leaves a new mark in ``node_settings`` that replicates with it,
+and a member's read goes to the replica only once the replica holds their latest mark.
+Other readers may see the replica up to ``max_lag`` seconds behind the primary (5 by
+default); beyond that, or with the replica out of reach, reads go to the primary and a
+warning is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import secrets
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -35,18 +50,26 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.expression import Insert
 
-from accord.ops.config import env_seconds
+from accord.ops.config import ConfigError, env_seconds, file_settings
 
 if TYPE_CHECKING:
     from accord.store.secrets import Secrets
 
 ENV_URL = "ACCORD_DATABASE_URL"
+ENV_READ_URL = "ACCORD_DATABASE_READ_URL"
+ENV_READ_MAX_LAG = "ACCORD_DATABASE_READ_MAX_LAG"
+SETTINGS_TABLE = "database"  # accord.toml's [database]: read_url, read_max_lag
+READ_MAX_LAG = 5.0  # seconds a replica may be behind the primary and still serve reads
+REPLICA_RETRY = 30.0  # seconds a replica that failed is left alone before it is tried again
+MARK_PREFIX = "read.mark:"  # node_settings rows: each member's latest write, replicated
 APPEND_LOCK = 0x4143434F5244  # "ACCORD": the advisory lock that orders event appends
 ENV_CONNECT_TIMEOUT = "ACCORD_DB_CONNECT_TIMEOUT"
 ENV_STATEMENT_TIMEOUT = "ACCORD_DB_STATEMENT_TIMEOUT"
 ENV_LOCK_TIMEOUT = "ACCORD_DB_LOCK_TIMEOUT"
 ENV_BUSY_TIMEOUT = "ACCORD_DB_BUSY_TIMEOUT"
 CLIENT_GRACE = 2.0  # the client waits this much longer than statement_timeout
+
+log = logging.getLogger("accord.store")
 
 
 @dataclass(frozen=True)
@@ -95,6 +118,8 @@ class WriteOutcome:
 
     committed: int = 0
     uncertain: int = 0  # commits that failed on the way: they may or may not have happened
+    member: str | None = None
+    """Whom these writes are made for (``acting_for``): the key of read-your-writes."""
 
     @property
     def nothing_changed(self) -> bool:
@@ -120,6 +145,19 @@ def tracked_writes() -> WriteOutcome | None:
     return _outcome.get()
 
 
+def acting_for(member: str) -> None:
+    """Say whom this request (the context ``track_writes`` started) reads and writes for,
+    such as ``"member:12"``: its writes leave that member's mark and its replica reads
+    wait for it (``Database.read_replica``). Outside a tracked context, starts one."""
+    outcome = _outcome.get()
+    if outcome is None:
+        outcome, _ = track_writes()
+    outcome.member = member
+
+
+_writing: ContextVar[int] = ContextVar("accord_writing", default=0)
+
+
 def resolve_url(data_dir: Path, explicit: str | None = None) -> str:
     """``--database`` wins, then ``$ACCORD_DATABASE_URL``, then SQLite in the data dir."""
     if explicit:
@@ -127,6 +165,39 @@ def resolve_url(data_dir: Path, explicit: str | None = None) -> str:
     if env := os.environ.get(ENV_URL):
         return _normalise(env)
     return f"sqlite:///{(data_dir / 'accord.db').resolve()}"
+
+
+def resolve_read_url(data_dir: Path, explicit: str | None = None) -> str | None:
+    """The read replica's URL: ``--database-read``, then ``$ACCORD_DATABASE_READ_URL``,
+    then ``read_url`` in ``[database]`` of the data directory's ``accord.toml``; None for
+    none (every read on the primary)."""
+    if explicit:
+        return _normalise(explicit)
+    if env := os.environ.get(ENV_READ_URL):
+        return _normalise(env)
+    found = file_settings(data_dir, SETTINGS_TABLE).get("read_url")
+    if found is None or found == "":
+        return None
+    if not isinstance(found, str):
+        raise ConfigError(f"{data_dir / 'accord.toml'}: [database] read_url must be a string")
+    return _normalise(found)
+
+
+def resolve_read_max_lag(data_dir: Path, environ: Mapping[str, str] = os.environ) -> float:
+    """How far behind (seconds) the replica may be and still serve reads:
+    ``$ACCORD_DATABASE_READ_MAX_LAG``, then ``read_max_lag`` in ``[database]`` of
+    ``accord.toml``, then ``READ_MAX_LAG``."""
+    if environ.get(ENV_READ_MAX_LAG, "").strip():
+        return env_seconds(ENV_READ_MAX_LAG, READ_MAX_LAG, environ)
+    found = file_settings(data_dir, SETTINGS_TABLE).get("read_max_lag")
+    if found is None:
+        return READ_MAX_LAG
+    if isinstance(found, bool) or not isinstance(found, int | float) or not found >= 0:
+        raise ConfigError(
+            f"{data_dir / 'accord.toml'}: [database] read_max_lag must be a number of "
+            f"seconds, at least 0, not {found!r}"
+        )
+    return float(found)
 
 
 def _normalise(url: str) -> str:
@@ -143,12 +214,26 @@ def redact(url: str) -> str:
 
 
 class Database:
-    """The engines for one database URL."""
+    """The engines for one database URL, and the read replica's when there is one."""
 
-    def __init__(self, url: str, *, echo: bool = False, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        timeouts: Timeouts | None = None,
+        read_url: str | None = None,
+        read_max_lag: float = READ_MAX_LAG,
+    ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.timeouts = timeouts or Timeouts.from_env()
+        self.read_url = read_url
+        self.read_max_lag = read_max_lag
+        self.replica: Engine | None = None
+        """The read replica's engine (``read_replica``); None: every read on the primary."""
+        self._replica_down_until = 0.0
+        self._replica_state = "unknown"  # what was last logged about it: not logged twice
         self._lock_queries: dict[str, sa.Select[Any]] = {}
         self._ignoring: dict[str, Insert] = {}
         self._ping_lock = threading.Lock()
@@ -160,24 +245,44 @@ class Database:
             self.writer = _sqlite_engine(url, self.timeouts, immediate=True, echo=echo)
         else:
             self.reader = self.writer = _postgres_engine(url, self.timeouts, echo=echo)
+        if read_url:
+            if self.is_sqlite or not read_url.startswith("postgresql"):
+                raise ConfigError(
+                    f"a read replica ({redact(read_url)}) is for a PostgreSQL primary and a "
+                    "PostgreSQL streaming replica of it; unset ACCORD_DATABASE_READ_URL "
+                    "(or [database] read_url in accord.toml)"
+                )
+            self.replica = _postgres_engine(read_url, self.timeouts, echo=echo)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (committed on success, rolled back on any error).
 
         A commit that fails is counted as uncertain in the request's ``WriteOutcome``:
-        the server may have committed before the answer was lost."""
+        the server may have committed before the answer was lost. With a read replica,
+        the transaction also leaves a new mark of the member it is made for
+        (``acting_for``), which their replica reads wait for."""
         with self.writer.connect() as conn:
             transaction = conn.begin()
+            writing = _writing.set(_writing.get() + 1)
             try:
                 yield conn
+                outcome = _outcome.get()
+                if (
+                    self.replica is not None
+                    and transaction.is_active
+                    and outcome is not None
+                    and outcome.member
+                ):
+                    conn.execute(_MARK, {"name": _mark_name(outcome.member), "value": _token()})
             except BaseException:
                 if transaction.is_active:
                     transaction.rollback()
                 raise
+            finally:
+                _writing.reset(writing)
             if not transaction.is_active:  # the caller rolled back on purpose
                 return
-            outcome = _outcome.get()
             try:
                 transaction.commit()
             except BaseException:
@@ -189,8 +294,103 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
+        """A read on the primary (SQLite: its reading engine)."""
         with self.reader.connect() as conn:
             yield conn
+
+    @contextmanager
+    def read_replica(self) -> Iterator[Connection]:
+        """A read that the read replica may serve: the inbox's lists, search, dashboards,
+        outcome queries, exports.
+
+        The replica serves it when the node has one, the caller is not inside a write
+        transaction, the replica answers, is a standby, holds the latest mark of the
+        member this request acts for (their own writes) and is at most ``read_max_lag``
+        seconds behind the primary; otherwise the primary does (``read``). Every
+        statement on the connection sees at least what that check saw. A replica that
+        fails is logged once and left alone for ``REPLICA_RETRY`` seconds."""
+        chosen = None
+        if self.replica is not None and not _writing.get():
+            chosen = self._replica_connection()
+        if chosen is None:
+            with self.read() as conn:
+                yield conn
+            return
+        try:
+            yield chosen
+        finally:
+            chosen.close()
+
+    def _replica_connection(self) -> Connection | None:
+        """A connection to the replica if it may serve this read now, else None."""
+        assert self.replica is not None
+        if time.monotonic() < self._replica_down_until:
+            return None
+        outcome = _outcome.get()
+        name = _mark_name(outcome.member) if outcome is not None and outcome.member else ""
+        with self.read() as conn:  # the primary's position first: the replica only lags it
+            position, mark = conn.execute(_PRIMARY_POSITION, {"name": name}).one()
+        try:
+            replica = self.replica.connect()
+        except sa.exc.SQLAlchemyError as exc:
+            self._replica_failed(exc)
+            return None
+        try:
+            standby, caught_up, age, replica_mark = replica.execute(
+                _REPLICA_POSITION, {"position": position, "name": name}
+            ).one()
+        except sa.exc.SQLAlchemyError as exc:
+            replica.close()
+            self._replica_failed(exc)
+            return None
+        lag = None if age is None else max(0.0, float(age))
+        if not standby:
+            self._note(
+                "primary",
+                "the read replica %s is not a standby (pg_is_in_recovery() "
+                "is false): reading from the primary",
+            )
+        elif not caught_up and (lag is None or lag > self.read_max_lag):
+            self._note(
+                "behind",
+                "the read replica %s is more than %g s behind the primary: "
+                "reading from the primary until it catches up",
+                self.read_max_lag,
+            )
+        elif mark is not None and replica_mark != mark:
+            replica.close()  # the member's latest write has not reached it yet: normal
+            return None
+        else:
+            self._note("serving", "the read replica %s serves reads again")
+            return replica
+        replica.close()
+        return None
+
+    def _replica_failed(self, exc: Exception) -> None:
+        self._replica_down_until = time.monotonic() + REPLICA_RETRY
+        self._replica_state = "down"
+        log.warning(
+            "the read replica %s is out of reach (%s): reading from the primary, trying it "
+            "again in %g s",
+            redact(self.read_url or ""),
+            type(getattr(exc, "orig", None) or exc).__name__,
+            REPLICA_RETRY,
+        )
+
+    def _note(self, state: str, message: str, *args: Any) -> None:
+        """Log a change of the replica's state once (a warning unless it is serving again)."""
+        if state == self._replica_state:
+            return
+        before, self._replica_state = self._replica_state, state
+        if state != "serving":
+            log.warning(message, redact(self.read_url or ""), *args)
+        elif before != "unknown":
+            log.info(message, redact(self.read_url or ""), *args)
+
+    def replica_retry_now(self) -> None:
+        """Try the replica on the next read, even if it failed less than
+        ``REPLICA_RETRY`` seconds ago (after it was repaired)."""
+        self._replica_down_until = 0.0
 
     def lock_case(self, conn: Connection, table: sa.Table, case_id: str) -> Any:
         """Read a case row for update, serialising writers of the same case.
@@ -264,6 +464,38 @@ class Database:
         self.reader.dispose()
         if self.writer is not self.reader:
             self.writer.dispose()
+        if self.replica is not None:
+            self.replica.dispose()
+
+
+# Read-your-writes (``Database.write``, ``Database.read_replica``): a member's mark is a
+# random token rewritten by each write transaction made for them, so the replica holds
+# the primary's value only once it has replayed their latest write.
+_MARK = sa.text(
+    "INSERT INTO node_settings (name, value) VALUES (:name, :value) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+_PRIMARY_POSITION = sa.text(
+    "SELECT CAST(pg_current_wal_lsn() AS text), "
+    "(SELECT value FROM node_settings WHERE name = :name)"
+)
+# On the replica: whether it is a standby, whether it has replayed up to the primary's
+# position just read, how long ago the last transaction it replayed committed (its lag
+# when it has not), and the member's mark as it holds it.
+_REPLICA_POSITION = sa.text(
+    "SELECT pg_is_in_recovery(), "
+    "COALESCE(pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn), false), "
+    "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())), "
+    "(SELECT value FROM node_settings WHERE name = :name)"
+)
+
+
+def _mark_name(member: str) -> str:
+    return (MARK_PREFIX + member)[:64]  # node_settings.name is 64 characters
+
+
+def _token() -> str:
+    return secrets.token_hex(8)
 
 
 @contextmanager
