@@ -38,7 +38,7 @@ test: .venv lint services
 # The modules that read the calendar, once more with the process clock a year ahead:
 # a test that only passes before some date fails here today (CI runs it after `make test`).
 CLOCK_SENSITIVE := tests/web tests/api tests/service tests/integrations tests/auth \
-	tests/channels/test_webchat.py tests/channels/connectors tests/metrics/test_api.py \
+	tests/channels/test_webchat.py tests/channels/connectors tests/outcomes/test_api.py \
 	tests/ops/test_observability.py tests/privacy tests/test_clock_guard.py
 test-ahead: .venv services
 	ACCORD_TEST_CLOCK_OFFSET_DAYS=365 $(BIN)/python -m pytest -n 2 -m 'not slow' $(CLOCK_SENSITIVE)

@@ -46,10 +46,10 @@ from accord.api.auth import SESSION_COOKIE
 from accord.auth.members import MemberStore
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
-from accord.metrics.service import Outcomes
-from accord.metrics.store import Filter
-from accord.metrics.targets import Targets
 from accord.node import Node
+from accord.outcomes.figures import Outcomes
+from accord.outcomes.store import Filter
+from accord.outcomes.targets import Targets
 from accord.service import settings
 from accord.store.tables import case_metrics, cases, template_cases
 

@@ -21,7 +21,7 @@ from rich.table import Table
 from accord.core.errors import AccordError
 
 if TYPE_CHECKING:
-    from accord.channels.email.service import MailChannel
+    from accord.channels.email.mailchannel import MailChannel
     from accord.core.bundle import BundleReport
     from accord.node import Node
     from accord.wiring import Services

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from accord.channels.customer_records import CustomerRecords
+    from accord.customers.records import CustomerRecords
     from accord.node import Node
     from accord.privacy import Privacy
 from accord.service.errors import ServiceError
@@ -32,7 +32,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _records(data: DataDir, database: DatabaseUrl) -> tuple[Node, CustomerRecords]:
-    from accord.channels.customer_records import CustomerRecords
+    from accord.customers.records import CustomerRecords
 
     node = _open(data, database)
     return node, CustomerRecords(node.cases)

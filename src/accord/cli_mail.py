@@ -25,7 +25,7 @@ from accord.service.errors import ServiceError
 
 if TYPE_CHECKING:
     from accord.channels.email.mailboxes import Mailbox, Server
-    from accord.channels.email.service import MailChannel
+    from accord.channels.email.mailchannel import MailChannel
     from accord.node import Node
 
 mailbox_app = typer.Typer(
@@ -282,8 +282,8 @@ def mail_receive(
     mailbox takes (the MTA bounces it).
     """
     from accord.channels.blobs import StorageFull
+    from accord.channels.email.mailchannel import TRANSIENT, MessageTooLarge
     from accord.channels.email.parse import MailParseError
-    from accord.channels.email.service import TRANSIENT, MessageTooLarge
 
     raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     channel = _channel(_open(data, database))

@@ -17,16 +17,16 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from accord.metrics.catalogue import METRICS
+from accord.outcomes.catalogue import METRICS
 from accord.service.errors import ServiceError
 
 if TYPE_CHECKING:
     from accord.auth.members import Member
-    from accord.metrics.service import Outcomes
-    from accord.metrics.store import Filter
     from accord.node import Node
-    from accord.workflows.practice import Practice, Run
-    from accord.workflows.service import Workflows
+    from accord.outcomes.figures import Outcomes
+    from accord.outcomes.store import Filter
+    from accord.templates.opening import CaseTemplates
+    from accord.templates.practice import Practice, Run
 
 template_app = typer.Typer(help="Templates: versioned case types.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Outcome metrics from the case logs.", no_args_is_help=True)
@@ -48,21 +48,21 @@ def _now() -> datetime:
 
 
 def _outcomes(node: Node) -> Outcomes:
-    from accord.metrics.service import Outcomes
+    from accord.outcomes.figures import Outcomes
 
     return Outcomes(node.db, node.key.public, now=_now)
 
 
-def _workflows(node: Node) -> Workflows:
-    from accord.workflows.service import Workflows
-    from accord.workflows.store import TemplateStore
+def _templates(node: Node) -> CaseTemplates:
+    from accord.templates.opening import CaseTemplates
+    from accord.templates.store import TemplateStore
 
     services = _services(node)
-    return Workflows(TemplateStore(node.db, now=_now), services.negotiation, services.ownership)
+    return CaseTemplates(TemplateStore(node.db, now=_now), services.negotiation, services.ownership)
 
 
 def _ref(ref: str) -> tuple[str, int | None]:
-    from accord.workflows.spec import TemplateError, parse_ref
+    from accord.templates.spec import TemplateError, parse_ref
 
     try:
         return parse_ref(ref)
@@ -81,7 +81,7 @@ def template_apply(
 ) -> None:
     """Apply a template: a new version if it changed; it becomes the current one."""
     text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    flows = _workflows(_open(data, database))
+    flows = _templates(_open(data, database))
     try:
         version, created = flows.apply(text, by=by)
     except ServiceError as exc:
@@ -97,7 +97,7 @@ def template_export(
     database: DatabaseUrl = None,
 ) -> None:
     """Print a template version as YAML (what `template apply` reads)."""
-    from accord.workflows.store import TemplateStore
+    from accord.templates.store import TemplateStore
 
     name, version = _ref(ref)
     try:
@@ -118,8 +118,8 @@ def template_diff(
     database: DatabaseUrl = None,
 ) -> None:
     """What changed between two versions (+ added, - removed, ~ changed)."""
-    from accord.workflows.spec import diff_specs
-    from accord.workflows.store import TemplateStore
+    from accord.templates.spec import diff_specs
+    from accord.templates.store import TemplateStore
 
     store = TemplateStore(_open(data, database).db, now=_now)
     try:
@@ -133,7 +133,7 @@ def template_diff(
 
 def template_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Templates, their versions and how many cases each version opened."""
-    from accord.workflows.store import TemplateStore
+    from accord.templates.store import TemplateStore
 
     table = Table("template", "title", "versions (cases)")
     for t in TemplateStore(_open(data, database).db, now=_now).list():
@@ -161,7 +161,7 @@ def template_open(
     if found is None:
         raise _fail(f"no member {member!r}")
     try:
-        opened = _workflows(node).open_case(
+        opened = _templates(node).open_case(
             Actor(member=found.display_name, via="cli"),
             name,
             version=version,
@@ -189,7 +189,7 @@ def _filter(
     channel: str | None,
     member: str | None,
 ) -> Filter:
-    from accord.metrics.service import filter_from
+    from accord.outcomes.figures import filter_from
 
     try:
         return filter_from(
@@ -397,7 +397,7 @@ def compare(
     """Two groups of cases side by side on every metric, saying which differences are
     more than noise (Mann-Whitney U for durations and counts, Fisher's exact test for
     on-time rates; p < 0.05)."""
-    from accord.metrics.outcomes import verdict_sentence
+    from accord.outcomes.measures import verdict_sentence
 
     groups = [
         f"{kind}:{value}"
@@ -460,8 +460,8 @@ def demo(
     """Seed a demo organisation (Northwind Broadband): members, teams, templates billing
     v1 and v2, targets and a few hundred cases over twelve weeks. Refuses a node that
     already has cases or members unless --force."""
-    from accord.metrics.demo import occupied
-    from accord.metrics.demo import seed as seed_demo
+    from accord.demo import occupied
+    from accord.demo import seed as seed_demo
     from accord.node import Node, NodeError, default_data_dir
 
     home = data or default_data_dir()
@@ -505,7 +505,7 @@ def demo(
 def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
     """Before go-live: data, process, people and infrastructure findings, each with what
     to do next. Exits 1 while any finding must be done (todo)."""
-    from accord.metrics.readiness import readiness as check
+    from accord.outcomes.readiness import readiness as check
 
     node = _open(data, database)
     findings = check(node.db, now=_now())
@@ -523,7 +523,7 @@ def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
 def _practice(node: Node, member: str) -> tuple[Practice, Member]:
     from accord.auth.members import MemberStore
     from accord.node import party_slug
-    from accord.workflows.practice import Practice
+    from accord.templates.practice import Practice
 
     found = MemberStore(node.db).by_username(member)
     if found is None or found.disabled:
@@ -538,7 +538,7 @@ def _practice(node: Node, member: str) -> tuple[Practice, Member]:
 
 
 def _show_run(run: Run) -> None:
-    from accord.workflows.practice import STEPS
+    from accord.templates.practice import STEPS
 
     cli.out.print(f"practice case {run.case_id}")
     for step, what in STEPS:

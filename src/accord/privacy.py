@@ -27,8 +27,8 @@ import orjson
 import sqlalchemy as sa
 
 from accord.channels.blobs import BlobStore
-from accord.channels.customer_records import CustomerRecords
 from accord.core.bundle import write_bundle
+from accord.customers.records import CustomerRecords
 from accord.node import Node
 from accord.store.search import Search
 from accord.store.tables import (

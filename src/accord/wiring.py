@@ -31,15 +31,15 @@ from accord.auth.portal import PortalLinks, load_or_create_secret
 from accord.auth.sessions import SessionStore
 from accord.auth.tokens import TokenStore
 from accord.channels.blobs import node_blobs
-from accord.channels.connectors.service import SEND as CHANNEL_SEND
-from accord.channels.connectors.service import Connectors
-from accord.channels.customer_records import CustomerRecords
+from accord.channels.connectors.accounts import SEND as CHANNEL_SEND
+from accord.channels.connectors.accounts import Connectors
 from accord.channels.email.mailboxes import Mailboxes
+from accord.channels.email.mailchannel import DEFAULT_PUBLIC_URL, MailChannel
 from accord.channels.email.outbox import SEND as MAIL_SEND
 from accord.channels.email.outbox import Outbox
-from accord.channels.email.service import DEFAULT_PUBLIC_URL, MailChannel
 from accord.channels.intake import Intake
 from accord.channels.webchat import WebChat
+from accord.customers.records import CustomerRecords
 from accord.federation.push import PeerPushers
 from accord.federation.sync import Federation, party_nodes
 from accord.integrations import webhooks as webhook_jobs

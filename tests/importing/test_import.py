@@ -12,7 +12,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from accord.channels.customers import Customers
+from accord.customers.directory import Customers
 from accord.importing.csv_files import read_csv
 from accord.importing.records import ImportFormatError
 from accord.importing.rt import parse_fields, read_rt

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from alembic.runtime.migration import MigrationContext
 from typer.testing import CliRunner
 
+from accord.channels.connectors.accounts import PLATFORMS
 from accord.channels.connectors.fields import FIELDS
-from accord.channels.connectors.service import PLATFORMS
 from accord.cli import app
-from accord.metrics import catalogue, outcomes
+from accord.outcomes import catalogue, measures
 from accord.store import migrate
 from accord.store.database import Database
 
@@ -126,4 +126,4 @@ def test_an_empty_database_has_no_revision(tmp_path: Path) -> None:
 
 def test_the_light_catalogues_are_the_ones_the_services_use() -> None:
     assert list(FIELDS) == list(PLATFORMS)  # the help and checks of `accord channel add`
-    assert outcomes.METRICS is catalogue.METRICS
+    assert measures.METRICS is catalogue.METRICS

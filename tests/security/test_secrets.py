@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from accord.auth.errors import LinkInvalid
 from accord.auth.portal import PortalLinks, load_or_create_secret
-from accord.channels.connectors.service import Accounts
+from accord.channels.connectors.accounts import Accounts
 from accord.channels.email.mailboxes import Mailbox, Mailboxes, Server
 from accord.cli import app
 from accord.integrations.webhooks import Webhooks, verify

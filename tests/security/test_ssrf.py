@@ -19,7 +19,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from accord.channels.connectors.service import PLATFORMS
+from accord.channels.connectors.accounts import PLATFORMS
 from accord.channels.connectors.twilio import signature
 from accord.store.tables import channel_messages
 from tests.channels.connectors.conftest import Desk, StandIn

@@ -194,7 +194,7 @@ def test_teams_rules_calendar_templates_and_targets(desk: Desk) -> None:
     assert "Applying it makes <strong>version 1</strong>" in preview.text
     assert "Switch the tariff (due 3d)" in preview.text and "routing.team" not in preview.text
     assert "name: broadband" in preview.text  # the YAML stays in the box
-    assert desk.app.state.workflows.store.list() == []
+    assert desk.app.state.templates.store.list() == []
     applied = ann.post("/admin/templates", data={"text": TEMPLATE, "csrf": csrf})
     assert applied.status_code == 200 and "v1" in applied.text
     same = ann.post("/admin/templates/preview", data={"text": TEMPLATE, "csrf": csrf})

@@ -28,6 +28,7 @@ from accord.api.mail import MAX_RAW, mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
 from accord.api.negotiation import Context, add_negotiation_routes, changed
 from accord.api.outbound import outbound_routes
+from accord.api.outcomes import install as install_outcomes
 from accord.api.ownership import assignment_json, ownership_routes
 from accord.api.ratelimit import RateLimiter, configure
 from accord.api.responses import (
@@ -51,7 +52,6 @@ from accord.auth.scopes import METRICS_READ
 from accord.channels.blobs import node_blobs
 from accord.channels.outbound import Outbound
 from accord.federation.server import federation_router
-from accord.metrics.routes import install as install_outcomes
 from accord.node import Node
 from accord.ops import metrics
 from accord.ops.http import instrument

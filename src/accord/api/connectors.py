@@ -15,8 +15,8 @@ from accord.api.auth import Principal, require
 from accord.api.models import Body
 from accord.api.responses import AccountOut, AddedAccount, Replied
 from accord.channels.connectors import base
-from accord.channels.connectors.service import Connectors
-from accord.channels.email.service import MailChannel
+from accord.channels.connectors.accounts import Connectors
+from accord.channels.email.mailchannel import MailChannel
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.replies import reply_on_channel
 

@@ -21,7 +21,7 @@ from accord.api.responses import (
     Suggestion,
     TimelineItem,
 )
-from accord.channels.customer_records import CustomerRecords
+from accord.customers.records import CustomerRecords
 from accord.privacy import Privacy
 
 CustomerId = Annotated[int, Path(ge=1, le=2**31 - 1)]

@@ -23,9 +23,9 @@ from pydantic import Field
 from accord.api.auth import Principal, require
 from accord.api.models import Body
 from accord.api.responses import ReceiptOut
-from accord.channels.customer_records import identity_value
 from accord.channels.intake import Inbound, Intake, KeyReused
 from accord.channels.refs import subject_number
+from accord.customers.records import identity_value
 from accord.service.errors import Conflict, Invalid
 
 PLATFORMS = {"whatsapp", "messenger", "instagram", "telegram", "sms", "x", "phone"}

@@ -31,7 +31,7 @@ from accord.channels.email.mailboxes import (
     Mailbox,
     Server,
 )
-from accord.channels.email.service import MailChannel
+from accord.channels.email.mailchannel import MailChannel
 from accord.channels.intake import Receipt, message_json
 from accord.service.errors import Invalid, NotFound
 from accord.service.negotiation import Actor

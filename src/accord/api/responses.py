@@ -518,7 +518,7 @@ class ErasureOut(Out):
 ZIP: dict[str, Any] = {"type": "string", "format": "binary", "description": "A ZIP archive."}
 
 
-# -- templates and outcome metrics (accord.metrics.routes) -------------------------------
+# -- templates and outcome metrics (accord.api.outcomes) -------------------------------
 
 
 class TemplateVersionRow(Out):

@@ -42,10 +42,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord import faults
-from accord.channels.customers import Customers
 from accord.channels.refs import CaseRef, CaseRefs
 from accord.core.bodies import MAX_TEXT
 from accord.core.timefmt import parse_time
+from accord.customers.directory import Customers
 from accord.node import Node
 from accord.service import settings
 from accord.service.errors import Conflict

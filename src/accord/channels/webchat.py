@@ -24,8 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.channels.customer_records import identity_value
 from accord.channels.intake import Inbound, Intake, Receipt
+from accord.customers.records import identity_value
 from accord.service.errors import Invalid, NotFound
 from accord.service.notes import Notes
 from accord.store.tables import case_refs, channel_messages

@@ -40,7 +40,7 @@ from accord.core.state import (
     empty_state,
 )
 
-Clock = dict[str, list[Any]]  # author node -> [seq, event id]
+VectorClock = dict[str, list[Any]]  # author node -> [seq, event id]
 _FORKED = ("equivocation", "continues an equivocation")
 
 
@@ -49,7 +49,7 @@ class Meta:
     """What the fold derived about one event (local bookkeeping, not shared)."""
 
     depth: int
-    clock: Clock
+    clock: VectorClock
     auth: int
     party: str | None
     verdict: str | None  # None: applied; otherwise why it is only evidence
@@ -328,10 +328,10 @@ def _superseded(state: State, pid: str, shown: dict[str, str], event: Event) -> 
     }
 
 
-def _merge(clocks: list[Clock]) -> Clock:
+def _merge(clocks: list[VectorClock]) -> VectorClock:
     if len(clocks) == 1:
         return dict(clocks[0])
-    merged: Clock = {}
+    merged: VectorClock = {}
     for clock in clocks:
         for author, (seq, eid) in clock.items():
             have = merged.get(author)

@@ -32,12 +32,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.channels.customers import Customers
 from accord.channels.intake import CUSTOMER_PARTY, MAX_TITLE, TRUNCATED
 from accord.channels.refs import CaseRefs
 from accord.core.bodies import MAX_TEXT
 from accord.core.errors import AccordError
 from accord.core.timefmt import format_time
+from accord.customers.directory import Customers
 from accord.importing.records import Entry, Export, Person, Ticket
 from accord.node import Node, party_slug
 from accord.service.errors import ServiceError

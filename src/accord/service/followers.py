@@ -44,12 +44,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.channels.email.service import MailChannel
+from accord.channels.email.mailchannel import MailChannel
 from accord.core.events import Event
 from accord.core.state import State
 from accord.integrations.webhooks import Webhooks
 from accord.jobs.follow import Follower, FollowerRunner, Lag
-from accord.metrics.store import MetricsStore
+from accord.outcomes.store import MetricsStore
 from accord.service.callbacks import Callbacks
 from accord.service.ownership import Ownership
 from accord.service.sla import ResponseTargets

@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.channels.connectors.service import Connectors
-from accord.channels.email.service import MailChannel
+from accord.channels.connectors.accounts import Connectors
+from accord.channels.email.mailchannel import MailChannel
 from accord.service.negotiation import Actor, Negotiation
 from accord.store.tables import case_customers, channel_messages
 

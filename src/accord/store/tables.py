@@ -591,7 +591,7 @@ case_templates = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_by", sa.Text, nullable=False),
 )
-"""Every version of every case type (``accord.workflows``): ``spec`` is its canonical JSON.
+"""Every version of every case type (``accord.templates``): ``spec`` is its canonical JSON.
 Versions are never changed; applying a changed file adds the next version."""
 
 template_cases = sa.Table(
@@ -651,7 +651,7 @@ case_metrics = sa.Table(
     sa.Index("ix_case_metrics_opened", "opened_at"),
     sa.Index("ix_case_metrics_template", "template", "template_version", "opened_at"),
 )
-"""One row of outcome facts per case (``accord.metrics``), derived from its log and the
+"""One row of outcome facts per case (``accord.outcomes``), derived from its log and the
 node's private data; recomputed when the case's event count or marks change. Durations
 are seconds of business time; ``resolved_at`` is null while the case is open."""
 

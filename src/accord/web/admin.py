@@ -29,14 +29,14 @@ from accord.auth.scopes import (
 from accord.channels.connectors.fields import FIELDS, OPTIONAL
 from accord.channels.email.mailboxes import Mailbox, Server
 from accord.integrations.webhooks import EVENT_TYPES
-from accord.metrics.outcomes import METRICS
+from accord.outcomes.measures import METRICS
 from accord.service import settings
 from accord.service.canned import MANAGERS, PLACEHOLDERS, CannedReplies
 from accord.service.errors import ServiceError
+from accord.templates.spec import TemplateError
 from accord.web.pages import zone_of
 from accord.web.render import render, when
 from accord.web.session import Viewer, check_csrf, need, viewer
-from accord.workflows.spec import TemplateError
 
 if TYPE_CHECKING:
     from accord.wiring import Services
@@ -101,13 +101,13 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
             data["teams"] = services.ownership.list_teams()
             data["rules"] = services.ownership.list_rules()
             data["calendar"] = settings.read(services.node.db, settings.CALENDAR) or {}
-            data["templates"] = app_state.workflows.store.list()
+            data["templates"] = app_state.templates.store.list()
         if "channels" in allowed:
             data["mailboxes"] = services.mail.mailboxes.all()
             data["accounts"] = services.connectors.accounts.all()
             data["peers"] = services.federation.peers()
         if "templates" in allowed:
-            data["templates"] = app_state.workflows.store.list()
+            data["templates"] = app_state.templates.store.list()
             data["owners"] = services.members.list(include_disabled=False)
             data["targets"] = app_state.outcomes.targets.list()
         if "tokens" in allowed:
@@ -279,7 +279,7 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
             csrf,
             WORKFLOWS_ADMIN,
             "templates",
-            lambda: app_state.workflows.apply(text, by=who.member.username),
+            lambda: app_state.templates.apply(text, by=who.member.username),
         )
 
     @router.post("/admin/targets")
@@ -487,7 +487,7 @@ def admin_routes(services: Services, app_state: Any) -> APIRouter:
         check_csrf(who, csrf)
         need(who, WORKFLOWS_ADMIN)
         try:
-            spec, version, changes = app_state.workflows.preview(text)
+            spec, version, changes = app_state.templates.preview(text)
         except ServiceError as exc:
             return page(who, error=exc.message, status=exc.status, template_text=text)
         shown = {

@@ -1,7 +1,7 @@
 """Outcomes (``/dashboard``) and Compare (``/compare``): pages of the web app like the
 others — the member's session (a logged-out browser goes to the login page), the base
 layout and its stylesheet, the pages' security headers. Their JSON is the API's
-(``/api/v1/metrics``, ``/api/v1/compare``, ``accord.metrics.routes``).
+(``/api/v1/metrics``, ``/api/v1/compare``, ``accord.api.outcomes``).
 
 Compare picks each group from lists — the node's templates and their versions, teams,
 channels, members — or a period from two dates, instead of typed ``kind:value`` syntax
@@ -18,16 +18,16 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from accord.auth.scopes import CASES_READ
-from accord.metrics import charts
-from accord.metrics.outcomes import METRICS
-from accord.metrics.service import comparison_json, filter_from
+from accord.outcomes import charts
+from accord.outcomes.figures import comparison_json, filter_from
+from accord.outcomes.measures import METRICS
 from accord.service.errors import ServiceError
+from accord.templates.store import TemplateStore
 from accord.web.render import render
 from accord.web.session import Viewer, need, viewer
-from accord.workflows.store import TemplateStore
 
 if TYPE_CHECKING:
-    from accord.metrics.service import Outcomes
+    from accord.outcomes.figures import Outcomes
     from accord.wiring import Services
 
 BUCKETS = ("day", "week", "month")

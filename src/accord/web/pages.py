@@ -77,7 +77,7 @@ from accord.web.session import (
 )
 
 if TYPE_CHECKING:
-    from accord.metrics.service import Outcomes
+    from accord.outcomes.figures import Outcomes
     from accord.wiring import Services
 
 CHANNELS = (
@@ -247,7 +247,7 @@ def describe_named(state: State) -> Callable[[dict[str, Any], dict[str, Any]], s
 
 
 def member_routes(services: Services, inbox: Inbox, outcomes: Outcomes) -> APIRouter:
-    """The routes; ``outcomes`` (``accord.metrics.service.Outcomes``) records the marks."""
+    """The routes; ``outcomes`` (``accord.outcomes.figures.Outcomes``) records the marks."""
     router = APIRouter()
 
     # -- login ------------------------------------------------------------------------

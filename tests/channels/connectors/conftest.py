@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from accord.api.app import create_app
-from accord.channels.connectors.service import Connectors
+from accord.channels.connectors.accounts import Connectors
 from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node

@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 
 from accord.api.app import create_app
 from accord.channels.email.mailboxes import Mailbox, Server
-from accord.channels.email.service import MailChannel
+from accord.channels.email.mailchannel import MailChannel
 from accord.jobs.queue import JobQueue
 from accord.jobs.worker import Worker
 from accord.node import Node

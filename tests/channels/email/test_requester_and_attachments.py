@@ -30,8 +30,8 @@ from typer.testing import CliRunner
 from accord.api.app import create_app
 from accord.channels.email.compose import MAX_SUBJECT, Outgoing, compose
 from accord.channels.email.mailboxes import Mailbox, Server
+from accord.channels.email.mailchannel import MailChannel, requester
 from accord.channels.email.parse import parse_mail
-from accord.channels.email.service import MailChannel, requester
 from accord.channels.email.smtp_server import SmtpListener
 from accord.channels.intake import CUSTOMER_PARTY
 from accord.cli import app as cli_app

@@ -1,6 +1,6 @@
 """What each messaging platform's account needs: the settings and secrets by platform,
 and the optional settings any account may have. Kept apart from
-``accord.channels.connectors.service`` (HTTP clients, SQLAlchemy) so that the command
+``accord.channels.connectors.accounts`` (HTTP clients, SQLAlchemy) so that the command
 line can name the platforms in its help without loading them."""
 
 from __future__ import annotations

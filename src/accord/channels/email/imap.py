@@ -28,7 +28,7 @@ from imapclient.exceptions import IMAPClientError
 
 from accord.channels.blobs import StorageFull
 from accord.channels.email.mailboxes import Mailbox
-from accord.channels.email.service import MailChannel
+from accord.channels.email.mailchannel import MailChannel
 
 log = logging.getLogger("accord.channels.email")
 BATCH = 50

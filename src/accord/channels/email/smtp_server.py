@@ -31,8 +31,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from accord.channels.blobs import StorageFull
 from accord.channels.email.mailboxes import DEFAULT_MAX_MESSAGE
+from accord.channels.email.mailchannel import MailChannel, MessageTooLarge, NoMailbox
 from accord.channels.email.parse import MailParseError
-from accord.channels.email.service import MailChannel, MessageTooLarge, NoMailbox
 
 log = logging.getLogger("accord.channels.email")
 MAX_RECIPIENTS = 100

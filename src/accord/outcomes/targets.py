@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.metrics.outcomes import METRICS, STATS, Figure
+from accord.outcomes.measures import METRICS, STATS, Figure
 from accord.service.errors import Invalid, NotFound
 from accord.store.database import Database
 from accord.store.tables import members, metric_targets

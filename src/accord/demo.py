@@ -22,15 +22,15 @@ from accord.auth.members import Member, MemberStore
 from accord.core.state import open_work
 from accord.core.timefmt import format_time
 from accord.jobs.follow import skip_history
-from accord.metrics.service import Outcomes
-from accord.metrics.targets import Targets
 from accord.node import Node, party_slug
+from accord.outcomes.figures import Outcomes
+from accord.outcomes.targets import Targets
 from accord.service import settings
 from accord.service.calendar import BusinessCalendar
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
-from accord.workflows.service import Workflows
-from accord.workflows.store import TemplateStore
+from accord.templates.opening import CaseTemplates
+from accord.templates.store import TemplateStore
 
 BILLING_V1 = """
 name: billing
@@ -153,7 +153,7 @@ def seed(
     store = MemberStore(node.db)
     negotiation = Negotiation(node.cases, node.key, now=clock)
     ownership = Ownership(node.cases, node.key, store, now=clock)
-    workflows = Workflows(TemplateStore(node.db, now=clock), negotiation, ownership)
+    templates = CaseTemplates(TemplateStore(node.db, now=clock), negotiation, ownership)
     members: dict[str, Member] = {}
     for username, (name, role, _team) in PEOPLE.items():
         found = store.by_username(username)
@@ -163,8 +163,8 @@ def seed(
             ownership.add_team(team, lead=lead)
     for username, (_n, _r, team) in PEOPLE.items():
         ownership.set_profile(username, team=team, availability="online")
-    workflows.apply(BILLING_V1, by="demo")
-    workflows.apply(BROADBAND, by="demo")
+    templates.apply(BILLING_V1, by="demo")
+    templates.apply(BROADBAND, by="demo")
     targets = Targets(node.db, now=clock)
     if not targets.list():
         targets.add(
@@ -205,7 +205,7 @@ def seed(
         calendar,
         negotiation,
         ownership,
-        workflows,
+        templates,
         members,
         party,
         node.name,
@@ -219,7 +219,7 @@ def seed(
     for i, start in enumerate(starts):
         if not switched and start >= end - timedelta(weeks=WEEKS / 2):
             clock.at = start
-            workflows.apply(BILLING_V2, by="demo")
+            templates.apply(BILLING_V2, by="demo")
             switched = True
         still_open += sim.case(start, end)
         if progress:
@@ -238,14 +238,14 @@ class _Sim:
         calendar: BusinessCalendar,
         negotiation: Negotiation,
         ownership: Ownership,
-        workflows: Workflows,
+        templates: CaseTemplates,
         members: dict[str, Member],
         party: str,
         party_name: str,
         outcomes: Outcomes,
     ) -> None:
         self.rng, self.clock, self.cal = rng, clock, calendar
-        self.neg, self.own, self.flows = negotiation, ownership, workflows
+        self.neg, self.own, self.flows = negotiation, ownership, templates
         self.members, self.party, self.party_name = members, party, party_name
         self.outcomes = outcomes
 

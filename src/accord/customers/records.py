@@ -27,7 +27,7 @@ import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from accord.channels.customers import IDENTITY_KINDS, Customers, normalise
+from accord.customers.directory import IDENTITY_KINDS, Customers, normalise
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.store.cases import CaseStore
 from accord.store.tables import (

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from accord.metrics.readiness import readiness
-from accord.metrics.store import Filter
+from accord.outcomes.readiness import readiness
+from accord.outcomes.store import Filter
 from accord.service.negotiation import Actor
-from accord.workflows.practice import Practice
-from tests.metrics.helpers import Desk, make_desk
+from accord.templates.practice import Practice
+from tests.outcomes.helpers import Desk, make_desk
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from accord.service.errors import NotFound
 from accord.store.database import Database
 from accord.store.tables import case_templates, template_cases
-from accord.workflows.spec import TemplateSpec
+from accord.templates.spec import TemplateSpec
 
 
 @dataclass(frozen=True)

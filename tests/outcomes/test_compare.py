@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from accord.metrics.outcomes import (
+from accord.outcomes.measures import (
     METRICS,
     compare,
     compare_metric,

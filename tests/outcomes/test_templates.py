@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from accord.service.errors import Invalid
-from accord.workflows.spec import TemplateError, TemplateSpec, diff_specs, parse_due, parse_ref
-from tests.metrics.helpers import CUSTOMER, TOM, Desk, make_desk
+from accord.templates.spec import TemplateError, TemplateSpec, diff_specs, parse_due, parse_ref
+from tests.outcomes.helpers import CUSTOMER, TOM, Desk, make_desk
 
 BILLING = """
 name: billing
@@ -72,14 +72,14 @@ def test_spec_checks_fields_and_round_trips() -> None:
 
 
 def test_opening_from_a_template(desk: Desk) -> None:
-    first, created = desk.workflows.apply(BILLING, by="test")
+    first, created = desk.templates.apply(BILLING, by="test")
     assert (first.version, created) == (1, True)
-    assert desk.workflows.apply(BILLING, by="test")[1] is False
+    assert desk.templates.apply(BILLING, by="test")[1] is False
     with pytest.raises(Invalid, match=r"routing\.team: no team"):
-        desk.workflows.apply(BILLING + "routing: {team: Nobody}\n", by="test")
-    desk.workflows.apply(BILLING.replace("due: 30m", "due: 1h"), by="test")  # v2
+        desk.templates.apply(BILLING + "routing: {team: Nobody}\n", by="test")
+    desk.templates.apply(BILLING.replace("due: 30m", "due: 1h"), by="test")  # v2
     desk.clock.set("2026-11-06 16:00")  # Friday, an hour before closing
-    opened = desk.workflows.open_case(
+    opened = desk.templates.open_case(
         TOM,
         "billing",
         version=1,
@@ -103,5 +103,5 @@ def test_opening_from_a_template(desk: Desk) -> None:
     desk.negotiation.set_info(TOM, opened.case_id, "account", {"type": "text", "value": "NW-7"})
     desk.negotiation.set_info(TOM, opened.case_id, "router", {"type": "text", "value": "Hub"})
     assert desk.outcomes.store.facts(opened.case_id).deviations == 1  # one item added
-    listed = desk.workflows.store.list()
+    listed = desk.templates.store.list()
     assert [(v["version"], v["cases"]) for v in listed[0]["versions"]] == [(1, 1), (2, 0)]

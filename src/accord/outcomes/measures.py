@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from accord.metrics.catalogue import METRICS as METRICS
-from accord.metrics.catalogue import Metric as Metric
+from accord.outcomes.catalogue import METRICS as METRICS
+from accord.outcomes.catalogue import Metric as Metric
 
 ALPHA = 0.05
 HOUR = 3600.0

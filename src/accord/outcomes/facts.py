@@ -2,7 +2,7 @@
 
 Pure: no I/O and no clock reads; the caller hands in the events (in fold order, each
 with the party it speaks for and whether it passed the rules), the folded state, the
-node's private facts, the business calendar and "now". Definitions (``docs/metrics.md``):
+node's private facts, the business calendar and "now". Definitions (``docs/outcomes.md``):
 
 - **first response**: opening → the first message from our party written by a member
   (not by Accord itself, not relayed for a hosted customer);
@@ -28,7 +28,7 @@ from typing import Any
 from accord.core.events import Event
 from accord.core.timefmt import parse_time
 from accord.service.calendar import BusinessCalendar
-from accord.workflows.spec import deviations
+from accord.templates.spec import deviations
 
 GRACE = timedelta(minutes=5)
 """Matches ``accord.service.callbacks.GRACE``: a promise is missed 5 minutes after due."""

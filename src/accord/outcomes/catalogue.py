@@ -1,5 +1,5 @@
 """The metric catalogue: each outcome metric's key, label, kind, column, default
-statistic and direction. Kept apart from ``accord.metrics.outcomes`` (which needs NumPy)
+statistic and direction. Kept apart from ``accord.outcomes.measures`` (which needs NumPy)
 so that the command line can name the metrics in its help without loading NumPy."""
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.core.events import load_trusted
-from accord.metrics.facts import CaseFacts, Logged, Private, case_facts
-from accord.metrics.outcomes import Cohort
+from accord.outcomes.facts import CaseFacts, Logged, Private, case_facts
+from accord.outcomes.measures import Cohort
 from accord.service import settings
 from accord.service.calendar import BusinessCalendar
 from accord.service.errors import Invalid, NotFound
@@ -36,7 +36,7 @@ from accord.store.tables import (
     practice_runs,
     template_cases,
 )
-from accord.workflows.spec import TemplateSpec
+from accord.templates.spec import TemplateSpec
 
 MARK_KINDS = ("identify", "repeat", "rating")
 REFRESH_BATCH = 500

@@ -16,14 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from accord.metrics import outcomes
-from accord.metrics.outcomes import METRICS, Comparison, Figure
-from accord.metrics.store import FACT_COLUMNS, Filter, MetricsStore
-from accord.metrics.targets import Target, Targets
+from accord.outcomes import measures
+from accord.outcomes.measures import METRICS, Comparison, Figure
+from accord.outcomes.store import FACT_COLUMNS, Filter, MetricsStore
+from accord.outcomes.targets import Target, Targets
 from accord.service.errors import Invalid, NotFound
 from accord.store.database import Database
 from accord.store.tables import case_metrics, case_templates, members, teams
-from accord.workflows.spec import TemplateError, parse_ref
+from accord.templates.spec import TemplateError, parse_ref
 
 _PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
 GROUP_KINDS = ("template", "period", "team", "channel", "member")
@@ -65,13 +65,13 @@ class Outcomes:
         status = []
         for target in self.targets.list():
             scoped = rows.of_template(target.template) if target.template else rows
-            current = outcomes.figure(target.metric, scoped, target.stat)
+            current = measures.figure(target.metric, scoped, target.stat)
             status.append(
                 TargetStatus(
                     target,
                     current,
                     target.met(current),
-                    outcomes.series(target.metric, scoped, bucket, target.stat),
+                    measures.series(target.metric, scoped, bucket, target.stat),
                 )
             )
         opened = self.store.backlog(where, at)
@@ -80,17 +80,17 @@ class Outcomes:
             bucket=bucket,
             cases=len(rows),
             open=rows.open_count,
-            summary=outcomes.summary(rows),
+            summary=measures.summary(rows),
             targets=status,
-            series={key: outcomes.series(key, rows, bucket) for key in METRICS},
+            series={key: measures.series(key, rows, bucket) for key in METRICS},
             backlog=len(opened),
-            ageing=outcomes.ageing(opened, at),
+            ageing=measures.ageing(opened, at),
             at=at,
         )
 
     def compare(self, a: Filter, b: Filter) -> list[Comparison]:
         self.store.refresh_stale()
-        return outcomes.compare(self.store.cohort(a), self.store.cohort(b))
+        return measures.compare(self.store.cohort(a), self.store.cohort(b))
 
     def group(self, spec: str, base: Filter | None = None) -> tuple[str, Filter]:
         """A cohort from ``kind:value``: ``template:billing@v2``, ``period:2026-10-01..
@@ -225,8 +225,8 @@ def comparison_json(label_a: str, label_b: str, found: list[Comparison]) -> dict
     return {
         "a": label_a,
         "b": label_b,
-        "alpha": outcomes.ALPHA,
-        "summary": outcomes.verdict_sentence(label_b, label_a, found),
+        "alpha": measures.ALPHA,
+        "summary": measures.verdict_sentence(label_b, label_a, found),
         "metrics": [
             {
                 "metric": c.metric,

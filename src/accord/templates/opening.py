@@ -23,8 +23,8 @@ from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
 from accord.service.sla import SETTING as SLA_SETTING
 from accord.store.tables import routing_rules
-from accord.workflows.spec import TemplateError, TemplateSpec, diff_specs, parse_due
-from accord.workflows.store import TemplateStore, Version
+from accord.templates.spec import TemplateError, TemplateSpec, diff_specs, parse_due
+from accord.templates.store import TemplateStore, Version
 
 ROUTING_PRIORITY = 50
 """Rules made from templates sort before hand-made rules at the default priority 100."""
@@ -39,7 +39,7 @@ class Opened:
     owner: str | None = None
 
 
-class Workflows:
+class CaseTemplates:
     def __init__(
         self, store: TemplateStore, negotiation: Negotiation, ownership: Ownership
     ) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from accord.metrics.facts import GRACE
-from accord.metrics.outcomes import figure
-from accord.metrics.store import Filter
-from tests.metrics.helpers import PRIYA, TOM, Desk, make_desk
+from accord.outcomes.facts import GRACE
+from accord.outcomes.measures import figure
+from accord.outcomes.store import Filter
+from tests.outcomes.helpers import PRIYA, TOM, Desk, make_desk
 
 HOUR = 3600
 

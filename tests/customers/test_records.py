@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from accord.auth.members import MemberStore
-from accord.channels.customer_records import CustomerRecords, identity_value, phone_e164
-from accord.channels.customers import Customers
 from accord.channels.intake import Inbound, Intake
+from accord.customers.directory import Customers
+from accord.customers.records import CustomerRecords, identity_value, phone_e164
 from accord.node import Node, party_slug
 from accord.service.errors import Conflict, Invalid, NotFound
 from accord.service.negotiation import Negotiation

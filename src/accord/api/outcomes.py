@@ -35,20 +35,20 @@ from accord.api.responses import (
     TemplateOut,
     TemplateVersion,
 )
-from accord.metrics.outcomes import METRICS, STATS
-from accord.metrics.service import (
+from accord.outcomes.figures import (
     Dashboard,
     Outcomes,
     comparison_json,
     figure_json,
     filter_from,
 )
-from accord.metrics.store import Filter
+from accord.outcomes.measures import METRICS, STATS
+from accord.outcomes.store import Filter
 from accord.service.errors import Invalid
 from accord.service.negotiation import Actor
-from accord.workflows.service import Workflows
-from accord.workflows.spec import TemplateError, diff_specs, parse_ref
-from accord.workflows.store import TemplateStore, Version
+from accord.templates.opening import CaseTemplates
+from accord.templates.spec import TemplateError, diff_specs, parse_ref
+from accord.templates.store import TemplateStore, Version
 
 if TYPE_CHECKING:
     from accord.wiring import Services
@@ -94,11 +94,13 @@ def install(app: FastAPI, services: Services, now: Callable[[], datetime]) -> Ou
     are the web app's (``accord.web.outcomes``), which take the ``Outcomes`` made here."""
     node = services.node
     outcomes = Outcomes(node.db, node.key.public, now=now)
-    workflows = Workflows(TemplateStore(node.db, now=now), services.negotiation, services.ownership)
+    templates = CaseTemplates(
+        TemplateStore(node.db, now=now), services.negotiation, services.ownership
+    )
     app.state.outcomes = outcomes
-    app.state.workflows = workflows
+    app.state.templates = templates
 
-    app.include_router(_template_routes(services, workflows), prefix="/api/v1", tags=["templates"])
+    app.include_router(_template_routes(services, templates), prefix="/api/v1", tags=["templates"])
     app.include_router(_metric_routes(outcomes), prefix="/api/v1", tags=["metrics"])
     return outcomes
 
@@ -113,7 +115,7 @@ def _version_json(v: Version) -> dict[str, Any]:
     }
 
 
-def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
+def _template_routes(services: Services, templates: CaseTemplates) -> APIRouter:
     router = APIRouter()
     reader, writer = require("cases:read"), require("cases:write")
     admin = require("workflows:admin")
@@ -124,7 +126,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
         response_model=list[TemplateOut],
     )
     def list_templates(_who: Principal = Depends(reader)) -> Any:
-        return workflows.store.list()
+        return templates.store.list()
 
     @router.get(
         "/templates/{ref}",
@@ -133,7 +135,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
     )
     def get_template(ref: str, _who: Principal = Depends(reader)) -> Any:
         name, version = _ref(ref)
-        return _version_json(workflows.store.get(name, version))
+        return _version_json(templates.store.get(name, version))
 
     @router.get(
         "/templates/{ref}/yaml",
@@ -142,7 +144,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
     )
     def export_template(ref: str, _who: Principal = Depends(reader)) -> Any:
         name, version = _ref(ref)
-        v = workflows.store.get(name, version)
+        v = templates.store.get(name, version)
         return PlainTextResponse(v.spec.to_yaml(v.version), media_type="application/yaml")
 
     @router.get(
@@ -156,7 +158,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
         b: int = Query(ge=1, le=1_000_000),
         _who: Principal = Depends(reader),
     ) -> Any:
-        old, new = workflows.store.get(name, a), workflows.store.get(name, b)
+        old, new = templates.store.get(name, a), templates.store.get(name, b)
         return {"name": name, "a": a, "b": b, "changes": diff_specs(old.spec, new.spec)}
 
     @router.post(
@@ -166,7 +168,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
         response_model=AppliedTemplate,
     )
     def apply_template(body: TemplateIn, who: Principal = Depends(admin)) -> Any:
-        version, created = workflows.apply(body.text, by=who.member.username)
+        version, created = templates.apply(body.text, by=who.member.username)
         return {**_version_json(version), "created": created}
 
     @router.post(
@@ -177,7 +179,7 @@ def _template_routes(services: Services, workflows: Workflows) -> APIRouter:
     )
     def open_from_template(ref: str, body: FromTemplateIn, who: Principal = Depends(writer)) -> Any:
         name, version = _ref(ref)
-        opened = workflows.open_case(
+        opened = templates.open_case(
             Actor(member=who.member.display_name, via=who.via),
             name,
             version=body.version or version,

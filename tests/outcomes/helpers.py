@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accord.auth.members import Member, MemberStore
-from accord.metrics.service import Outcomes
 from accord.node import Node
+from accord.outcomes.figures import Outcomes
 from accord.service import settings
 from accord.service.negotiation import Actor, Negotiation
 from accord.service.ownership import Ownership
-from accord.workflows.service import Workflows
-from accord.workflows.store import TemplateStore
+from accord.templates.opening import CaseTemplates
+from accord.templates.store import TemplateStore
 from tests.clocks import cheap_passwords
 
 TOM = Actor(member="Tom Baker", via="api")
@@ -41,7 +41,7 @@ class Desk:
     negotiation: Negotiation
     ownership: Ownership
     outcomes: Outcomes
-    workflows: Workflows
+    templates: CaseTemplates
     members: dict[str, Member]
 
     def open(self, title: str = "Broadband contract") -> str:
@@ -72,6 +72,6 @@ def make_desk(tmp_path: Path, database_url: str, start: str = "2026-11-02 08:00"
         negotiation,
         ownership,
         Outcomes(node.db, node.key.public, now=clock),
-        Workflows(TemplateStore(node.db, now=clock), negotiation, ownership),
+        CaseTemplates(TemplateStore(node.db, now=clock), negotiation, ownership),
         found,
     )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from accord.metrics.outcomes import METRICS, Figure, show
+from accord.outcomes.measures import METRICS, Figure, show
 
 WIDTH, HEIGHT = 560, 200
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 16, 28

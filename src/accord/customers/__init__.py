@@ -1,0 +1,1 @@
+"""Who the customers are: node-private records, identities and the single customer view."""

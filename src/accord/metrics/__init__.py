@@ -1,1 +1,0 @@
-"""Outcome metrics, targets and comparisons of workflows (``docs/metrics.md``)."""

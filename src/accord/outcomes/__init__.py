@@ -1,0 +1,1 @@
+"""Outcome metrics, targets and comparisons of workflows (``docs/outcomes.md``)."""
