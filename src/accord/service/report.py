@@ -30,7 +30,6 @@ import base64
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +40,7 @@ from markupsafe import Markup
 
 from accord.core.bundle import BundleReport, Checked, Problem, verify_bundle
 from accord.core.crypto import fingerprint
-from accord.core.timefmt import parse_time
+from accord.service.wording import EVENT_WORDS, activity_words, change_words, party_name, when
 
 ASSETS = Path(__file__).parent / "report_assets"
 FONT = ASSETS / "DejaVuSans.ttf"
@@ -197,7 +196,7 @@ def present(checked: BundleReport, data: bytes, *, zone: ZoneInfo | None = None)
         headline="",
         case=checked.case,
         title=state.get("title") or "(no case could be read from this file)",
-        opened=_when(opened.get("time"), tz),
+        opened=when(opened.get("time"), tz),
         zone=str(tz.key) if hasattr(tz, "key") else str(tz),
         state_hash=checked.state_hash,
     )
@@ -264,7 +263,7 @@ def _versions(state: Mapping[str, Any], by_id: dict[str, Checked], tz: ZoneInfo)
         proposal = state["proposals"].get(agreement["proposal"], {})
         acts = [
             Term(
-                _activity(a, parties, tz),
+                activity_words(a, parties, tz),
                 _change(previous["activities"].get(aid), a),
             )
             for aid, a in terms["activities"].items()
@@ -292,9 +291,9 @@ def _versions(state: Mapping[str, Any], by_id: dict[str, Checked], tz: ZoneInfo)
             c = by_id.get(eid)
             acceptances.append(
                 Acceptance(
-                    party=_party_name(parties, party),
+                    party=party_name(parties, party),
                     member=c.event.author.member if c else "",
-                    time=_when(c.event.time, tz) if c else "",
+                    time=when(c.event.time, tz) if c else "",
                     verb="proposed"
                     if c is not None and c.event.type == "proposal.made"
                     else "accepted",
@@ -303,8 +302,8 @@ def _versions(state: Mapping[str, Any], by_id: dict[str, Checked], tz: ZoneInfo)
         out.append(
             Version(
                 number=agreement["version"],
-                time=_when(agreement["time"], tz),
-                proposed_by=_party_name(parties, proposal.get("by")),
+                time=when(agreement["time"], tz),
+                proposed_by=party_name(parties, proposal.get("by")),
                 note=proposal.get("note"),
                 activities=acts,
                 data=data,
@@ -327,18 +326,6 @@ def _change(before: Any, after: Any) -> str:
     return "" if before == after else "changed"
 
 
-def _activity(a: dict[str, Any], parties: dict[str, Any], tz: ZoneInfo) -> str:
-    who = _party_name(parties, a["owner"])
-    if a.get("member"):
-        who += f" ({a['member']})"
-    text = ("Callback: " if a.get("kind") == "callback" else "") + f"{a['title']} — {who}"
-    if a.get("due"):
-        text += f", due {_when(a['due'], tz)}"
-    if a.get("committed"):
-        text += f"; promised by {_party_name(parties, a['committed']['by'])}"
-    return text
-
-
 def money_or_value(value: dict[str, Any], zone: ZoneInfo | None = None) -> str:
     """A typed value for a customer: money with its sign ("£40.00 a month")."""
     kind = value.get("type")
@@ -357,7 +344,7 @@ def money_or_value(value: dict[str, Any], zone: ZoneInfo | None = None) -> str:
     if kind == "boolean":
         return "yes" if value.get("value") else "no"
     if kind == "datetime":
-        return _when(str(value.get("value")), zone or ZoneInfo("UTC"))
+        return when(str(value.get("value")), zone or ZoneInfo("UTC"))
     return str(value.get("value"))
 
 
@@ -376,9 +363,9 @@ def _now(state: Mapping[str, Any], tz: ZoneInfo) -> tuple[list[str], list[str]]:
     if state.get("status"):
         lines.append(f"Status: {state['status']['label']}")
     for party, owner in sorted(state["owners"].items()):
-        lines.append(f"{_party_name(parties, party)}'s person in charge: {owner['name']}")
+        lines.append(f"{party_name(parties, party)}'s person in charge: {owner['name']}")
     for party, entry in sorted(state["satisfied"].items()):
-        text = f"{_party_name(parties, party)} is satisfied (since {_when(entry['time'], tz)})"
+        text = f"{party_name(parties, party)} is satisfied (since {when(entry['time'], tz)})"
         if entry.get("reason"):
             text += f", closed with work still open: {entry['reason']}"
         lines.append(text)
@@ -394,7 +381,9 @@ def _now(state: Mapping[str, Any], tz: ZoneInfo) -> tuple[list[str], list[str]]:
     activities = []
     for aid, a in state["terms"]["activities"].items():
         progress = state["progress"].get(aid, {}).get("state", "agreed")
-        activities.append(f"{_activity(a, parties, tz)} — {PROGRESS_WORDS.get(progress, progress)}")
+        activities.append(
+            f"{activity_words(a, parties, tz)} — {PROGRESS_WORDS.get(progress, progress)}"
+        )
     return lines, activities
 
 
@@ -425,7 +414,7 @@ def _events(
         e = c.event
         party = c.party or e.author.for_party or _owner_party(e.author.node, parties)
         who = e.author.member
-        name = _party_name(parties, party) if party else ""
+        name = party_name(parties, party) if party else ""
         if name and name != who:
             who += f" ({name})"
         if e.author.via in VIA_WORDS:
@@ -434,7 +423,7 @@ def _events(
             EventCheck(
                 line=c.line,
                 event=e.id,
-                time=_when(e.time, tz),
+                time=when(e.time, tz),
                 who=who,
                 what=_what(e.type, e.body, state, tz),
                 ok=c.verdict is None and e.id not in forks,
@@ -500,28 +489,9 @@ def _claim(line: bytes, state: Mapping[str, Any], tz: ZoneInfo) -> tuple[str, st
         body = event.get("body") if isinstance(event.get("body"), dict) else {}
         what = _what(str(event.get("type")), body, state, tz)
         who = str(event.get("author", {}).get("member", ""))
-        return _when(str(event.get("time")), tz), who, f"claims: {what}"
+        return when(str(event.get("time")), tz), who, f"claims: {what}"
     except Exception:
         return "", "", "a line that is not an event"
-
-
-_WORDS = {
-    "case.opened": "opened the case",
-    "message.posted": "wrote",
-    "topic.opened": "opened a topic",
-    "topic.closed": "closed a topic",
-    "data.set": "shared information",
-    "proposal.made": "proposed a change",
-    "proposal.accepted": "accepted a proposal",
-    "proposal.rejected": "said no to a proposal",
-    "proposal.withdrawn": "withdrew a proposal",
-    "activity.committed": "promised",
-    "activity.updated": "reported progress",
-    "party.satisfied": "said they are satisfied",
-    "case.reopened": "reopened the case",
-    "status.set": "set the status",
-    "owner.named": "named the person in charge",
-}
 
 
 def _what(
@@ -537,7 +507,7 @@ def _what(
         (aid, str(a["title"])) for aid, a in state.get("terms", {}).get("activities", {}).items()
     )
     topics = {t: str(v["title"]) for t, v in state.get("topics", {}).items()}
-    words = _WORDS.get(kind, kind)
+    words = EVENT_WORDS.get(kind, kind)
     try:
         if kind == "case.opened":
             words = f"opened the case “{body['title']}”"
@@ -553,11 +523,14 @@ def _what(
                 f"shared {body.get('label') or body['key']}: {money_or_value(body['value'], tz)}"
             )
         elif kind == "proposal.made":
-            changes = [_change_words(c, parties, tz, titles) for c in body["changes"]]
+            changes = [
+                change_words(c, parties, tz, value=lambda v: money_or_value(v, tz), titles=titles)
+                for c in body["changes"]
+            ]
             verb = "countered with" if body.get("counter_of") else "proposed"
             words = f"{verb}: " + "; ".join(changes)
         elif kind == "activity.committed":
-            words = "promised: " + _activity(body, parties, tz)
+            words = "promised: " + activity_words(body, parties, tz)
         elif kind == "activity.updated":
             state = PROGRESS_WORDS.get(body["state"], body["state"])
             words = f"marked “{titles.get(body['activity'], body['activity'])}” as {state}"
@@ -574,9 +547,9 @@ def _what(
         elif kind in ("proposal.accepted", "proposal.rejected", "proposal.withdrawn"):
             proposal = state.get("proposals", {}).get(body["proposal"])
             if proposal is not None:
-                whose = _party_name(parties, proposal["by"])
+                whose = party_name(parties, proposal["by"])
                 words = words.replace(
-                    "a proposal", f"{whose}'s proposal of {_when(proposal['time'], tz)}"
+                    "a proposal", f"{whose}'s proposal of {when(proposal['time'], tz)}"
                 )
             if body.get("reason"):
                 words += f": {body['reason']}"
@@ -585,43 +558,6 @@ def _what(
     except (KeyError, TypeError, ValueError):
         pass  # a claim from a line that failed its check may have any shape
     return str(words)
-
-
-def _change_words(
-    c: dict[str, Any], parties: dict[str, Any], tz: ZoneInfo, titles: dict[str, str]
-) -> str:
-    op = c.get("op")
-    if op == "activity.put":
-        return _activity(c, parties, tz)
-    if op == "activity.remove":
-        return f"cancel {c['activity']}"
-    if op == "data.put":
-        return f"{c.get('label') or c['key']}: {money_or_value(c['value'], tz)}"
-    if op == "data.remove":
-        return f"remove {c['key']}"
-    if op == "party.add":
-        return f"add {c['party']['name']} as a party"
-    if op == "party.key":
-        return f"{_party_name(parties, c['party'])} moves to its own key"
-    return str(op)
-
-
-def _party_name(parties: dict[str, Any], party: str | None) -> str:
-    if party is None:
-        return ""
-    return str(parties.get(party, {}).get("name", party))
-
-
-def _when(value: str | None, tz: ZoneInfo) -> str:
-    if not value:
-        return ""
-    try:
-        moment = parse_time(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(tz).strftime("%a %d %b %Y, %H:%M")
 
 
 # -- HTML ------------------------------------------------------------------------------------

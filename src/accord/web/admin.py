@@ -33,9 +33,10 @@ from accord.outcomes.measures import METRICS
 from accord.service import settings
 from accord.service.canned import MANAGERS, PLACEHOLDERS, CannedReplies
 from accord.service.errors import ServiceError
+from accord.service.wording import when
 from accord.templates.spec import TemplateError
 from accord.web.pages import zone_of
-from accord.web.render import render, when
+from accord.web.render import render
 from accord.web.session import Viewer, check_csrf, need, viewer
 
 if TYPE_CHECKING:

@@ -49,6 +49,7 @@ from accord.service.replies import (
     reply_on_channel,
 )
 from accord.service.views import agreement_diff, case_view
+from accord.service.wording import change_words, party_name, when
 from accord.store.tables import case_customers
 from accord.web import swimlane
 from accord.web.copies import signed_copy
@@ -61,7 +62,7 @@ from accord.web.forms import (
     submit_proposal,
     topic_id,
 )
-from accord.web.render import change_words, describe, party_name, render, when
+from accord.web.render import describe, render
 from accord.web.session import (
     SESSION_TTL,
     Viewer,

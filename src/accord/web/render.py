@@ -7,18 +7,16 @@ calendar's zone.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from accord import __version__
 from accord.core.activities import is_open
-from accord.core.timefmt import parse_time
 from accord.service.summary import format_value
+from accord.service.wording import EVENT_WORDS
 from accord.web.session import secure_headers
 
 PAGES = Environment(
@@ -31,32 +29,6 @@ PAGES = Environment(
     extensions=["jinja2.ext.i18n"],
 )
 PAGES.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-
-EVENT_WORDS = {
-    "case.opened": "opened the case",
-    "message.posted": "wrote",
-    "topic.opened": "opened a topic",
-    "topic.closed": "closed a topic",
-    "data.set": "shared information",
-    "proposal.made": "proposed",
-    "proposal.accepted": "accepted a proposal",
-    "proposal.rejected": "rejected a proposal",
-    "activity.updated": "reported progress",
-    "party.satisfied": "is satisfied",
-    "case.reopened": "reopened the case",
-    "status.set": "set the status",
-    "owner.named": "named the owner",
-}
-
-
-def when(value: str | datetime | None, zone: ZoneInfo, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    """A log time (or datetime) in ``zone``, for people."""
-    if not value:
-        return ""
-    moment = parse_time(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:  # SQLite hands back stored UTC times without their zone
-        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(zone).strftime(fmt)
 
 
 def render(
@@ -95,30 +67,6 @@ def describe(event: dict[str, Any], parties: dict[str, Any]) -> str:
     if body.get("note"):
         words += f" — “{body['note']}”"
     return str(words)
-
-
-def party_name(parties: dict[str, Any], party: str | None) -> str:
-    if party is None:
-        return ""
-    return str(parties.get(party, {}).get("name", party))
-
-
-def change_words(change: dict[str, Any], parties: dict[str, Any], zone: ZoneInfo) -> str:
-    """One proposed change in words."""
-    op: str = change["op"]
-    if op == "activity.put":
-        due = f", due {when(change['due'], zone)}" if change.get("due") else ""
-        kind = "Callback" if change["kind"] == "callback" else "Activity"
-        return f"{kind}: {change['title']} — {party_name(parties, change['owner'])}{due}"
-    if op == "activity.remove":
-        return f"Cancel the activity {change['activity']}"
-    if op == "data.put":
-        return f"{change.get('label') or change['key']}: {format_value(change['value'])}"
-    if op == "data.remove":
-        return f"Remove {change['key']}"
-    if op == "party.add":
-        return f"Add the party {change['party']['name']}"
-    return op
 
 
 PAGES.globals.update(format_value=format_value, is_open=is_open)
