@@ -25,6 +25,7 @@ from accord.auth.members import Member
 from accord.auth.portal import PortalGrant
 from accord.auth.sessions import csrf_matches
 from accord.auth.tokens import TokenGrant, token_hash
+from accord.store.database import acting_for
 
 if TYPE_CHECKING:
     from accord.wiring import Services
@@ -136,13 +137,20 @@ def principal(request: Request) -> Principal:
     """The calling member, from ``Authorization: Bearer`` or the session cookie.
 
     Authenticated once per request, however many checks ask (the rate limit is spent
-    once): the answer is kept on ``request.state``."""
+    once): the answer is kept on ``request.state``, and the request reads and writes for
+    that member (``acting_for``: reads from a replica see their own writes)."""
     try:
         known: Principal = request.state.accord_principal
     except AttributeError:
         known = _authenticate(request)
         request.state.accord_principal = known
+        acting_for(member_key(known.member.id))
     return known
+
+
+def member_key(member_id: int) -> str:
+    """Whom a member's requests read and write for (``accord.store.database``)."""
+    return f"member:{member_id}"
 
 
 def _authenticate(request: Request) -> Principal:

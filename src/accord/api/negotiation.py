@@ -105,10 +105,11 @@ def add_negotiation_routes(
     )
     def bundle(ctx: Context = Depends(read)) -> Response:
         n = ctx.negotiation
-        state = n.state(ctx.case_id)
-        data = write_bundle(
-            ctx.case_id, n.cases.events(ctx.case_id), state, exported_by=n.key.public
-        )
+        exported = n.cases.export(ctx.case_id)  # where a read replica may serve it
+        if exported is None:
+            raise NotFound(f"no case {ctx.case_id} on this node")
+        state, events = exported
+        data = write_bundle(ctx.case_id, events, state, exported_by=n.key.public)
         name = f"accord-case-{ctx.case_id[7:19]}.jsonl"
         return Response(
             data,

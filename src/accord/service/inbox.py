@@ -12,7 +12,10 @@ nearest thing due: a reply-by target (the response-target job), a callback or an
 
 The inbox reads one derived row per case (``case_inbox``) rather than every case's
 state: a row that lags its case (fewer events than the case has) is recomputed first,
-whichever process wrote the case, so the inbox is exact without any listener.
+whichever process wrote the case, so the inbox is exact without any listener. That
+recomputation reads and writes the primary; the lists and counts are then read where a
+read replica may serve them (``Database.read_replica``): the member's own writes at once,
+anyone else's within the replica's bound.
 """
 
 from __future__ import annotations
@@ -515,7 +518,7 @@ class Inbox:
             if hits is None:
                 return []
             q = q.where(cases.c.case_id.in_(hits))
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:  # after the refresh: its writes are the member's
             ids = list(conn.execute(q.limit(limit)).scalars())
             decorated = self._select("all", member_id, "", "", "").where(cases.c.case_id.in_(ids))
             by_id = {r[0]: r for r in conn.execute(decorated)} if ids else {}
@@ -611,7 +614,7 @@ class Inbox:
             )
             .where(cases.c.resolved.is_(False))
         )
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             row = conn.execute(query).one()
         counted: dict[str, int | None] = {v: int(row[i] or 0) for i, v in enumerate(conditions)}
         return {**counted, "resolved": None, "all": None}

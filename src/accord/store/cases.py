@@ -60,6 +60,15 @@ _VIEW = sa.text(
     "ORDER BY part, depth DESC, event_id DESC"
 )
 
+# A case's state and every event in one statement (one snapshot): the pair a bundle needs
+_EXPORT = sa.text(
+    "SELECT 0 AS part, state AS raw, NULL AS sig, NULL AS event_id, NULL AS depth "
+    "FROM cases WHERE case_id = :case_id "
+    "UNION ALL "
+    "SELECT 1, raw, sig, event_id, depth FROM events WHERE case_id = :case_id "
+    "ORDER BY part, depth, event_id"
+)
+
 
 @dataclass
 class Rejected:
@@ -455,6 +464,19 @@ class CaseStore:
         case is not held."""
         with self.db.read() as conn:
             rows = conn.execute(_VIEW, {"case_id": case_id, "limit": limit}).all()
+        if not rows or rows[0][0] != 0:
+            return None
+        state: State = orjson.loads(rows[0][1])
+        return state, [
+            load_trusted(bytes(raw), sig, event_id) for _, raw, sig, event_id, _ in rows[1:]
+        ]
+
+    def export(self, case_id: str) -> tuple[State, list[Event]] | None:
+        """The state and every event of a case, in (depth, id) order, read together (the
+        state is the fold of exactly these events), for a bundle; read where a read
+        replica may serve it (``Database.read_replica``). None if the case is not held."""
+        with self.db.read_replica() as conn:
+            rows = conn.execute(_EXPORT, {"case_id": case_id}).all()
         if not rows or rows[0][0] != 0:
             return None
         state: State = orjson.loads(rows[0][1])

@@ -12,7 +12,9 @@ gained since (its events are appended under the case's lock, so their positions 
 commit order) and re-indexes a case's notes when their number changed. Any process — a
 web worker, ``accord worker``, the CLI — can bring it up to date; catch-ups take a lock
 (SQLite's writer lock, a PostgreSQL advisory lock) so nothing is indexed twice; a
-restored or new database builds the index on first use. These tables are derived and
+restored or new database builds the index on first use. Catching up reads and writes
+the primary; the searches then read where a read replica may serve them
+(``Database.read_replica``). These tables are derived and
 node-private (notes are), so they are neither in ``accord.store.tables`` nor in backups;
 erasing a customer removes their notes from it (``forget_notes``).
 """
@@ -254,7 +256,7 @@ class Search:
         if not terms or not case_ids:
             return {}
         ids: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             if self.db.is_sqlite:
                 rows = conn.execute(
                     sa.text(
@@ -286,7 +288,7 @@ class Search:
         if not terms:
             return []
         self.catch_up()
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             if self.db.is_sqlite:
                 rows = conn.execute(
                     sa.text(

@@ -17,12 +17,13 @@ from urllib.parse import quote
 
 from fastapi import HTTPException, Request, Response
 
-from accord.api.auth import SESSION_COOKIE
+from accord.api.auth import SESSION_COOKIE, member_key
 from accord.api.ratelimit import RateLimiter
 from accord.auth.members import Member
 from accord.auth.scopes import CHANNELS_ADMIN, MEMBERS_ADMIN, TOKENS_ADMIN, WORKFLOWS_ADMIN
 from accord.auth.sessions import csrf_matches
 from accord.service.canned import MANAGERS
+from accord.store.database import acting_for
 
 if TYPE_CHECKING:
     from accord.wiring import Services
@@ -75,6 +76,7 @@ def viewer(request: Request) -> Viewer:
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(path)
     member, csrf = found
+    acting_for(member_key(member.id))  # the page's replica reads see the member's own writes
     return Viewer(member, member.scopes, csrf, services.ownership.unread_count(member.id))
 
 
