@@ -1,7 +1,8 @@
 """What the dashboard, the comparison and the CLI ask for, in one place.
 
 Every read first brings stale case facts up to date (`MetricsStore.refresh_stale`), so
-figures always match the logs; then it is one query over ``case_metrics`` per cohort.
+figures always match the logs; then it is one query over ``case_metrics`` per cohort,
+where a read replica may serve it (``accord.outcomes.store``).
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class Outcomes:
         return out.getvalue()
 
     def case_count(self) -> int:
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             return int(
                 conn.execute(sa.select(sa.func.count()).select_from(case_metrics)).scalar_one()
             )

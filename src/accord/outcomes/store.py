@@ -4,6 +4,11 @@ A case's row is recomputed when its event count or its number of marks differs f
 what the row was computed from (``refresh_stale``, run before every dashboard query and
 by ``accord metrics refresh``); a changed business calendar needs ``refresh --all``.
 Handoffs write ``owner.named`` into the log, so a transfer also makes the row stale.
+
+Finding and refreshing stale rows reads and writes the primary; the figures (``rows``,
+``cohort``, ``backlog``, ``dimensions``) are then read where a read replica may serve
+them (``Database.read_replica``): the refresh a member's request made is theirs, so they
+see it at once, and anyone else's within the replica's bound.
 """
 
 from __future__ import annotations
@@ -309,7 +314,7 @@ class MetricsStore:
     def rows(self, where: Filter, columns: Iterable[str] = FACT_COLUMNS) -> list[Any]:
         """The facts of the cases ``where`` selects, oldest first."""
         query = sa.select(*(case_metrics.c[name] for name in columns)).where(*where.where())
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             return list(conn.execute(query.order_by(case_metrics.c.opened_at)))
 
     def cohort(self, where: Filter, template: str | None = None) -> Cohort:
@@ -322,7 +327,7 @@ class MetricsStore:
                 return Cohort.empty(COHORT_NUMBERS)
             where = replace(where, template=template)
         c = case_metrics.c
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             names = list(
                 conn.execute(sa.select(case_templates.c.name).distinct().order_by("name")).scalars()
             )
@@ -368,7 +373,7 @@ class MetricsStore:
     def _numbers(self, query: Any) -> list[tuple[Any, ...]]:
         """The driver's tuples of a query whose every value is a plain number, read
         without building a Row object per result row."""
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             result = conn.execute(query)
             rows = list(result.cursor.fetchall()) if result.cursor is not None else []
             result.close()
@@ -377,7 +382,7 @@ class MetricsStore:
     def dimensions(self) -> dict[str, list[Any]]:
         """The values each filter can take, for forms."""
         c = case_metrics.c
-        with self.db.read() as conn:
+        with self.db.read_replica() as conn:
             templates = conn.execute(
                 sa.select(c.template, c.template_version)
                 .where(c.template.is_not(None))
