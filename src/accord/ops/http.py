@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accord.ops import metrics
 from accord.ops.logs import new_request_id, request_id
@@ -30,40 +30,66 @@ UNREACHABLE = (
 )
 
 
-def _template(request: Request) -> str:
+def _template(scope: Scope) -> str:
     """The route template a request matched (``/api/v1/cases/{case_id}``): a label with
     few values, and no ids, in the metrics and the logs. FastAPI keeps an included
     router's routes unprefixed and records the effective one in the scope."""
-    effective = (request.scope.get("fastapi") or {}).get("effective_route_context")
-    route = effective or request.scope.get("route")
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    route = effective or scope.get("route")
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
 
 
-def instrument(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        token = request_id.set(new_request_id(request.headers.get("x-request-id")))
+def _request_id_header(scope: Scope) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"x-request-id":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class Observe:
+    """The request id, the access line and the metrics of every HTTP request.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's ``BaseHTTPMiddleware``
+    runs the app in a task of its own and copies the response through a stream, about a
+    tenth of a cheap request's time (benchmarks/RESULTS.md, case reads)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = request_id.set(new_request_id(_request_id_header(scope)))
         _, tracking = track_writes()  # whether a commit happened, for the 503 below
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = [
+                    (k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", (request_id.get() or "").encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-ID"] = request_id.get() or ""
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
-            template = _template(request)
-            metrics.observe(request.method, template, status, started)
+            method = scope.get("method", "")
+            template = _template(scope)
+            metrics.observe(method, template, status, started)
             access.info(
                 "%s %s %d",
-                request.method,
+                method,
                 template,
                 status,
                 extra={
-                    "method": request.method,
+                    "method": method,
                     "route": template,
                     "status": status,
                     "ms": round((time.perf_counter() - started) * 1000, 1),
@@ -71,6 +97,10 @@ def instrument(app: FastAPI) -> None:
             )
             stop_tracking(tracking)
             request_id.reset(token)
+
+
+def instrument(app: FastAPI) -> None:
+    app.add_middleware(Observe)
 
     @app.exception_handler(sa.exc.OperationalError)
     @app.exception_handler(sa.exc.InterfaceError)
