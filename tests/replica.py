@@ -41,6 +41,9 @@ AT_LEAST_PRIMARY = (
     "max_prepared_transactions",
     "max_locks_per_transaction",
 )
+# Settings taken as they are on the primary, so that a query is planned and cached alike
+# on both (benchmarks/replica.py compares them).
+LIKE_PRIMARY = ("shared_buffers", "work_mem", "effective_cache_size", "random_page_cost")
 
 
 def _fail(message: str) -> None:
@@ -167,7 +170,7 @@ def _settings(primary_url: str) -> dict[str, str]:
         with engine.connect() as conn:
             return {
                 name: str(conn.exec_driver_sql(f"SHOW {name}").scalar())
-                for name in ("server_version_num", *AT_LEAST_PRIMARY)
+                for name in ("server_version_num", *AT_LEAST_PRIMARY, *LIKE_PRIMARY)
             }
     finally:
         engine.dispose()
@@ -227,10 +230,9 @@ def start_replica(primary_url: str) -> Replica:
         "hot_standby = on",
         "hot_standby_feedback = on",
         "fsync = off",  # a test copy: nothing here needs to survive a power cut
-        "shared_buffers = 32MB",
         f"hba_file = '{directory / 'pg_hba.conf'}'",
         f"ident_file = '{directory / 'pg_ident.conf'}'",
-        *(f"{name} = {settings[name]}" for name in AT_LEAST_PRIMARY),
+        *(f"{name} = '{settings[name]}'" for name in (*AT_LEAST_PRIMARY, *LIKE_PRIMARY)),
     ]
     config.write_text("\n".join(lines) + "\n")
     (directory / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
