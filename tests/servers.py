@@ -23,7 +23,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def running_node(data: Path, *extra: str, port: int | None = None) -> Iterator[str]:
-    """Run ``accord serve`` for the node in ``data``; yield its base URL once it answers."""
+    """Run ``accord serve`` for the node in ``data``; yield its base URL once it is ready."""
     port = port or free_port()
     env = {**os.environ, "ACCORD_HOME": str(data)}
     with subprocess.Popen(
@@ -35,18 +35,20 @@ def running_node(data: Path, *extra: str, port: int | None = None) -> Iterator[s
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base) as client:
+                # the port answers at once (/health); /ready once everything has started
                 for _ in range(400):
                     try:
-                        client.get("/health", timeout=0.5)
-                        break
+                        if client.get("/ready", timeout=0.5).status_code == 200:
+                            break
                     except httpx.TransportError:
-                        with contextlib.suppress(subprocess.TimeoutExpired):
-                            server.wait(timeout=0.05)  # returns at once if it died
-                        if server.returncode is not None:
-                            output = server.stdout.read() if server.stdout else b""
-                            raise RuntimeError(f"accord serve exited: {output.decode()}") from None
+                        pass
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        server.wait(timeout=0.05)  # returns at once if it died
+                    if server.returncode is not None:
+                        output = server.stdout.read() if server.stdout else b""
+                        raise RuntimeError(f"accord serve exited: {output.decode()}") from None
                 else:
-                    raise RuntimeError("accord serve did not answer within 20 s")
+                    raise RuntimeError("accord serve was not ready within 20 s")
             yield base
         finally:
             server.terminate()

@@ -32,7 +32,9 @@ import orjson
 import sqlalchemy as sa
 
 from accord.core.crypto import NodeKey, b64u, fingerprint, unb64u
+from accord.ops.config import ENV_HOME as ENV_HOME  # re-exported: where it always was
 from accord.ops.config import ConfigError
+from accord.ops.config import default_data_dir as default_data_dir
 from accord.store import migrate
 from accord.store import secrets as sealed
 from accord.store.cases import CaseStore
@@ -46,7 +48,6 @@ from accord.store.database import (
 from accord.store.tables import node_info
 
 KEY_FILE = "node.key"
-ENV_HOME = "ACCORD_HOME"
 PRIVATE_FILES = (KEY_FILE, sealed.KEY_FILE, "accord.db", "accord.db-wal", "accord.db-shm")
 
 log = logging.getLogger("accord.node")
@@ -54,10 +55,6 @@ log = logging.getLogger("accord.node")
 
 class NodeError(Exception):
     """A node cannot be created or opened; the message says what to do."""
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get(ENV_HOME) or Path.home() / ".accord")
 
 
 @dataclass

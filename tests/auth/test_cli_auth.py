@@ -156,7 +156,11 @@ def test_portal_link_errors(node: list[str]) -> None:
 
 
 def test_either_cli_module_can_be_imported_first() -> None:
-    for first, second in (("accord.cli_auth", "accord.cli"), ("accord.cli", "accord.cli_auth")):
+    for first, second in (
+        ("accord.cli.auth", "accord.cli"),
+        ("accord.cli", "accord.cli.auth"),
+        ("accord.cli.common", "accord.cli"),
+    ):
         code = (
             f"import {first}, {second}\n"
             "names = {g.name for g in accord.cli.app.registered_groups}\n"

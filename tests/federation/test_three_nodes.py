@@ -379,7 +379,7 @@ def killable(peer: Peer) -> Iterator[subprocess.Popen[bytes]]:
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
+        return httpx.get(f"{url}/ready", timeout=0.5).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -1,5 +1,6 @@
 """``accord serve --workers 2``: settings from accord.toml under the command line and the
-environment, several processes answering, metrics from all of them, JSON logs."""
+environment, several processes answering (each bound first, then built: /health says
+``starting`` until its app is there), metrics from all of them, JSON logs."""
 
 from __future__ import annotations
 
@@ -46,6 +47,13 @@ def test_workers_config_file_and_json_logs(tmp_path: Path) -> None:
             assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
             assert time.monotonic() < deadline, "accord serve did not answer within 60 s"
             time.sleep(0.2)
+        # each process answers /health at once and builds its app after: wait until the
+        # answers (spread over both by the shared socket) all come from a built app
+        in_a_row = 0
+        while in_a_row < 20:
+            answer = httpx.get(f"{base}/health", headers={"Connection": "close"}, timeout=5)
+            in_a_row = in_a_row + 1 if answer.json()["status"] == "ok" else 0
+            assert time.monotonic() < deadline, "a process of accord serve did not start"
         ids = set()
         with httpx.Client(base_url=base) as client:
             for _ in range(40):

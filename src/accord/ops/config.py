@@ -13,12 +13,21 @@ The database's timeouts are read by every command from ``ACCORD_DB_CONNECT_TIMEO
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 FILE = "accord.toml"
+ENV_HOME = "ACCORD_HOME"
+
+
+def default_data_dir() -> Path:
+    """The data directory when ``--data`` is not given: ``$ACCORD_HOME`` or ``~/.accord``
+    (here, not in ``accord.node``, so that ``accord serve`` finds it before importing the
+    database layer)."""
+    return Path(os.environ.get(ENV_HOME) or Path.home() / ".accord")
 
 
 class ConfigError(ValueError):

@@ -379,7 +379,7 @@ def _serve(data: Path, smtp: int, fault: str | None = None) -> Iterator[subproce
 
 def _answers(port: int) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=0.5).status_code == 200
     except httpx.TransportError:
         return False
 

@@ -19,11 +19,11 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
-from accord import cli_mail
 from accord.channels.email import policy
 from accord.channels.email.smtp_server import SmtpListener
 from accord.channels.intake import LOOP_LIMIT
 from accord.cli import app
+from accord.cli import mail as cli_mail
 from accord.service import settings
 from accord.store.tables import notifications
 from tests.channels.email.conftest import MailDesk, free_port, mail, make_desk

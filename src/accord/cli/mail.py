@@ -4,7 +4,8 @@ failed mail, reply to a customer).
 
 Passwords never go on the command line (where ``ps`` and shell history would keep them):
 they come from ``$ACCORD_SMTP_PASSWORD`` / ``$ACCORD_IMAP_PASSWORD`` or a hidden prompt
-(``--ask-smtp-password``), and are never printed. Imported at the end of ``accord.cli``.
+(``--ask-smtp-password``), and are never printed.
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.channels.email.limits import DEFAULT_MAX_ATTACHMENT, DEFAULT_MAX_MESSAGE
+from accord.cli import common
+from accord.cli.common import (
+    CaseArg,
+    DatabaseReadUrl,
+    DatabaseUrl,
+    DataDir,
+    case_id_of,
+    fail,
+    node_services,
+    open_node,
+)
 from accord.service.errors import ServiceError
 
 if TYPE_CHECKING:
@@ -45,7 +57,7 @@ def _now() -> datetime:
 
 
 def _channel(node: Node) -> MailChannel:
-    return _services(node).mail
+    return node_services(node).mail
 
 
 def _password(env: str, ask: bool, what: str) -> str:
@@ -80,7 +92,7 @@ def _show(mailbox: Mailbox) -> None:
                 + ("set" if value["password_set"] else "not set")
             )
         table.add_row(key, escape(str(value if value is not None else "-")))
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def mailbox_add(
@@ -109,11 +121,12 @@ def mailbox_add(
     ] = True,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Add a mailbox. Passwords: $ACCORD_SMTP_PASSWORD, $ACCORD_IMAP_PASSWORD or --ask-…"""
     from accord.channels.email.mailboxes import Mailbox
 
-    channel = _channel(_open(data, database))
+    channel = _channel(open_node(data, database))
     try:
         made = channel.mailboxes.add(
             Mailbox(
@@ -144,8 +157,8 @@ def mailbox_add(
             )
         )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"added mailbox {made.id}: {escape(made.address)}")
+        raise fail(exc.message) from exc
+    common.out.print(f"added mailbox {made.id}: {escape(made.address)}")
     _show(made)
 
 
@@ -173,11 +186,12 @@ def mailbox_update(
     ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Change a mailbox; what is not given stays as it is (passwords too)."""
     from accord.channels.email.mailboxes import Server
 
-    channel = _channel(_open(data, database))
+    channel = _channel(open_node(data, database))
     try:
         current = channel.mailboxes.get(mailbox_id)
         changes: dict[str, Any] = {}
@@ -212,14 +226,16 @@ def mailbox_update(
                 changes[which] = new
         updated = channel.mailboxes.update(mailbox_id, **changes)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     _show(updated)
 
 
-def mailbox_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def mailbox_list(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """List mailboxes (never their passwords)."""
     table = Table("id", "address", "name", "smtp", "imap", "active")
-    for m in _channel(_open(data, database)).mailboxes.all():
+    for m in _channel(open_node(data, database)).mailboxes.all():
         table.add_row(
             str(m.id),
             escape(m.address),
@@ -228,32 +244,34 @@ def mailbox_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
             f"{m.imap.host}:{m.imap.port}" if m.imap else "-",
             "yes" if m.active else "no",
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def mailbox_show(
     mailbox_id: Annotated[int, typer.Argument(metavar="ID")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Show one mailbox (passwords only as set / not set)."""
     try:
-        _show(_channel(_open(data, database)).mailboxes.get(mailbox_id))
+        _show(_channel(open_node(data, database)).mailboxes.get(mailbox_id))
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
 
 def mailbox_remove(
     mailbox_id: Annotated[int, typer.Argument(metavar="ID")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Stop using a mailbox; it stays (inactive) for its messages' history."""
     try:
-        _channel(_open(data, database)).mailboxes.remove(mailbox_id)
+        _channel(open_node(data, database)).mailboxes.remove(mailbox_id)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"mailbox {mailbox_id} is inactive")
+        raise fail(exc.message) from exc
+    common.out.print(f"mailbox {mailbox_id} is inactive")
 
 
 def mail_receive(
@@ -272,6 +290,7 @@ def mail_receive(
     ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Hand one mail to the pipeline, e.g. from an MTA's pipe transport.
 
@@ -286,21 +305,21 @@ def mail_receive(
     from accord.channels.email.parse import MailParseError
 
     raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
-    channel = _channel(_open(data, database))
+    channel = _channel(open_node(data, database))
     try:
         receipt = channel.receive(raw, recipients=recipient or [], envelope_sender=sender)
     except MailParseError as exc:
-        raise _fail(f"not a mail message: {exc}", code=65) from exc
+        raise fail(f"not a mail message: {exc}", code=65) from exc
     except StorageFull as exc:
-        raise _fail(str(exc), code=75) from exc
+        raise fail(str(exc), code=75) from exc
     except TRANSIENT as exc:  # the database or the disk: the MTA keeps it and tries again
-        raise _fail(f"try again later: {type(exc).__name__}: {str(exc)[:200]}", code=75) from exc
+        raise fail(f"try again later: {type(exc).__name__}: {str(exc)[:200]}", code=75) from exc
     except MessageTooLarge as exc:
-        raise _fail(exc.message, code=69) from exc
+        raise fail(exc.message, code=69) from exc
     except ServiceError as exc:
-        raise _fail(exc.message, code=67) from exc
+        raise fail(exc.message, code=67) from exc
     where = f" (case {receipt.case_id})" if receipt.case_id else ""
-    cli.out.print(f"{receipt.status}{where}{': ' + receipt.reason if receipt.reason else ''}")
+    common.out.print(f"{receipt.status}{where}{': ' + receipt.reason if receipt.reason else ''}")
 
 
 def mail_policy(
@@ -324,11 +343,12 @@ def mail_policy(
     ] = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Show or change the sender policy: per-sender limits and sender authentication."""
     from accord.service import settings
 
-    node = _open(data, database)
+    node = open_node(data, database)
     ids = [] if no_authentication else authserv_id
     try:
         if (
@@ -343,28 +363,30 @@ def mail_policy(
                 authserv_ids=ids,
             )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     policy = settings.mail_policy(node.db)
-    cli.out.print(f"new cases per sender per hour: {policy.new_cases_per_hour}")
-    cli.out.print(f"acknowledgements per address per hour: {policy.acknowledgements_per_hour}")
+    common.out.print(f"new cases per sender per hour: {policy.new_cases_per_hour}")
+    common.out.print(f"acknowledgements per address per hour: {policy.acknowledgements_per_hour}")
     trusted = ", ".join(policy.authserv_ids) or "none (the From address is not checked)"
-    cli.out.print(f"trusted Authentication-Results from: {escape(trusted)}")
+    common.out.print(f"trusted Authentication-Results from: {escape(trusted)}")
 
 
-def mail_poll(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def mail_poll(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """Poll every mailbox with an IMAP account once (accord serve does this continuously)."""
     from accord.channels.email.imap import ImapPoller
 
-    outcome = ImapPoller(_channel(_open(data, database))).poll_all()
+    outcome = ImapPoller(_channel(open_node(data, database))).poll_all()
     if not outcome:
-        cli.out.print("no mailbox has an IMAP account")
+        common.out.print("no mailbox has an IMAP account")
     failed = False
     for address, result in outcome.items():
         if isinstance(result, str):
             failed = True
-            cli.err.print(f"[red]{escape(address)}:[/red] {escape(result)}")
+            common.err.print(f"[red]{escape(address)}:[/red] {escape(result)}")
         else:
-            cli.out.print(f"{escape(address)}: {result} new message(s)")
+            common.out.print(f"{escape(address)}: {result} new message(s)")
     if failed:
         raise typer.Exit(1)
 
@@ -379,6 +401,7 @@ def mail_list(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """The mail log, newest first: what came in, what is queued, held or failed."""
     import sqlalchemy as sa
@@ -386,14 +409,14 @@ def mail_list(
     from accord.channels.intake import message_json
     from accord.store.tables import channel_messages
 
-    node = _open(data, database)
+    node = open_node(data, database)
     query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
     if status:
         query = query.where(channel_messages.c.status == status)
     if direction:
         query = query.where(channel_messages.c.direction == direction)
     if case:
-        query = query.where(channel_messages.c.case_id == _case_id(node, case))
+        query = query.where(channel_messages.c.case_id == case_id_of(node, case))
     with node.db.read() as conn:
         rows = conn.execute(query.order_by(channel_messages.c.id.desc()).limit(limit)).all()
     table = Table("id", "dir", "kind", "status", "from / to", "subject", "case", "note")
@@ -410,7 +433,7 @@ def mail_list(
             (m["case"] or "-")[:15],
             escape((m["error"] or "")[:60]),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def mail_release(
@@ -422,26 +445,30 @@ def mail_release(
     member: Annotated[str, typer.Option(help="Who releases it.")] = "cli",
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Append a held message to its case as the case's customer."""
     try:
-        receipt = _channel(_open(data, database)).intake.release(message_id, link=link, by=member)
+        receipt = _channel(open_node(data, database)).intake.release(
+            message_id, link=link, by=member
+        )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"message {message_id} is now in case {receipt.case_id}")
+        raise fail(exc.message) from exc
+    common.out.print(f"message {message_id} is now in case {receipt.case_id}")
 
 
 def mail_retry(
     message_id: Annotated[int, typer.Argument(metavar="ID", help="A failed or bounced mail.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Send a failed or bounced mail again (the same bytes and Message-ID)."""
     try:
-        _channel(_open(data, database)).outbox.retry(message_id)
+        _channel(open_node(data, database)).outbox.retry(message_id)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"mail {message_id} is queued again")
+        raise fail(exc.message) from exc
+    common.out.print(f"mail {message_id} is queued again")
 
 
 def mail_reply(
@@ -450,16 +477,17 @@ def mail_reply(
     member: Annotated[str, typer.Option(help="Who is writing.")] = "cli",
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Reply to a case's customer by email (written in the case, sent by the outbox)."""
     from accord.service.negotiation import Actor
 
-    node = _open(data, database)
+    node = open_node(data, database)
     try:
-        done = _channel(node).reply(Actor(member=member, via="email"), _case_id(node, case), text)
+        done = _channel(node).reply(Actor(member=member, via="email"), case_id_of(node, case), text)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"queued mail {done.message_id}; event {done.outcome.event_ids[0]}")
+        raise fail(exc.message) from exc
+    common.out.print(f"queued mail {done.message_id}; event {done.outcome.event_ids[0]}")
 
 
 mailbox_app.command("add")(mailbox_add)
@@ -474,6 +502,3 @@ mail_app.command("list")(mail_list)
 mail_app.command("release")(mail_release)
 mail_app.command("retry")(mail_retry)
 mail_app.command("reply")(mail_reply)
-
-from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

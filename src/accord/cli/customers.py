@@ -1,7 +1,7 @@
 """``accord customer``: the single customer view from the terminal — find a customer, see
 every identity, case and message across channels, and link, unlink, merge, unmerge and
-split records (each change audited with ``--by``, the member making it). Imported at the
-end of ``accord.cli``.
+split records (each change audited with ``--by``, the member making it).
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from accord.customers.records import CustomerRecords
     from accord.node import Node
     from accord.privacy import Privacy
+from accord.cli import common
+from accord.cli.common import DatabaseReadUrl, DatabaseUrl, DataDir, case_id_of, fail, open_node
 from accord.service.errors import ServiceError
 
 customer_app = typer.Typer(
@@ -34,7 +36,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _records(data: DataDir, database: DatabaseUrl) -> tuple[Node, CustomerRecords]:
     from accord.customers.records import CustomerRecords
 
-    node = _open(data, database)
+    node = open_node(data, database)
     return node, CustomerRecords(node.cases)
 
 
@@ -42,16 +44,16 @@ def _member(node: Node, username: str) -> str:
     from accord.auth.members import MemberStore
 
     if MemberStore(node.db).by_username(username) is None:
-        raise _fail(f"no member {username!r}")
+        raise fail(f"no member {username!r}")
     return username
 
 
 def _show(found: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        cli.out.print_json(orjson.dumps(found).decode())
+        common.out.print_json(orjson.dumps(found).decode())
         return
     merged = found["merged"]
-    cli.out.print(
+    common.out.print(
         f"customer {found['id']}: {escape(str(found['name']))}"
         + (f" (with merged records {merged})" if merged else "")
     )
@@ -60,7 +62,7 @@ def _show(found: dict[str, Any], as_json: bool) -> None:
         identities.add_row(
             i["kind"], escape(i["value"]), "yes" if i["verified"] else "", str(i["record"])
         )
-    cli.out.print(identities)
+    common.out.print(identities)
     cases = Table("case", "title", "state", "updated", title="cases")
     for c in found["cases"]:
         cases.add_row(
@@ -69,7 +71,7 @@ def _show(found: dict[str, Any], as_json: bool) -> None:
             "resolved" if c["resolved"] else "open",
             c["updated"][:16],
         )
-    cli.out.print(cases)
+    common.out.print(cases)
 
 
 def customer_list(
@@ -77,6 +79,7 @@ def customer_list(
     limit: Annotated[int, typer.Option(min=1, max=500)] = 50,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Find customers by name or identity."""
     _, records = _records(data, database)
@@ -89,7 +92,7 @@ def customer_list(
             str(found["cases"]),
             str(found["open_cases"]),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def customer_show(
@@ -97,13 +100,14 @@ def customer_show(
     as_json: AsJson = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """A customer with every identity and case (merged records included)."""
     _, records = _records(data, database)
     try:
         _show(records.view(customer), as_json)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
 
 def customer_timeline(
@@ -111,16 +115,17 @@ def customer_timeline(
     limit: Annotated[int, typer.Option(min=1, max=2000)] = 50,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Every message of every case of the customer, across channels, oldest first."""
     _, records = _records(data, database)
     try:
         items = records.timeline(customer, limit=limit)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     for item in items:
         who = "customer" if item["customer"] else item["from"]
-        cli.out.print(
+        common.out.print(
             f"[dim]{item['time'][:16]} {item['via'] or '-'} #{item['case'][:12]}[/dim] "
             f"[bold]{escape(who)}[/bold]: {escape(item['text'][:300])}"
         )
@@ -130,7 +135,7 @@ def _change(action: Callable[[], dict[str, Any]]) -> None:
     try:
         found = action()
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     _show(found, False)
 
 
@@ -141,6 +146,7 @@ def customer_link(
     by: By,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Link an identity to the customer."""
     node, records = _records(data, database)
@@ -155,6 +161,7 @@ def customer_unlink(
     by: By,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Unlink an identity from the customer."""
     node, records = _records(data, database)
@@ -168,6 +175,7 @@ def customer_merge(
     by: By,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Merge another record into the customer (nothing is lost; undo with unmerge)."""
     node, records = _records(data, database)
@@ -194,6 +202,7 @@ def customer_split(
     case: Annotated[list[str] | None, typer.Option(help="Case id to move (repeat).")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Move identities and cases that belong to another person to a new customer."""
     node, records = _records(data, database)
@@ -202,14 +211,14 @@ def customer_split(
     for item in identity or []:
         kind, sep, value = item.partition(":")
         if not sep:
-            raise _fail(f"--identity takes KIND:VALUE, not {item!r}")
+            raise fail(f"--identity takes KIND:VALUE, not {item!r}")
         pairs.append((kind, value))
     _change(
         lambda: records.split(
             customer,
             name=name,
             identities=pairs,
-            case_ids=[_case_id(node, c) for c in case or []],
+            case_ids=[case_id_of(node, c) for c in case or []],
             by=member,
         )
     )
@@ -223,7 +232,7 @@ def customer_history(
     try:
         changes = records.history(customer)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     table = Table("when", "who", "action", "customer", "other", "detail")
     for c in changes:
         table.add_row(
@@ -234,18 +243,20 @@ def customer_history(
             str(c.other_id or ""),
             escape(orjson.dumps(c.detail).decode()[:120]),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
-def customer_suggest(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def customer_suggest(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """Records that are probably one person (a shared phone or email), and why."""
     _, records = _records(data, database)
     found = records.suggestions()
     if not found:
-        cli.out.print("no suggestions: no two records share a phone number or email address")
+        common.out.print("no suggestions: no two records share a phone number or email address")
     for s in found:
         a, b = s["customers"]
-        cli.out.print(
+        common.out.print(
             f"customers {a} and {b}: {escape(s['reason'])} (accord customer merge {a} {b} --by …)"
         )
 
@@ -262,16 +273,17 @@ def customer_export(
     out: Annotated[Path, typer.Option("--out", help="Where to write the ZIP.", dir_okay=False)],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """All of the customer's data as a ZIP (a GDPR access request)."""
-    node = _open(data, database)
+    node = open_node(data, database)
     try:
-        with cli.err.status("collecting"):
+        with common.err.status("collecting"):
             archive = _privacy(node).export(customer)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     out.write_bytes(archive)
-    cli.out.print(f"wrote {len(archive):,} bytes to {escape(str(out))}")
+    common.out.print(f"wrote {len(archive):,} bytes to {escape(str(out))}")
 
 
 def customer_erase(
@@ -280,33 +292,36 @@ def customer_erase(
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Erase the customer's node-private data (the shared case logs stay with the parties)."""
     if not yes:
-        raise _fail("erasing cannot be undone: add --yes to confirm (export first if needed)")
-    node = _open(data, database)
+        raise fail("erasing cannot be undone: add --yes to confirm (export first if needed)")
+    node = open_node(data, database)
     member = _member(node, by)
     try:
         done = _privacy(node).erase(customer, by=member)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     removed = ", ".join(f"{k} {v}" for k, v in done["removed"].items())
-    cli.out.print(
+    common.out.print(
         f"customer {done['customer']} erased on {done['at'][:16]} by {done['by']}: {removed}"
     )
 
 
-def customer_erasures(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def customer_erasures(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """The record of every erasure: when, by whom, how much of what."""
     table = Table("customer", "when", "by", "removed")
-    for done in _privacy(_open(data, database)).erasures():
+    for done in _privacy(open_node(data, database)).erasures():
         table.add_row(
             str(done["customer"]),
             done["at"][:16],
             escape(done["by"]),
             ", ".join(f"{k} {v}" for k, v in done["removed"].items()),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 customer_app.command("list")(customer_list)
@@ -322,6 +337,3 @@ customer_app.command("suggest")(customer_suggest)
 customer_app.command("export")(customer_export)
 customer_app.command("erase")(customer_erase)
 customer_app.command("erasures")(customer_erasures)
-
-from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

@@ -1,8 +1,9 @@
 """``accord channel``: the messaging-platform accounts Accord answers on (WhatsApp,
 Messenger, Instagram, Telegram, Twilio SMS and WhatsApp, X). Secrets come from the
 environment (``ACCORD_CHANNEL_SECRET_<NAME>``, e.g. ``ACCORD_CHANNEL_SECRET_ACCESS_TOKEN``)
-or a hidden prompt, never from the command line, and are never printed. Imported at the
-end of ``accord.cli``."""
+or a hidden prompt, never from the command line, and are never printed. ``accord
+outbound`` (every channel's outgoing messages, mail too) lives here, beside the accounts.
+Uses ``accord.cli.common``; registered by ``accord.cli.root``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.channels.connectors.fields import FIELDS, OPTIONAL
+from accord.cli import common
+from accord.cli.common import DatabaseReadUrl, DatabaseUrl, DataDir, fail, node_services, open_node
 from accord.service.errors import ServiceError
 
 channel_app = typer.Typer(
@@ -31,15 +34,16 @@ def channel_add(
     ] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Add an account; prints the webhook path to give the platform."""
     if platform not in FIELDS:  # the platforms (accord.channels.connectors.fields)
-        raise _fail(f"platform must be one of {', '.join(FIELDS)}")
+        raise fail(f"platform must be one of {', '.join(FIELDS)}")
     settings = {}
     for item in setting or []:
         key, sep, value = item.partition("=")
         if not sep or key not in (*FIELDS[platform][0], *OPTIONAL):
-            raise _fail(
+            raise fail(
                 f"--setting takes KEY=VALUE with KEY one of "
                 f"{', '.join((*FIELDS[platform][0], *OPTIONAL))}"
             )
@@ -48,20 +52,22 @@ def channel_add(
     for key in FIELDS[platform][1]:
         given = os.environ.get(f"ACCORD_CHANNEL_SECRET_{key.upper()}")
         secrets[key] = given if given is not None else str(typer.prompt(key, hide_input=True))
-    connectors = _services(_open(data, database)).connectors
+    connectors = node_services(open_node(data, database)).connectors
     try:
         made = connectors.accounts.add(platform, name, settings, secrets)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(
+        raise fail(exc.message) from exc
+    common.out.print(
         f"added {platform} account {made.id} ({escape(made.name)}): webhook /hooks/{made.id}"
     )
 
 
-def channel_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def channel_list(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """The accounts (secrets only by name)."""
     table = Table("id", "platform", "name", "settings", "secrets set", "active")
-    for account in _services(_open(data, database)).connectors.accounts.all():
+    for account in node_services(open_node(data, database)).connectors.accounts.all():
         table.add_row(
             str(account.id),
             account.platform,
@@ -70,20 +76,21 @@ def channel_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
             ", ".join(sorted(account.secrets)),
             "yes" if account.active else "no",
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def channel_remove(
     account: Annotated[int, typer.Argument(help="Account id.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Stop answering on an account (kept for its messages' history)."""
     try:
-        _services(_open(data, database)).connectors.accounts.remove(account)
+        node_services(open_node(data, database)).connectors.accounts.remove(account)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"account {account} is no longer used")
+        raise fail(exc.message) from exc
+    common.out.print(f"account {account} is no longer used")
 
 
 def outbound(
@@ -98,6 +105,7 @@ def outbound(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Outgoing messages on every channel and their fate, newest first.
 
@@ -105,16 +113,16 @@ def outbound(
     failed with the reason, bounced or cancelled."""
     from accord.channels.outbound import Outbound
 
-    node = _open(data, database)
+    node = open_node(data, database)
     case_id = None
     if case:
         case_id = node.cases.find_case(case)
         if case_id is None:
-            raise _fail(f"no case {case!r} (or the prefix names several)")
+            raise fail(f"no case {case!r} (or the prefix names several)")
     try:
         rows = Outbound(node.db).list(channel=channel, status=status, case_id=case_id, limit=limit)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     table = Table("id", "channel", "status", "to", "case", "attempts", "when", "error")
     for m in rows:
         table.add_row(
@@ -127,15 +135,9 @@ def outbound(
             (m["done"] or m["created"])[:19],
             escape((m["error"] or "")[:300]),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 channel_app.command("add")(channel_add)
 channel_app.command("list")(channel_list)
 channel_app.command("remove")(channel_remove)
-
-from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _fail, _open, _services  # noqa: E402
-
-# ``accord outbound`` (every channel, mail too) is registered here, beside the accounts.
-cli.app.command("outbound")(outbound)

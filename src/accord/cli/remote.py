@@ -2,7 +2,7 @@
 
 Unlike the other commands, these do not open a data directory: they call a node's
 ``/api/v1`` with an API token, so they work from any machine that can reach it.
-Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses.
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ import orjson
 import typer
 from rich.markup import escape
 from rich.table import Table
+
+from accord.cli import common
+from accord.cli.common import fail, format_value
 
 if TYPE_CHECKING:
     from accord.client import AccordClient
@@ -54,8 +57,8 @@ def _refused(exc: Exception, url: str) -> typer.Exit:
     from accord.client import AccordAPIError
 
     if isinstance(exc, AccordAPIError):
-        return _fail(f"{url} refused: {exc}")
-    return _fail(f"cannot reach {url}: {exc}")
+        return fail(f"{url} refused: {exc}")
+    return fail(f"cannot reach {url}: {exc}")
 
 
 def _json(value: Any) -> None:
@@ -92,7 +95,7 @@ def remote_cases(
             "yes" if row["resolved"] else "no",
             row["updated"][:16].replace("T", " "),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def _find(accord: AccordClient, ref: str) -> str:
@@ -108,7 +111,7 @@ def _find(accord: AccordClient, ref: str) -> str:
             break
         offset += PAGE
     if len(found) != 1:
-        raise _fail(
+        raise fail(
             f"{'several cases match' if found else 'no case matches'} {ref!r} "
             "(see `accord remote cases`)"
         )
@@ -139,7 +142,7 @@ def remote_case(
 
 
 def _render(v: dict[str, Any]) -> None:
-    out = cli.out
+    out = common.out
     out.print(f"[bold]{escape(v['title'])}[/bold]  {v['case']}")
     agreement = v["agreement"]
     status = "resolved" if v["resolved"] else "open"
@@ -153,7 +156,7 @@ def _render(v: dict[str, Any]) -> None:
     if agreement["data"]:
         data = Table("item", "value", title="Agreed")
         for key, item in agreement["data"].items():
-            data.add_row(escape(key), escape(_value(item["value"])))
+            data.add_row(escape(key), escape(format_value(item["value"])))
         out.print(data)
     if v["open_proposals"]:
         props = Table("proposal", "by", "base", "changes", "accepted by", title="Open proposals")
@@ -177,9 +180,3 @@ def _render(v: dict[str, Any]) -> None:
                 a["state"],
             )
         out.print(acts)
-
-
-# Last, so that the commands above exist when accord.cli (imported first or from here)
-# registers them; the names are only used when a command runs.
-from accord import cli  # noqa: E402
-from accord.cli import _fail, _value  # noqa: E402

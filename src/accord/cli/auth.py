@@ -4,10 +4,8 @@ Passwords are read without echo (or from standard input with ``--password-stdin`
 never printed; a new API token is printed once, alone on standard output so a script can
 capture it, and portal links likewise.
 
-Registered by ``accord.cli`` (``app.add_typer``), whose options and helpers these
-commands share. They are imported at the end of this module so that either module can be
-imported first: ``accord.cli`` imports this one at its end to register the commands, and
-Typer reads the annotations only when a command line is parsed.
+The options and helpers come from ``accord.cli.common``; ``accord.cli.root`` registers
+these groups (``app.add_typer``).
 """
 
 from __future__ import annotations
@@ -22,6 +20,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from accord.auth.scopes import SCOPES
+from accord.cli import common
+from accord.cli.common import (
+    CaseArg,
+    DatabaseReadUrl,
+    DatabaseUrl,
+    DataDir,
+    case_id_of,
+    fail,
+    open_node,
+)
 
 member_app = typer.Typer(
     help="Members: the people who act for this node's party (agent, lead, admin).",
@@ -52,6 +60,7 @@ def member_add(
     name: Annotated[str, typer.Option("--name", help="Display name, shown in cases.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     password_stdin: Annotated[
         bool,
         typer.Option(
@@ -63,12 +72,12 @@ def member_add(
     from accord.auth.errors import AuthError
     from accord.auth.members import MemberStore, check_display_name, check_username
 
-    node = _open(data, database)
+    node = open_node(data, database)
     try:  # say what is wrong with the name before asking for a password
         check_username(username)
         check_display_name(name)
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -76,19 +85,21 @@ def member_add(
     try:
         member = MemberStore(node.db).create(username, password, role=role.value, display_name=name)
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
-    cli.out.print(
+        raise fail(str(exc)) from exc
+    common.out.print(
         f"added member {escape(member.username)} ({escape(member.display_name)}), "
         f"role {member.role}"
     )
 
 
 @member_app.command("list")
-def member_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def member_list(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """List the members of this node."""
     from accord.auth.members import MemberStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     table = Table("id", "username", "name", "role", "status")
     for m in MemberStore(node.db).list():
         table.add_row(
@@ -98,7 +109,7 @@ def member_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
             m.role,
             "disabled" if m.disabled else "active",
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 @member_app.command("disable")
@@ -106,18 +117,19 @@ def member_disable(
     username: Annotated[str, typer.Argument(help="The member to disable.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Disable a member for good: no login, and their sessions and tokens stop working."""
     from accord.auth.errors import AuthError
     from accord.auth.members import MemberStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     store = MemberStore(node.db)
     try:
         member = store.disable(store.require(username).id)
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
-    cli.out.print(f"disabled member {escape(member.username)}")
+        raise fail(str(exc)) from exc
+    common.out.print(f"disabled member {escape(member.username)}")
 
 
 _SCOPE_HELP = "A scope (repeatable): " + "; ".join(f"{s}: {m}" for s, m in SCOPES.items()) + "."
@@ -130,6 +142,7 @@ def token_create(
     scope: Annotated[list[str], typer.Option("--scope", help=_SCOPE_HELP)],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     expires_days: Annotated[
         int | None,
         typer.Option("--expires-days", min=1, help="Expire after this many days (default: never)."),
@@ -141,7 +154,7 @@ def token_create(
     from accord.auth.members import MemberStore
     from accord.auth.tokens import TokenStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     expires_at = (
         None if expires_days is None else now_utc(system_clock) + timedelta(days=expires_days)
     )
@@ -149,8 +162,8 @@ def token_create(
         owner = MemberStore(node.db).require(member)
         created = TokenStore(node.db).create(owner.id, name, scope, expires_at)
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
-    cli.err.print(
+        raise fail(str(exc)) from exc
+    common.err.print(
         f"[yellow]created token {created.id}[/yellow] for {escape(owner.username)} "
         f"({', '.join(created.scopes)}). Copy it now: it is shown only this once and "
         "cannot be recovered, only revoked.",
@@ -163,6 +176,7 @@ def token_create(
 def token_list(
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     member: Annotated[
         str | None, typer.Option("--member", help="Only this member's tokens.")
     ] = None,
@@ -173,11 +187,11 @@ def token_list(
     from accord.auth.members import MemberStore
     from accord.auth.tokens import TokenStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     try:
         member_id = None if member is None else MemberStore(node.db).require(member).id
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     now = now_utc(system_clock)
     table = Table("id", "member", "name", "scopes", "created", "expires", "last used", "status")
     for t in TokenStore(node.db).list(member_id):
@@ -191,7 +205,7 @@ def token_list(
             _when(t.last_used_at) or "never",
             t.status(now),
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 @token_app.command("revoke")
@@ -199,17 +213,18 @@ def token_revoke(
     token_id: Annotated[int, typer.Argument(metavar="ID", help="The token's id (token list).")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Revoke an API token for good."""
     from accord.auth.errors import AuthError
     from accord.auth.tokens import TokenStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     try:
         info = TokenStore(node.db).revoke(token_id)
     except AuthError as exc:
-        raise _fail(str(exc)) from exc
-    cli.out.print(f"revoked token {info.id} ({escape(info.name)}) of {escape(info.username)}")
+        raise fail(str(exc)) from exc
+    common.out.print(f"revoked token {info.id} ({escape(info.name)}) of {escape(info.username)}")
 
 
 @portal_app.command("link")
@@ -222,6 +237,7 @@ def portal_link(
     ],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     hours: Annotated[
         int | None,
         typer.Option(
@@ -234,8 +250,8 @@ def portal_link(
     from accord.service.errors import ServiceError
     from accord.service.links import issue_case_link
 
-    node = _open(data, database)
-    case_id = _case_id(node, case)
+    node = open_node(data, database)
+    case_id = case_id_of(node, case)
     state = node.cases.state(case_id)
     assert state is not None
     links = PortalLinks(load_or_create_secret(node.db))
@@ -249,12 +265,6 @@ def portal_link(
             ttl=None if hours is None else timedelta(hours=hours),
         )
     except ServiceError as exc:
-        raise _fail(f"case {case_id[:19]}: {exc.message}") from exc
-    cli.err.print(f"valid until {_when(link.expires_at)} UTC", soft_wrap=True)
+        raise fail(f"case {case_id[:19]}: {exc.message}") from exc
+    common.err.print(f"valid until {_when(link.expires_at)} UTC", soft_wrap=True)
     typer.echo(link.path)
-
-
-# Last, so that the commands above exist when accord.cli (imported first or from here)
-# registers them; the names are only used when a command runs.
-from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open  # noqa: E402

@@ -2,8 +2,8 @@
 
 Every command reports what it did (or, with ``--dry-run``, would do) and is safe to run
 again: records imported before are recognised by their ids in the other system, under the
-``--source`` name (keep it the same for the same system). Imported at the end of
-``accord.cli``.
+``--source`` name (keep it the same for the same system).
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from accord.cli import common
+from accord.cli.common import DatabaseReadUrl, DatabaseUrl, DataDir, fail, open_node
 
 if TYPE_CHECKING:
     from accord.importing.records import Export
@@ -43,14 +46,14 @@ def _run(
 ) -> None:
     from accord.importing.writer import Importer
 
-    node = _open(data, database)
+    node = open_node(data, database)
     total = len(export.people) + len(export.tickets)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=cli.err,
+        console=common.err,
         transient=True,
     ) as progress:
         task = progress.add_task("checking (dry run)" if dry_run else "importing", total=total)
@@ -58,7 +61,7 @@ def _run(
             source, export, dry_run=dry_run, progress=lambda n: progress.advance(task, n)
         )
     if as_json:
-        cli.out.print_json(orjson.dumps(report.to_json()).decode())
+        common.out.print_json(orjson.dumps(report.to_json()).decode())
     else:
         _print(report)
     if report.failed:
@@ -72,15 +75,15 @@ def _print(report: Report) -> None:
     table = Table(title=f"{escape(report.source)}: {what}", show_header=False)
     for name in COUNTS:
         table.add_row(name.replace("_", " "), str(report.counts[name]))
-    cli.out.print(table)
+    common.out.print(table)
     if not report.changed and not report.failed:
-        cli.out.print("nothing new: every record was imported before")
+        common.out.print("nothing new: every record was imported before")
     for record, why in report.skipped[:50]:
-        cli.err.print(f"[yellow]skipped[/yellow] {escape(record)}: {escape(why)}")
+        common.err.print(f"[yellow]skipped[/yellow] {escape(record)}: {escape(why)}")
     if len(report.skipped) > 50:
-        cli.err.print(f"… and {len(report.skipped) - 50} more skipped (see --json)")
+        common.err.print(f"… and {len(report.skipped) - 50} more skipped (see --json)")
     for record, error in report.failed:
-        cli.err.print(f"[red]failed[/red] {escape(record)}: {escape(error)}")
+        common.err.print(f"[red]failed[/red] {escape(record)}: {escape(error)}")
 
 
 def _read(reader: Callable[[], Export]) -> Export:
@@ -89,7 +92,7 @@ def _read(reader: Callable[[], Export]) -> Export:
     try:
         return reader()
     except ImportFormatError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 def import_csv(
@@ -116,6 +119,7 @@ def import_csv(
     as_json: AsJson = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Import customers and cases from CSV files (docs/import.md has the columns)."""
     from accord.importing.csv_files import read_csv
@@ -133,6 +137,7 @@ def import_zendesk(
     as_json: AsJson = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Import a Zendesk JSON export: end users become customers, tickets cases."""
     from accord.importing.zendesk import read_zendesk
@@ -152,6 +157,7 @@ def import_rt(
     as_json: AsJson = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Import Request Tracker tickets fetched from its REST 1.0 interface."""
     from accord.importing.rt import read_rt
@@ -163,6 +169,3 @@ def import_rt(
 import_app.command("csv")(import_csv)
 import_app.command("zendesk")(import_zendesk)
 import_app.command("rt")(import_rt)
-
-from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _fail, _open  # noqa: E402

@@ -1,6 +1,6 @@
 """``accord worker`` and ``accord jobs``: run durable jobs and timers, and look at them.
 
-Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses. The
+Uses ``accord.cli.common``; registered by ``accord.cli.root``. The
 worker is the node's ``accord.wiring.Services.worker()`` (its job kinds are listed in
 ``Services.handlers``); what a worker does and how many to run is in docs/operations.md.
 """
@@ -17,6 +17,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+
+from accord.cli import common
+from accord.cli.common import DatabaseReadUrl, DatabaseUrl, DataDir, fail, node_services, open_node
 
 jobs_app = typer.Typer(
     help="Durable jobs and timers: list them, retry a failed one.", no_args_is_help=True
@@ -49,6 +52,7 @@ def _when(moment: datetime | None) -> str:
 def worker(
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     worker_id: Annotated[
         str | None,
         typer.Option("--id", help="Name of this worker in leases and logs (default: host:pid)."),
@@ -74,32 +78,32 @@ def worker(
     """
     from accord.store.database import redact
 
-    node = _open(data, database)
+    node = open_node(data, database)
     logging.basicConfig(
         level=log_level.value.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    services = _services(node)
+    services = node_services(node)
     runner = services.worker(
         worker_id=worker_id, lease=timedelta(seconds=lease_seconds), batch=batch
     )
     queue, name = runner.queue, runner.worker_id
     kinds = ", ".join(sorted(runner.handlers)) or "none"
-    cli.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
+    common.err.print(f"worker {escape(name)} on {redact(node.db.url)}; job kinds: {kinds}")
     followers, pushers = services.followers, services.pushers
     if once:
         followed = followers.catch_up()
-        cli.out.print(f"followers took {followed} events of the case log")
+        common.out.print(f"followers took {followed} events of the case log")
         pushed = pushers.catch_up()
         pushers.close()
-        cli.out.print(f"pushes to {len(pushed)} peers")
+        common.out.print(f"pushes to {len(pushed)} peers")
         ran = 0
         while (claimed := runner.run_once()) > 0:
             ran += claimed
             if claimed < batch:
                 break
         counts = queue.counts()
-        cli.out.print(f"ran {ran} jobs; now " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        common.out.print(f"ran {ran} jobs; now " + ", ".join(f"{n} {s}" for s, n in counts.items()))
         return
     services.prepare()  # callback timers missed while no worker ran, and the next digest
     stop = threading.Event()
@@ -120,6 +124,7 @@ def worker(
 def jobs_list(
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     status: Annotated[Status | None, typer.Option(help="Only jobs in this state.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only jobs of this kind.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many jobs.")] = 100,
@@ -128,7 +133,7 @@ def jobs_list(
     from accord.jobs.follow import marks
     from accord.jobs.queue import JobQueue
 
-    node = _open(data, database)
+    node = open_node(data, database)
     queue = JobQueue(node.db, now=_now)
     table = Table("id", "kind", "key", "status", "run at (UTC)", "attempts", "worker", "error")
     for job in queue.find(status=status.value if status else None, kind=kind, limit=limit):
@@ -142,8 +147,8 @@ def jobs_list(
             escape(job.locked_by or ""),
             escape(job.last_error or ""),
         )
-    cli.out.print(table)
-    cli.out.print(", ".join(f"{n} {s}" for s, n in queue.counts().items()))
+    common.out.print(table)
+    common.out.print(", ".join(f"{n} {s}" for s, n in queue.counts().items()))
     with node.db.read() as conn:
         followers = marks(conn)
     if followers:
@@ -157,7 +162,7 @@ def jobs_list(
                 _when(mark.retry_at) if mark.retry_at else "",
                 escape(mark.last_error or ""),
             )
-        cli.out.print(lag)
+        common.out.print(lag)
 
 
 def jobs_retry(
@@ -166,20 +171,18 @@ def jobs_retry(
     ],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Put a failed job back to pending, due now, with its attempts reset."""
     from accord.jobs.queue import JobError, JobQueue
 
-    node = _open(data, database)
+    node = open_node(data, database)
     try:
         job = JobQueue(node.db, now=_now).retry(job_id)
     except JobError as exc:
-        raise _fail(str(exc)) from exc
-    cli.out.print(f"job {job.id} ({escape(job.kind)}) is pending again, due now")
+        raise fail(str(exc)) from exc
+    common.out.print(f"job {job.id} ({escape(job.kind)}) is pending again, due now")
 
 
 jobs_app.command("list")(jobs_list)
 jobs_app.command("retry")(jobs_retry)
-
-from accord import cli  # noqa: E402
-from accord.cli import DatabaseUrl, DataDir, _fail, _open, _services  # noqa: E402

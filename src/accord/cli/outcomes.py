@@ -1,6 +1,6 @@
 """``accord template``, ``metrics``, ``goal``, ``compare``, ``demo`` and ``readiness``.
 
-Imported at the end of ``accord.cli`` (like ``cli_service``), whose helpers it uses.
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 Outcome targets are ``accord goal`` because ``accord sla`` already sets response-time
 targets.
 """
@@ -17,6 +17,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from accord.cli import common
+from accord.cli.common import (
+    CaseArg,
+    DatabaseReadUrl,
+    DatabaseUrl,
+    DataDir,
+    case_id_of,
+    fail,
+    node_services,
+    open_node,
+)
 from accord.outcomes.catalogue import METRICS
 from accord.service.errors import ServiceError
 
@@ -57,7 +68,7 @@ def _templates(node: Node) -> CaseTemplates:
     from accord.templates.opening import CaseTemplates
     from accord.templates.store import TemplateStore
 
-    services = _services(node)
+    services = node_services(node)
     return CaseTemplates(TemplateStore(node.db, now=_now), services.negotiation, services.ownership)
 
 
@@ -67,7 +78,7 @@ def _ref(ref: str) -> tuple[str, int | None]:
     try:
         return parse_ref(ref)
     except TemplateError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
 
 
 # -- templates ------------------------------------------------------------------------
@@ -78,16 +89,17 @@ def template_apply(
     by: Annotated[str, typer.Option(help="Who applies it (recorded).")] = "cli",
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Apply a template: a new version if it changed; it becomes the current one."""
     text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    flows = _templates(_open(data, database))
+    flows = _templates(open_node(data, database))
     try:
         version, created = flows.apply(text, by=by)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     what = "added" if created else "unchanged, still"
-    cli.out.print(f"{what} {version.name}@v{version.version}")
+    common.out.print(f"{what} {version.name}@v{version.version}")
 
 
 def template_export(
@@ -95,15 +107,16 @@ def template_export(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write.")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Print a template version as YAML (what `template apply` reads)."""
     from accord.templates.store import TemplateStore
 
     name, version = _ref(ref)
     try:
-        found = TemplateStore(_open(data, database).db, now=_now).get(name, version)
+        found = TemplateStore(open_node(data, database).db, now=_now).get(name, version)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     text = found.spec.to_yaml(found.version)
     if output is None:
         sys.stdout.write(text)
@@ -116,30 +129,33 @@ def template_diff(
     new: Annotated[str, typer.Argument(help="NAME@vM")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """What changed between two versions (+ added, - removed, ~ changed)."""
     from accord.templates.spec import diff_specs
     from accord.templates.store import TemplateStore
 
-    store = TemplateStore(_open(data, database).db, now=_now)
+    store = TemplateStore(open_node(data, database).db, now=_now)
     try:
         a, b = store.get(*_ref(old)), store.get(*_ref(new))
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     lines = diff_specs(a.spec, b.spec)
     for line in lines or ["no differences"]:
-        cli.out.print(escape(line), soft_wrap=True)
+        common.out.print(escape(line), soft_wrap=True)
 
 
-def template_list(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def template_list(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """Templates, their versions and how many cases each version opened."""
     from accord.templates.store import TemplateStore
 
     table = Table("template", "title", "versions (cases)")
-    for t in TemplateStore(_open(data, database).db, now=_now).list():
+    for t in TemplateStore(open_node(data, database).db, now=_now).list():
         versions = ", ".join(f"v{v['version']} ({v['cases']})" for v in t["versions"])
         table.add_row(escape(t["name"]), escape(t["title"]), versions)
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def template_open(
@@ -149,17 +165,18 @@ def template_open(
     customer: Annotated[str | None, typer.Option(help="The customer's name.")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Open a case from a template; prints the case id."""
     from accord.auth.members import MemberStore
     from accord.node import party_slug
     from accord.service.negotiation import Actor
 
-    node = _open(data, database)
+    node = open_node(data, database)
     name, version = _ref(ref)
     found = MemberStore(node.db).by_username(member)
     if found is None:
-        raise _fail(f"no member {member!r}")
+        raise fail(f"no member {member!r}")
     try:
         opened = _templates(node).open_case(
             Actor(member=found.display_name, via="cli"),
@@ -173,8 +190,8 @@ def template_open(
             member=found,
         )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(opened.case_id)
+        raise fail(exc.message) from exc
+    common.out.print(opened.case_id)
 
 
 # -- metrics ----------------------------------------------------------------------------
@@ -202,7 +219,7 @@ def _filter(
             member=member,
         )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
 
 def metrics_show(
@@ -214,32 +231,38 @@ def metrics_show(
     member: MemberOpt = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Every metric over the cases opened in a period, with the cases behind each."""
 
-    outcomes = _outcomes(_open(data, database))
+    outcomes = _outcomes(open_node(data, database))
     board = outcomes.dashboard(_filter(outcomes, start, end, template, team, channel, member))
-    cli.out.print(
+    common.out.print(
         f"{board.cases} cases opened, {board.open} of them still open; backlog now {board.backlog}"
     )
     table = Table("metric", "statistic", "value", "cases")
     for key, fig in board.summary.items():
         n = f"{fig.n} promises" if fig.stat == "rate" else str(fig.n)
         table.add_row(METRICS[key].label, fig.stat, fig.shown(), n)
-    cli.out.print(table)
+    common.out.print(table)
     ageing = ", ".join(f"{band}: {n}" for band, n in board.ageing.items())
-    cli.out.print(f"open cases by age: {ageing}")
+    common.out.print(f"open cases by age: {ageing}")
 
 
-def metrics_case(case: CaseArg, data: DataDir = None, database: DatabaseUrl = None) -> None:
+def metrics_case(
+    case: CaseArg,
+    data: DataDir = None,
+    database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
+) -> None:
     """The outcome facts of one case."""
-    node = _open(data, database)
-    facts = _outcomes(node).store.facts(_case_id(node, case))
+    node = open_node(data, database)
+    facts = _outcomes(node).store.facts(case_id_of(node, case))
     table = Table("fact", "value")
     for key, value in facts.row().items():
         shown = value.isoformat() if isinstance(value, datetime) else value
         table.add_row(key, escape("" if shown is None else str(shown)))
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def metrics_refresh(
@@ -248,10 +271,11 @@ def metrics_refresh(
     ] = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Recompute the facts of cases that changed (or of every case)."""
-    count = _outcomes(_open(data, database)).store.refresh_stale(everything=everything)
-    cli.out.print(f"refreshed {count} cases")
+    count = _outcomes(open_node(data, database)).store.refresh_stale(everything=everything)
+    common.out.print(f"refreshed {count} cases")
 
 
 def metrics_mark(
@@ -262,21 +286,22 @@ def metrics_mark(
     value: Annotated[int | None, typer.Option(min=1, max=5, help="A rating 1-5.")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Mark that the customer had to identify again or repeat something (node-private)."""
     from accord.auth.members import MemberStore
 
-    node = _open(data, database)
+    node = open_node(data, database)
     found = MemberStore(node.db).by_username(member)
     if found is None:
-        raise _fail(f"no member {member!r}")
+        raise fail(f"no member {member!r}")
     try:
         _outcomes(node).store.mark(
-            _case_id(node, case), kind, member_id=found.id, note=note, value=value
+            case_id_of(node, case), kind, member_id=found.id, note=note, value=value
         )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"marked {kind}")
+        raise fail(exc.message) from exc
+    common.out.print(f"marked {kind}")
 
 
 def metrics_export(
@@ -289,9 +314,10 @@ def metrics_export(
     member: MemberOpt = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """The facts of each case as CSV (durations in seconds of business time)."""
-    outcomes = _outcomes(_open(data, database))
+    outcomes = _outcomes(open_node(data, database))
     text = outcomes.export_csv(_filter(outcomes, start, end, template, team, channel, member))
     if output is None:
         sys.stdout.write(text)
@@ -314,12 +340,13 @@ def goal_add(
     template: Annotated[str | None, typer.Option(help="Only cases of this template.")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Add a target, e.g. --metric agreement --stat median --at-most 4 --owner sara."""
     if (at_most is None) == (at_least is None):
-        raise _fail("give exactly one of --at-most and --at-least")
+        raise fail("give exactly one of --at-most and --at-least")
     try:
-        target = _outcomes(_open(data, database)).targets.add(
+        target = _outcomes(open_node(data, database)).targets.add(
             name=name,
             metric=metric,
             stat=stat,
@@ -329,15 +356,15 @@ def goal_add(
             template=template,
         )
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"added target {target.id}: {escape(target.describe())}")
+        raise fail(exc.message) from exc
+    common.out.print(f"added target {target.id}: {escape(target.describe())}")
 
 
 def goal_list(
     start: Start = None, end: End = None, data: DataDir = None, database: DatabaseUrl = None
 ) -> None:
     """Targets with their owner and where they stand over the period."""
-    outcomes = _outcomes(_open(data, database))
+    outcomes = _outcomes(open_node(data, database))
     board = outcomes.dashboard(_filter(outcomes, start, end, None, None, None, None))
     table = Table("id", "target", "owner", "now", "cases", "status")
     for s in board.targets:
@@ -350,20 +377,21 @@ def goal_list(
             str(s.current.n),
             status,
         )
-    cli.out.print(table)
+    common.out.print(table)
 
 
 def goal_remove(
     target: Annotated[int, typer.Argument(help="The target's id.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Remove a target."""
     try:
-        _outcomes(_open(data, database)).targets.remove(target)
+        _outcomes(open_node(data, database)).targets.remove(target)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"removed target {target}")
+        raise fail(exc.message) from exc
+    common.out.print(f"removed target {target}")
 
 
 def goal_own(
@@ -371,13 +399,14 @@ def goal_own(
     owner: Annotated[str, typer.Argument(help="Username of its new owner.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Give a target its owner."""
     try:
-        found = _outcomes(_open(data, database)).targets.set_owner(target, owner)
+        found = _outcomes(open_node(data, database)).targets.set_owner(target, owner)
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
-    cli.out.print(f"target {found.id} is owned by {escape(found.owner_name or owner)}")
+        raise fail(exc.message) from exc
+    common.out.print(f"target {found.id} is owned by {escape(found.owner_name or owner)}")
 
 
 # -- compare, demo, readiness --------------------------------------------------------------
@@ -393,6 +422,7 @@ def compare(
     member: Annotated[list[str] | None, typer.Option(help="Username (twice).")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Two groups of cases side by side on every metric, saying which differences are
     more than noise (Mann-Whitney U for durations and counts, Fisher's exact test for
@@ -411,12 +441,12 @@ def compare(
         for value in values or []
     ]
     if len(groups) != 2:
-        raise _fail("name exactly two groups, e.g. --template billing@v1 --template billing@v2")
-    outcomes = _outcomes(_open(data, database))
+        raise fail("name exactly two groups, e.g. --template billing@v1 --template billing@v2")
+    outcomes = _outcomes(open_node(data, database))
     try:
         (la, fa), (lb, fb) = outcomes.group(groups[0]), outcomes.group(groups[1])
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     found = outcomes.compare(fa, fb)
     table = Table("metric", "stat", f"A {la}", "cases", f"B {lb}", "cases", "p", "B against A")
     for c in found:
@@ -431,8 +461,8 @@ def compare(
             p,
             c.verdict,
         )
-    cli.out.print(table)
-    cli.out.print(escape(verdict_sentence(lb, la, found)), soft_wrap=True)
+    common.out.print(table)
+    common.out.print(escape(verdict_sentence(lb, la, found)), soft_wrap=True)
 
 
 def demo(
@@ -456,6 +486,7 @@ def demo(
     ] = False,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Seed a demo organisation (Northwind Broadband): members, teams, templates billing
     v1 and v2, targets and a few hundred cases over twelve weeks. Refuses a node that
@@ -472,7 +503,7 @@ def demo(
     try:
         held_cases, held_members = occupied(node)
         if (held_cases or held_members) and not force:
-            raise _fail(
+            raise fail(
                 f"{escape(str(home))} already holds {held_cases} cases and {held_members} "
                 "members; the demo would add fake cases and members with a published "
                 "password. Use a new --data directory, or --force to seed it anyway."
@@ -481,7 +512,7 @@ def demo(
             TextColumn("seeding"),
             BarColumn(),
             MofNCompleteColumn(),
-            console=cli.err,
+            console=common.err,
             transient=True,
         ) as bar:
             task = bar.add_task("cases", total=cases)
@@ -494,7 +525,7 @@ def demo(
             )
     finally:
         node.close()
-    cli.out.print(
+    common.out.print(
         f"seeded {done.cases} cases ({done.open} still open) and {done.members} members "
         f"into {escape(str(home))}. Members (tom, sara, jo, leo, fay, ravi, ann, mia) log in "
         f"with the password '{escape(done.password)}'; try accord compare --template "
@@ -502,20 +533,22 @@ def demo(
     )
 
 
-def readiness(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def readiness(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """Before go-live: data, process, people and infrastructure findings, each with what
     to do next. Exits 1 while any finding must be done (todo)."""
     from accord.outcomes.readiness import readiness as check
 
-    node = _open(data, database)
+    node = open_node(data, database)
     findings = check(node.db, now=_now())
     if not findings:
-        cli.out.print("ready: nothing found")
+        common.out.print("ready: nothing found")
         return
     table = Table("area", "", "finding", "what to do next")
     for f in findings:
         table.add_row(f.area, f.severity, escape(f.text), escape(f.action))
-    cli.out.print(table)
+    common.out.print(table)
     if any(f.severity == "todo" for f in findings):
         raise typer.Exit(1)
 
@@ -527,9 +560,9 @@ def _practice(node: Node, member: str) -> tuple[Practice, Member]:
 
     found = MemberStore(node.db).by_username(member)
     if found is None or found.disabled:
-        raise _fail(f"no active member {member!r}")
+        raise fail(f"no active member {member!r}")
     practice = Practice(
-        _services(node).negotiation,
+        node_services(node).negotiation,
         party_id=party_slug(node.name),
         party_name=node.name,
         now=_now,
@@ -540,39 +573,41 @@ def _practice(node: Node, member: str) -> tuple[Practice, Member]:
 def _show_run(run: Run) -> None:
     from accord.templates.practice import STEPS
 
-    cli.out.print(f"practice case {run.case_id}")
+    common.out.print(f"practice case {run.case_id}")
     for step, what in STEPS:
         mark = "done" if run.done[step] else "todo"
-        cli.out.print(escape(f"  [{mark}] {what}"))
+        common.out.print(escape(f"  [{mark}] {what}"))
     if run.finished:
-        cli.out.print("finished: this member has done a practice run")
+        common.out.print("finished: this member has done a practice run")
 
 
 def practice_start(
     member: Annotated[str, typer.Option(help="Username of the member who practises.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Open a practice case: Pat Practice writes in; work it like a real case (never
     counted in the metrics), then run accord practice check."""
-    practice, found = _practice(_open(data, database), member)
+    practice, found = _practice(open_node(data, database), member)
     try:
         _show_run(practice.start(found))
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
 
 def practice_check(
     member: Annotated[str, typer.Option(help="Username of the member who practises.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Play the customer's part of the member's latest practice case and show the steps."""
-    practice, found = _practice(_open(data, database), member)
+    practice, found = _practice(open_node(data, database), member)
     try:
         _show_run(practice.check(found))
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
 
 
 practice_app.command("start")(practice_start)
@@ -591,6 +626,3 @@ goal_app.command("add")(goal_add)
 goal_app.command("list")(goal_list)
 goal_app.command("remove")(goal_remove)
 goal_app.command("own")(goal_own)
-
-from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402

@@ -1,6 +1,6 @@
 """``accord node``, ``invite``, ``join``, ``sync`` and ``peers``: federation commands.
 
-Imported at the end of ``accord.cli`` (like ``cli_auth``), whose helpers it uses.
+Uses ``accord.cli.common``; registered by ``accord.cli.root``.
 """
 
 from __future__ import annotations
@@ -16,6 +16,17 @@ if TYPE_CHECKING:
     from accord.federation.push import PushStatus
     from accord.federation.sync import Federation
     from accord.node import Node
+from accord.cli import common
+from accord.cli.common import (
+    CaseArg,
+    DatabaseReadUrl,
+    DatabaseUrl,
+    DataDir,
+    case_id_of,
+    fail,
+    node_services,
+    open_node,
+)
 from accord.service.errors import ServiceError
 
 node_app = typer.Typer(
@@ -24,54 +35,60 @@ node_app = typer.Typer(
 
 
 def _federation(node: Node) -> Federation:
-    return _services(node).federation
+    return node_services(node).federation
 
 
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else "never"
 
 
-def node_show(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def node_show(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """Show this node's name, key, fingerprint and public URL."""
-    node = _open(data, database)
-    cli.out.print(f"name         {escape(node.name)}{' (personal node)' if node.personal else ''}")
-    cli.out.print(f"key          {node.key.public}")
-    cli.out.print(f"fingerprint  {node.fingerprint}")
-    cli.out.print(f"url          {node.url or '(none: other nodes cannot reach this one)'}")
+    node = open_node(data, database)
+    common.out.print(
+        f"name         {escape(node.name)}{' (personal node)' if node.personal else ''}"
+    )
+    common.out.print(f"key          {node.key.public}")
+    common.out.print(f"fingerprint  {node.fingerprint}")
+    common.out.print(f"url          {node.url or '(none: other nodes cannot reach this one)'}")
 
 
 def node_set_url(
     url: Annotated[str, typer.Argument(help="e.g. https://accord.example.com")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Set the public URL other nodes reach this one at (used in invitations)."""
     from accord.core.bodies import URL
 
     if not URL.fullmatch(url):
-        raise _fail(f"{url!r} is not an http(s) URL")
-    node = _open(data, database)
+        raise fail(f"{url!r} is not an http(s) URL")
+    node = open_node(data, database)
     node.set_url(url.rstrip("/"))
-    cli.out.print(f"public URL set to {node.url}")
+    common.out.print(f"public URL set to {node.url}")
 
 
 def invite(
     case: CaseArg,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     hours: Annotated[int, typer.Option(min=1, max=720, help="How long the link works.")] = 72,
     member: Annotated[str, typer.Option(help="Who is inviting.")] = "cli",
 ) -> None:
     """Print a one-time invitation link for another node to join CASE."""
-    node = _open(data, database)
+    node = open_node(data, database)
     federation = _federation(node)
     try:
-        link = federation.invite(_case_id(node, case), member, timedelta(hours=hours))
+        link = federation.invite(case_id_of(node, case), member, timedelta(hours=hours))
     except ServiceError as exc:
-        raise _fail(exc.message) from exc
+        raise fail(exc.message) from exc
     finally:
         federation.close()
-    cli.err.print(
+    common.err.print(
         f"valid once, until {_when(link.expires)} UTC; the joining node's key "
         f"will be proposed as a party",
         soft_wrap=True,
@@ -83,6 +100,7 @@ def join(
     link: Annotated[str, typer.Argument(help="The invitation link from `accord invite`.")],
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
     party_id: Annotated[
         str | None,
         typer.Option(
@@ -100,25 +118,25 @@ def join(
     from accord.federation.invites import InviteError
     from accord.federation.sync import SyncError
 
-    node = _open(data, database)
+    node = open_node(data, database)
     slug = party_id or _slug(node.name)
     if not SLUG.fullmatch(slug):
-        raise _fail(f"--party-id {slug!r} must be a short id of a-z, 0-9, '.', '_' or '-'")
+        raise fail(f"--party-id {slug!r} must be a short id of a-z, 0-9, '.', '_' or '-'")
     kind = kind or ("person" if node.personal else "organisation")
     if kind not in ("organisation", "person"):
-        raise _fail("--kind is organisation or person")
+        raise fail("--kind is organisation or person")
     federation = _federation(node)
     try:
         result = federation.join(link, {"id": slug, "name": node.name, "kind": kind})
     except (InviteError, PeerError, SyncError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     finally:
         federation.close()
-    cli.out.print(f"fetched and verified {result.pull.stored} events of {result.case_id}")
+    common.out.print(f"fetched and verified {result.pull.stored} events of {result.case_id}")
     if result.member:
-        cli.out.print(f"you are now the party {escape(result.party)!r} of this case")
+        common.out.print(f"you are now the party {escape(result.party)!r} of this case")
     else:
-        cli.out.print(
+        common.out.print(
             f"proposed as the party {escape(result.party)!r}; you become a party "
             "once the other parties accept (then `accord sync`)"
         )
@@ -128,6 +146,7 @@ def sync(
     case: Annotated[str | None, typer.Argument(help="Only this case (default: all).")] = None,
     data: DataDir = None,
     database: DatabaseUrl = None,
+    database_read: DatabaseReadUrl = None,
 ) -> None:
     """Pull now from every other party's node and push what they have not acknowledged,
     ignoring backoff; say how far behind each peer and case is. Exits 1 when a peer
@@ -135,11 +154,11 @@ def sync(
     from accord.core.crypto import fingerprint
     from accord.federation.push import PeerPushers
 
-    node = _open(data, database)
+    node = open_node(data, database)
     federation = _federation(node)
     pushers = PeerPushers(federation, now=federation.now)
     try:
-        results = federation.sync(_case_id(node, case) if case else None, force=True)
+        results = federation.sync(case_id_of(node, case) if case else None, force=True)
         passes = {p.peer: p for p in pushers.catch_up(force=True)}
         pushes = pushers.status()
     finally:
@@ -157,9 +176,9 @@ def sync(
             escape(r.error or "ok"),
         )
     if results:
-        cli.out.print(table)
+        common.out.print(table)
     else:
-        cli.out.print("pulls: nothing behind")
+        common.out.print("pulls: nothing behind")
     failing = any(r.error for r in results)
     if pushes:
         pushed = Table("peer", "sent now", "not yet acknowledged", "failures", "result")
@@ -173,19 +192,21 @@ def sync(
                 escape(status.last_error or "ok"),
             )
             failing = failing or bool(status.failures or status.behind)
-        cli.out.print(pushed)
+        common.out.print(pushed)
     if failing:
         raise typer.Exit(1)
 
 
-def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
+def peers(
+    data: DataDir = None, database: DatabaseUrl = None, database_read: DatabaseReadUrl = None
+) -> None:
     """List peers: what each has yet to acknowledge of our events and whether pushing to
     it fails; per case, the last sync, how far behind each side was, failures and the
     last error. Exits 1 when a peer is failing."""
     from accord.core.crypto import fingerprint
     from accord.federation.push import PeerPushers
 
-    node = _open(data, database)
+    node = open_node(data, database)
     federation = _federation(node)
     pushers = PeerPushers(federation, now=federation.now)
     try:
@@ -207,7 +228,7 @@ def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
                 escape(status.last_error or ""),
             )
             failing = failing or bool(status.failures)
-        cli.out.print(pushed)
+        common.out.print(pushed)
     table = Table(
         "peer",
         "case",
@@ -235,7 +256,7 @@ def peers(data: DataDir = None, database: DatabaseUrl = None) -> None:
             escape(p.last_error or ""),
         )
         failing = failing or bool(p.failures)
-    cli.out.print(table)
+    common.out.print(table)
     if failing:
         raise typer.Exit(1)
 
@@ -271,6 +292,3 @@ def _slug(name: str) -> str:
 
 node_app.command("show")(node_show)
 node_app.command("set-url")(node_set_url)
-
-from accord import cli  # noqa: E402
-from accord.cli import CaseArg, DatabaseUrl, DataDir, _case_id, _fail, _open, _services  # noqa: E402
