@@ -254,9 +254,10 @@ def export(
 
     node = open_node(data, database)
     case_id = case_id_of(node, case)
-    state = node.cases.state(case_id)
-    assert state is not None
-    bundle = write_bundle(case_id, node.cases.events(case_id), state, exported_by=node.key.public)
+    exported = node.cases.export(case_id)  # one snapshot; the read replica's, if there is one
+    assert exported is not None
+    state, events = exported
+    bundle = write_bundle(case_id, events, state, exported_by=node.key.public)
     output.write_bytes(bundle)
     common.out.print(f"wrote {state['events']} events of {case_id} to {output}")
     common.out.print(f"state {state_hash(state)}")
