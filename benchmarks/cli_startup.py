@@ -1,5 +1,6 @@
 """How soon the command line answers (issue 23): the median wall time of ``accord --help``,
-``accord case show`` and ``accord serve`` (from start until ``/health`` answers), each
+``accord case show`` and ``accord serve`` (from start until ``/health`` answers, and until
+``/ready`` does), each
 against ``python -c pass`` (and ``import typer``, the floor of a Typer command) measured
 in the same run, interleaved so that all see the same machine.
 
@@ -16,7 +17,8 @@ at the same moment; those figures carry the suffix ``@before``.
 Each run is a new interpreter (``sys.executable -m accord``, as the ``accord`` script
 runs it). ``case show`` reads a case of a node made for the run in a temporary data
 directory (SQLite); ``serve`` starts on that node with the inline worker off and is
-stopped as soon as ``/health`` has answered. ``--json`` prints one object: for each
+stopped as soon as ``/ready`` has answered (``/health`` answers first: the port is bound
+before the node is built). ``--json`` prints one object: for each
 figure the median, min, max and runs in seconds, and the ratios to ``python -c pass``.
 """
 
@@ -71,8 +73,10 @@ def free_port() -> int:
         return port
 
 
-def serve_until_healthy(env: dict[str, str], timeout: float = 60.0) -> float:
-    """Seconds from starting ``accord serve`` until ``GET /health`` answers 200."""
+def serve_until_healthy(env: dict[str, str], timeout: float = 60.0) -> tuple[float, float]:
+    """Seconds from starting ``accord serve`` until ``GET /health`` first answers 200 (the
+    process is alive: since the port is bound first, while the node is still starting),
+    and until ``GET /ready`` answers 200 (everything started, requests served at once)."""
     port = free_port()
     started = time.perf_counter()
     server = subprocess.Popen(
@@ -84,17 +88,22 @@ def serve_until_healthy(env: dict[str, str], timeout: float = 60.0) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    health: float | None = None
     try:
         while time.perf_counter() - started < timeout:
+            path = "/health" if health is None else "/ready"
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
                     if r.status == 200:
-                        return time.perf_counter() - started
-            except OSError:
+                        if health is None:
+                            health = time.perf_counter() - started
+                            continue
+                        return health, time.perf_counter() - started
+            except OSError:  # refused, or 503 while starting (HTTPError is an OSError)
                 if server.poll() is not None:
                     raise SystemExit("accord serve exited before answering") from None
                 time.sleep(0.01)
-        raise SystemExit(f"accord serve did not answer /health within {timeout} s")
+        raise SystemExit(f"accord serve was not ready within {timeout} s")
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -159,14 +168,17 @@ def main(argv: list[str] | None = None) -> int:
             for name, argv_ in commands.items():
                 times[name].append(timed(argv_, envs[name], name))
         if not args.no_serve:
-            serving = {"accord_serve_to_health": env}
+            serving = {"": env}
             if args.before is not None:
-                serving["accord_serve_to_health@before"] = old
-            for name in serving:
-                times[name] = []
+                serving["@before"] = old
+            for suffix in serving:
+                times[f"accord_serve_to_health{suffix}"] = []
+                times[f"accord_serve_to_ready{suffix}"] = []
             for _ in range(args.serve_runs):
-                for name, serve_env in serving.items():
-                    times[name].append(serve_until_healthy(serve_env))
+                for suffix, serve_env in serving.items():
+                    health, ready = serve_until_healthy(serve_env)
+                    times[f"accord_serve_to_health{suffix}"].append(health)
+                    times[f"accord_serve_to_ready{suffix}"].append(ready)
                 times["python_pass"].append(timed(commands["python_pass"], env))
     finally:
         shutil.rmtree(work, ignore_errors=True)
