@@ -2,8 +2,9 @@
 
 Command-line options win, then ``ACCORD_*`` environment variables, then this file, then
 the built-in defaults. Each command reads its own table (``[serve]``, ``[worker]``), keys
-named as its options with ``_`` for ``-``. Secrets do not belong here: database passwords
-go in ``ACCORD_DATABASE_URL`` or a ``.pgpass`` file.
+named as its options with ``_`` for ``-``; every command reads ``[database]`` (``read_url``
+and ``read_max_lag``: a read replica, ``accord.store.database.resolve_read_url``). Secrets
+do not belong here: database passwords go in ``ACCORD_DATABASE_URL`` or a ``.pgpass`` file.
 
 The database's timeouts are read by every command from ``ACCORD_DB_CONNECT_TIMEOUT``,
 ``ACCORD_DB_STATEMENT_TIMEOUT``, ``ACCORD_DB_LOCK_TIMEOUT`` and ``ACCORD_DB_BUSY_TIMEOUT``
