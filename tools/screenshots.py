@@ -43,14 +43,15 @@ def serving(data: Path) -> Iterator[str]:
     with subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as srv:
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(200):
+            for _ in range(200):  # /health answers at once; /ready once it has started
                 try:
-                    httpx.get(f"{base}/health", timeout=0.5)
-                    break
+                    if httpx.get(f"{base}/ready", timeout=0.5).status_code == 200:
+                        break
                 except httpx.TransportError:
-                    if srv.poll() is not None:
-                        raise RuntimeError("accord serve exited") from None
-                    time.sleep(0.1)
+                    pass
+                if srv.poll() is not None:
+                    raise RuntimeError("accord serve exited")
+                time.sleep(0.1)
             yield base
         finally:
             srv.terminate()

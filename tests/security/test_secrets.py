@@ -48,16 +48,17 @@ def _serve_and_log(data: Path) -> str:
     ) as server:
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                for _ in range(400):
+                for _ in range(400):  # /health answers at once; /ready once it has started
                     try:
-                        client.get("/health", timeout=0.5)
-                        break
+                        if client.get("/ready", timeout=0.5).status_code == 200:
+                            break
                     except httpx.TransportError:
-                        try:
-                            server.wait(timeout=0.05)
-                        except subprocess.TimeoutExpired:
-                            continue
-                        raise RuntimeError("accord serve exited") from None
+                        pass
+                    try:
+                        server.wait(timeout=0.05)
+                    except subprocess.TimeoutExpired:
+                        continue
+                    raise RuntimeError("accord serve exited") from None
                 client.get(f"/portal/{PORTAL_TOKEN}")
                 client.get(f"/portal/{PORTAL_TOKEN}/bundle")
                 client.get(
