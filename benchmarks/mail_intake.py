@@ -12,6 +12,11 @@ the floor, Accord's parser, storing the raw mail) so the report says where the t
     python benchmarks/mail_intake.py --quick    # 1 repetition, 300 messages
     python benchmarks/mail_intake.py --json     # one JSON object on stdout
     python benchmarks/mail_intake.py --quick --reps 5 --compare-durability --no-postgres
+    python benchmarks/mail_intake.py --burst 0   # one at a time only (no bursts)
+
+Each backend runs one mail at a time (``receive``) and, interleaved with it, in bursts of
+``--burst`` (50: ``receive_many``, one transaction a burst, as the SMTP listener stores
+mail from sessions that arrive together and IMAP polling stores a fetched chunk).
 
 ``--compare-durability`` also runs the SQLite pipeline as nodes ran before acknowledged
 meant durable (``synchronous=NORMAL``, raw mail not fsynced), interleaved with the
@@ -43,6 +48,7 @@ from common import machine
 
 from accord.auth.members import MemberStore
 from accord.channels.email.mailboxes import Mailbox
+from accord.channels.email.mailchannel import Arrival
 from accord.channels.email.parse import parse_mail
 from accord.node import Node
 from accord.service.ownership import Ownership
@@ -118,13 +124,22 @@ def as_before_durability(node: Node) -> None:
         engine.dispose()  # the pooled connections were made with FULL
 
 
-def pipeline(node: Node, mails: Sequence[bytes], *, durable: bool = True) -> float:
+def pipeline(node: Node, mails: Sequence[bytes], *, durable: bool = True, burst: int = 1) -> float:
+    """Mails per second through ``receive`` one at a time, or ``receive_many`` in bursts
+    of ``burst`` (as the SMTP listener and IMAP polling store mail that arrives together)."""
     channel = Services.build(node, inline_followers=False).mail
     if not durable:
         channel.blobs.fsync = False
+    recipients = ("support@northwind.example",)
     started = time.perf_counter()
-    for raw in mails:
-        channel.receive(raw, recipients=["support@northwind.example"])
+    if burst <= 1:
+        for raw in mails:
+            channel.receive(raw, recipients=recipients)
+    else:
+        for at in range(0, len(mails), burst):
+            chunk = [Arrival(raw, recipients=recipients) for raw in mails[at : at + burst]]
+            results = channel.receive_many(chunk)
+            assert not any(isinstance(r, Exception) for r in results), results
     elapsed = time.perf_counter() - started
     check(node, len(mails))
     return len(mails) / elapsed
@@ -176,6 +191,31 @@ def summary(samples: Sequence[float]) -> Json:
     }
 
 
+def run_once(
+    backend: str, root: Path, admin: sa.Engine, postgres: str, mails: Sequence[bytes], burst: int
+) -> float:
+    """One pipeline run on a fresh node (a fresh database on PostgreSQL)."""
+    if backend == "sqlite":
+        node = fresh_node(None, root)
+        try:
+            return pipeline(node, mails, burst=burst)
+        finally:
+            node.close()
+    name = f"accord_bench_{secrets.token_hex(4)}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        url = sa.engine.make_url(postgres).set(database=name)
+        node = fresh_node(url.render_as_string(hide_password=False), root)
+        try:
+            return pipeline(node, mails, burst=burst)
+        finally:
+            node.close()
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="1 repetition of 300 messages")
@@ -187,6 +227,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--compare-durability",
         action="store_true",
         help="also run SQLite with synchronous=NORMAL and blobs not fsynced (as before)",
+    )
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=50,
+        help="also store the mails in bursts of this many, one transaction each (0: not)",
     )
     args = parser.parse_args(argv)
     total, reps = (300, 1) if args.quick else (1000, 3)
@@ -216,25 +262,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
         backends = ["sqlite"] if args.no_postgres else ["sqlite", "postgresql"]
         for backend in backends:
-            samples = []
-            for _ in range(reps):
-                if backend == "sqlite":
-                    node = fresh_node(None, root)
-                    samples.append(pipeline(node, mails))
-                    node.close()
-                    continue
-                name = f"accord_bench_{secrets.token_hex(4)}"
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-                try:
-                    url = sa.engine.make_url(args.postgres).set(database=name)
-                    node = fresh_node(url.render_as_string(hide_password=False), root)
-                    samples.append(pipeline(node, mails))
-                    node.close()
-                finally:
-                    with admin.connect() as conn:
-                        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            results[f"pipeline_{backend}_per_second"] = summary(samples)
+            samples: dict[int, list[float]] = {1: []}
+            if args.burst > 1:
+                samples[args.burst] = []
+            for rep in range(reps):  # one at a time and in bursts, interleaved
+                for burst in sorted(samples, reverse=bool(rep % 2)):
+                    samples[burst].append(
+                        run_once(backend, root, admin, args.postgres, mails, burst)
+                    )
+            results[f"pipeline_{backend}_per_second"] = summary(samples[1])
+            if args.burst > 1:
+                results[f"pipeline_{backend}_bursts_per_second"] = summary(samples[args.burst])
+                results[f"pipeline_{backend}_bursts_over_single"] = round(
+                    statistics.median(samples[args.burst]) / statistics.median(samples[1]), 2
+                )
+        results["burst"] = args.burst
     admin.dispose()
     if args.json:
         print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
@@ -257,6 +299,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(
                 f"  whole pipeline on {backend:<10}       {figures['median']:>9,.0f}"
                 f"   (goal ≥ {GOAL_PER_CORE}/s per core: {verdict})"
+            )
+        bursts = results.get(f"pipeline_{backend}_bursts_per_second")
+        if bursts:
+            verdict = "met" if bursts["median"] >= GOAL_PER_CORE else "NOT met"
+            ratio = results[f"pipeline_{backend}_bursts_over_single"]
+            print(
+                f"    in bursts of {results['burst']:<3} on {backend:<10}"
+                f"  {bursts['median']:>9,.0f}   ({ratio:.2f} times one at a time; goal: {verdict})"
             )
     return 0
 

@@ -4,6 +4,7 @@ and the database's timeouts are read from the environment and reach the server."
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -58,9 +59,18 @@ def test_blobs_are_fsynced_file_and_directory(
     store = node_blobs(tmp_path)
     digest = store.put(b"Received: by mx.example\r\n\r\nHello")
     assert store.get(digest).startswith(b"Received")
-    assert len(synced) == 2  # the file, then its directory (the rename)
+    # the parents of the three new directories (blobs/, ab/, cd/), the file, its directory
+    assert len(synced) == 5
     store.put(b"Received: by mx.example\r\n\r\nHello")
-    assert len(synced) == 2  # already there: nothing to write
+    assert len(synced) == 5  # already there: nothing to write
+    same_shard = next(
+        data
+        for n in range(2_000_000)
+        if store.path(hashlib.sha256(data := f"mail {n}".encode()).hexdigest()).parent
+        == store.path(digest).parent
+    )
+    store.put(same_shard)
+    assert len(synced) == 7  # a known directory: the file and the rename only
 
 
 def test_the_mail_channel_stores_durable_blobs_on_sqlite(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ class BlobStore:
     def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = root
         self.fsync = fsync
+        self._made: set[Path] = set()  # directories known to exist (and be durable)
 
     def path(self, sha256: str) -> Path:
         if not SHA256.fullmatch(sha256):
@@ -46,10 +47,15 @@ class BlobStore:
         target = self.path(digest)
         if target.exists():
             return digest
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._directory(target.parent)
         temporary = target.with_name(f".tmp-{digest[:16]}-{os.getpid()}")
         try:  # 0600: attachments and raw mail are for this node's user only
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except FileNotFoundError:  # the directory went away (a restore): make it again
+                self._made.discard(target.parent)
+                self._directory(target.parent)
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 if self.fsync:
@@ -67,6 +73,23 @@ class BlobStore:
                 ) from exc
             raise
         return digest
+
+    def _directory(self, directory: Path) -> None:
+        """Make ``directory`` (``ab/cd``) if it is new, and with ``fsync`` make its entry
+        in its parent durable too: a blob in a directory a power cut forgets is lost."""
+        if directory in self._made:
+            return
+        missing = []
+        at = directory
+        while not at.exists() and at != self.root.parent:
+            missing.append(at)
+            at = at.parent
+        for new in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+                new.mkdir(mode=0o700)
+            if self.fsync:
+                _fsync_dir(new.parent)
+        self._made.add(directory)
 
     def get(self, sha256: str) -> bytes:
         """The blob's bytes; ``FileNotFoundError`` if it is not here."""

@@ -239,7 +239,7 @@ class Intake:
             if earlier is None:
                 raise
             return earlier
-        self._after(receipt)
+        self.db.after_commit(lambda: self._after(receipt))
         return receipt
 
     def record(self, message: Inbound, status: str, reason: str) -> Receipt:

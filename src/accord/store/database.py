@@ -36,7 +36,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -158,6 +158,19 @@ def acting_for(member: str) -> None:
 _writing: ContextVar[int] = ContextVar("accord_writing", default=0)
 
 
+@dataclass
+class _Batch:
+    """A group commit in progress (``Database.batch``): its connection and what waits for
+    its commit."""
+
+    db: Database
+    conn: Connection
+    after: list[Callable[[], None]]
+
+
+_batch: ContextVar[_Batch | None] = ContextVar("accord_batch", default=None)
+
+
 def resolve_url(data_dir: Path, explicit: str | None = None) -> str:
     """``--database`` wins, then ``$ACCORD_DATABASE_URL``, then SQLite in the data dir."""
     if explicit:
@@ -261,7 +274,13 @@ class Database:
         A commit that fails is counted as uncertain in the request's ``WriteOutcome``:
         the server may have committed before the answer was lost. With a read replica,
         the transaction also leaves a new mark of the member it is made for
-        (``acting_for``), which their replica reads wait for."""
+        (``acting_for``), which their replica reads wait for. Inside ``batch`` it is a
+        savepoint of the batch's transaction: an error undoes this write alone."""
+        batch = self._batch()
+        if batch is not None:
+            with batch.conn.begin_nested():
+                yield batch.conn
+            return
         with self.writer.connect() as conn:
             transaction = conn.begin()
             writing = _writing.set(_writing.get() + 1)
@@ -294,9 +313,52 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read on the primary (SQLite: its reading engine)."""
+        """A read on the primary (SQLite: its reading engine); inside ``batch``, on the
+        batch's connection, which sees what the batch wrote so far."""
+        batch = self._batch()
+        if batch is not None:
+            yield batch.conn
+            return
         with self.reader.connect() as conn:
             yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for a burst of writes: a group commit.
+
+        Mail arriving together (an SMTP listener's concurrent sessions, an IMAP fetch) is
+        stored in one transaction, so one commit — one fsync of the log — carries them all
+        instead of one each. Every ``write`` made in this context (this thread, this
+        database) is a savepoint of the batch, so a write that fails undoes itself and
+        leaves the others; every ``read`` uses the batch's connection and sees them. The
+        batch commits when the context ends, or rolls back as a whole when it raises:
+        nothing inside is durable, nor may be acknowledged, before then. ``after_commit``
+        holds what must wait for the commit. A batch inside a batch joins it."""
+        if self._batch() is not None:
+            yield
+            return
+        after: list[Callable[[], None]] = []
+        with self.write() as conn:
+            token = _batch.set(_Batch(self, conn, after))
+            try:
+                yield
+            finally:
+                _batch.reset(token)
+        for then in after:
+            then()
+
+    def after_commit(self, then: Callable[[], None]) -> None:
+        """Run ``then`` once what was written so far is committed: at once outside a
+        ``batch``, when the batch commits inside one (never, if it rolls back)."""
+        batch = self._batch()
+        if batch is None:
+            then()
+        else:
+            batch.after.append(then)
+
+    def _batch(self) -> _Batch | None:
+        batch = _batch.get()
+        return batch if batch is not None and batch.db is self else None
 
     @contextmanager
     def read_replica(self) -> Iterator[Connection]:

@@ -28,7 +28,7 @@ from imapclient.exceptions import IMAPClientError
 
 from accord.channels.blobs import StorageFull
 from accord.channels.email.mailboxes import Mailbox
-from accord.channels.email.mailchannel import MailChannel
+from accord.channels.email.mailchannel import Arrival, MailChannel
 
 log = logging.getLogger("accord.channels.email")
 BATCH = 50
@@ -101,13 +101,19 @@ class ImapPoller:
         for start in range(0, len(uids), BATCH):
             chunk = uids[start : start + BATCH]
             fetched = client.fetch(chunk, [b"BODY.PEEK[]"])
-            for uid in chunk:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
-                if raw is not None:
-                    self.channel.receive(bytes(raw), mailbox=mailbox)
-                    client.add_flags([uid], [b"\\Seen"])
-                    read += 1
-                self.mailboxes.set_imap_position(mailbox.id, uidvalidity, uid)
+            present = [u for u in chunk if fetched.get(u, {}).get(b"BODY[]") is not None]
+            # One transaction for the chunk (a group commit); flagged and passed only once
+            # it has committed, so a process killed before then reads the chunk again.
+            results = self.channel.receive_many(
+                [Arrival(bytes(fetched[u][b"BODY[]"]), mailbox=mailbox) for u in present]
+            )
+            for uid, result in zip(present, results, strict=True):
+                if isinstance(result, Exception):  # the mail's own fault: left in the folder
+                    log.warning("IMAP %s: message UID %d refused: %s", mailbox.address, uid, result)
+                read += 1
+            if present:
+                client.add_flags(present, [b"\\Seen"])
+            self.mailboxes.set_imap_position(mailbox.id, uidvalidity, chunk[-1])
         if read:
             log.info("IMAP %s: %d new message(s)", mailbox.address, read)
         return read

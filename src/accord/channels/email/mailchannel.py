@@ -113,6 +113,16 @@ def requester(parsed: ParsedMail, boxes: Sequence[Mailbox]) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Arrival:
+    """One mail of a burst that arrived together (``MailChannel.receive_many``)."""
+
+    raw: bytes
+    recipients: Sequence[str] = ()
+    mailbox: Mailbox | None = None
+    envelope_sender: str | None = None
+
+
+@dataclass(frozen=True)
 class Reply:
     outcome: Outcome
     message_id: int  # the outbox row
@@ -167,6 +177,32 @@ class MailChannel:
             raise  # may pass, or the sender's mistake: answered as such (452/451, 554, 55x)
         except Exception as exc:
             return self._poison(raw, recipients, exc)
+
+    def receive_many(self, arrivals: Sequence[Arrival]) -> list[Receipt | Exception]:
+        """A burst of mails stored in one transaction (``Database.batch``): one commit,
+        one fsync of the log, for all of them. Nothing is durable, so nothing may be
+        acknowledged, before this returns.
+
+        Each mail is a savepoint of its own: its own refusal (too large, not a mail, no
+        mailbox for it) is its result and changes nothing; a poison mail is undone and kept
+        as failed, as ``receive`` keeps it; the others stand. What may pass (the database,
+        the disk) raises for the whole burst, of which then nothing is kept: every sender
+        is asked to try again."""
+        results: list[Receipt | Exception] = []
+        with self.db.batch():
+            for a in arrivals:
+                try:
+                    with self.db.write():  # a savepoint: this mail's writes stand or go together
+                        receipt = self._receive(a.raw, a.recipients, a.mailbox, a.envelope_sender)
+                except TRANSIENT:
+                    raise
+                except (MailParseError, Invalid) as exc:
+                    results.append(exc)
+                    continue
+                except Exception as exc:
+                    receipt = self._poison(a.raw, a.recipients, exc)
+                results.append(receipt)
+        return results
 
     def _poison(self, raw: bytes, recipients: Sequence[str], exc: Exception) -> Receipt:
         log.exception("a mail could not be handled; kept as failed for a member")

@@ -10,6 +10,12 @@ makes that retry harmless. A full disk answers ``452`` (try later), an unexpecte
 protocol, before it is read, and one over its own mailbox's smaller limit with ``552``
 once read (nothing of it is stored).
 
+Mail from sessions that arrive together is stored together: while one burst is being
+stored (one transaction, one commit: ``MailChannel.receive_many``), the mails that arrive
+wait and then go as the next burst of at most BURST, so a busy listener pays one commit
+for many mails and an idle one waits for nobody. Each sender still hears ``250`` only
+once its own burst has committed.
+
 A mail that fails on every attempt (poison) is kept as ``failed`` for a member and
 answered ``250``, never ``451`` forever. The envelope sender (``MAIL FROM``) goes with
 the mail: the null sender ``<>`` is a bounce, never a case or an acknowledgement. Lines
@@ -31,16 +37,67 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from accord.channels.blobs import StorageFull
 from accord.channels.email.mailboxes import DEFAULT_MAX_MESSAGE
-from accord.channels.email.mailchannel import MailChannel, MessageTooLarge, NoMailbox
+from accord.channels.email.mailchannel import (
+    Arrival,
+    MailChannel,
+    MessageTooLarge,
+    NoMailbox,
+)
 from accord.channels.email.parse import MailParseError
+from accord.channels.intake import Receipt
 
 log = logging.getLogger("accord.channels.email")
 MAX_RECIPIENTS = 100
+BURST = 50
+"""The most mails stored in one transaction."""
+
+
+class Bursts:
+    """Mails waiting to be stored, gathered into bursts (on the listener's event loop)."""
+
+    def __init__(self, channel: MailChannel, *, limit: int = BURST) -> None:
+        self.channel = channel
+        self.limit = limit
+        self.waiting: list[tuple[Arrival, asyncio.Future[Receipt]]] = []
+        self.storing = False
+
+    async def store(self, arrival: Arrival) -> Receipt:
+        """``arrival`` stored with whatever arrived with it; its receipt, or its error."""
+        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
+        self.waiting.append((arrival, future))
+        if not self.storing:
+            self.storing = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self.waiting:
+                burst, self.waiting = self.waiting[: self.limit], self.waiting[self.limit :]
+                arrivals = [a for a, _ in burst]
+                try:
+                    results = await loop.run_in_executor(None, self.channel.receive_many, arrivals)
+                except Exception as exc:  # the whole burst: nothing of it was kept
+                    for _, future in burst:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(burst, results, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self.storing = False
 
 
 class _Handler:
     def __init__(self, channel: MailChannel) -> None:
         self.channel = channel
+        self.bursts = Bursts(channel)
 
     async def handle_RCPT(
         self,
@@ -63,14 +120,11 @@ class _Handler:
         raw = envelope.original_content or envelope.content
         if not isinstance(raw, bytes):
             raw = str(raw).encode("utf-8", "surrogateescape")
-        loop = asyncio.get_running_loop()
+        arrival = Arrival(
+            raw, recipients=tuple(envelope.rcpt_tos), envelope_sender=envelope.mail_from
+        )
         try:
-            receipt = await loop.run_in_executor(
-                None,
-                lambda: self.channel.receive(
-                    raw, recipients=list(envelope.rcpt_tos), envelope_sender=envelope.mail_from
-                ),
-            )
+            receipt = await self.bursts.store(arrival)
         except StorageFull:
             log.error("SMTP: no space left to store a message from %s", _peer(session))
             return "452 4.3.1 Insufficient system storage, try again later"
