@@ -190,10 +190,14 @@ class MailChannel:
         is asked to try again."""
         results: list[Receipt | Exception] = []
         with self.db.batch():
+            # read once for the burst: the same in the one transaction
+            boxes, trusted = self.mailboxes.all(), settings.mail_policy(self.db).authserv_ids
             for a in arrivals:
                 try:
                     with self.db.write():  # a savepoint: this mail's writes stand or go together
-                        receipt = self._receive(a.raw, a.recipients, a.mailbox, a.envelope_sender)
+                        receipt = self._receive(
+                            a.raw, a.recipients, a.mailbox, a.envelope_sender, boxes, trusted
+                        )
                 except TRANSIENT:
                     raise
                 except (MailParseError, Invalid) as exc:
@@ -246,8 +250,13 @@ class MailChannel:
         recipients: Sequence[str],
         mailbox: Mailbox | None,
         envelope_sender: str | None,
+        boxes: Sequence[Mailbox] | None = None,
+        trusted: tuple[str, ...] | None = None,
     ) -> Receipt:
-        boxes = self.mailboxes.all()
+        """``boxes`` (our mailboxes) and ``trusted`` (the authserv-ids whose verdicts count)
+        when the caller has read them already (a burst); read here otherwise."""
+        if boxes is None:
+            boxes = self.mailboxes.all()
         mailbox = mailbox or self._mailbox_for(recipients, boxes)
         if len(raw) > mailbox.max_message_bytes:
             log.info(
@@ -287,16 +296,19 @@ class MailChannel:
         if moved is not None:
             return moved
         message = self._forward_of_case(message, parsed)
-        message = self._screened(message, parsed, raw)
+        if trusted is None:
+            trusted = settings.mail_policy(self.db).authserv_ids
+        message = self._screened(message, parsed, raw, trusted)
         return self.intake.receive(
             message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox, address)
         )
 
-    def _screened(self, message: Inbound, parsed: ParsedMail, raw: bytes) -> Inbound:
+    def _screened(
+        self, message: Inbound, parsed: ParsedMail, raw: bytes, trusted: tuple[str, ...]
+    ) -> Inbound:
         """The sender's authentication and what asks for no automatic answer."""
         quiet = policy.quiet(parsed)
         hold = None
-        trusted = settings.mail_policy(self.db).authserv_ids
         if trusted:
             verdict = policy.authenticate(raw, trusted)
             message = replace(message, flags=(*message.flags, f"auth:{verdict.result}"))
