@@ -206,3 +206,38 @@ def test_a_reply_without_a_channel_goes_where_the_customer_last_wrote(desk: Desk
     )
     assert "by email." in page.text
     assert outgoing(desk, case_id)[len(before) :] == ["email", "email"]
+
+
+# -- the mail log: one query behind the API and the command line -------------------------
+
+
+def test_the_mail_log_is_one_query_for_the_api_and_the_command_line(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accord.channels.email.mailchannel import MailChannel
+
+    first = desk.mail("Broadband down", "No sync light since Monday.")
+    desk.mail("Invoice wrong", "Charged twice.", sender="sam@example.net", name="Sam Hill")
+    asked: list[dict[str, object]] = []
+    log = MailChannel.log
+
+    def recorded(self: MailChannel, **where: object) -> list[dict[str, object]]:
+        asked.append(where)
+        return log(self, **where)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(MailChannel, "log", recorded)
+    client = TestClient(desk.app)
+    listed = client.get("/api/v1/mail/messages?direction=in", headers=bearer(desk))
+    assert listed.status_code == 200, listed.text
+    assert [m["subject"] for m in listed.json()["messages"]] == ["Invoice wrong", "Broadband down"]
+    of_case = client.get(f"/api/v1/cases/{first}/mail", headers=bearer(desk))
+    assert [m["subject"] for m in of_case.json()["messages"]][:1] == ["Broadband down"]
+    printed = CliRunner().invoke(
+        cli_app,
+        ["mail", "list", "--direction", "in", "--data", str(desk.node.data_dir)],
+        env={"COLUMNS": "200"},
+    )
+    assert printed.exit_code == 0, printed.output
+    assert "Invoice wrong" in printed.output and "Broadband down" in printed.output
+    assert [a.get("direction") for a in asked] == ["in", None, "in"]
+    assert asked[1]["case_id"] == first and asked[1]["oldest_first"] is True

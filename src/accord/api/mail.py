@@ -133,13 +133,7 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
     )
     def case_mail(case_id: str, _who: Principal = Depends(reader)) -> Any:
         mail.negotiation.state(case_id)  # 404 for an unknown case
-        with mail.db.read() as conn:
-            rows = conn.execute(
-                sa.select(channel_messages)
-                .where(channel_messages.c.case_id == case_id)
-                .order_by(channel_messages.c.id)
-            ).all()
-        return {"messages": [message_json(r) for r in rows]}
+        return {"messages": mail.log(case_id=case_id, limit=None, oldest_first=True)}
 
     @case.post(
         "/mail",
@@ -231,16 +225,9 @@ def mail_routes(mail: MailChannel) -> tuple[APIRouter, APIRouter]:
         limit: int = Query(50, ge=1, le=500),
         before: int | None = Query(None, ge=1, le=2**53 - 1),
     ) -> Any:
-        query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
-        if status:
-            query = query.where(channel_messages.c.status == status)
-        if direction:
-            query = query.where(channel_messages.c.direction == direction)
-        if before:
-            query = query.where(channel_messages.c.id < before)
-        with mail.db.read() as conn:
-            rows = conn.execute(query.order_by(channel_messages.c.id.desc()).limit(limit)).all()
-        return {"messages": [message_json(r) for r in rows]}
+        return {
+            "messages": mail.log(status=status, direction=direction, before=before, limit=limit)
+        }
 
     @top.get(
         "/mail/messages/{message_id}", summary="One email message", response_model=ChannelMessage

@@ -404,24 +404,15 @@ def mail_list(
     database_read: DatabaseReadUrl = None,
 ) -> None:
     """The mail log, newest first: what came in, what is queued, held or failed."""
-    import sqlalchemy as sa
-
-    from accord.channels.intake import message_json
-    from accord.store.tables import channel_messages
-
     node = open_node(data, database)
-    query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
-    if status:
-        query = query.where(channel_messages.c.status == status)
-    if direction:
-        query = query.where(channel_messages.c.direction == direction)
-    if case:
-        query = query.where(channel_messages.c.case_id == case_id_of(node, case))
-    with node.db.read() as conn:
-        rows = conn.execute(query.order_by(channel_messages.c.id.desc()).limit(limit)).all()
+    messages = _channel(node).log(
+        status=status,
+        direction=direction,
+        case_id=case_id_of(node, case) if case else None,
+        limit=limit,
+    )
     table = Table("id", "dir", "kind", "status", "from / to", "subject", "case", "note")
-    for row in rows:
-        m = message_json(row)
+    for m in messages:
         who = m["sender"] if m["direction"] == "in" else ", ".join(m["recipients"])
         table.add_row(
             str(m["id"]),

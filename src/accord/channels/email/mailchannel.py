@@ -42,7 +42,7 @@ from accord.channels.email.parse import (
     parse_mail,
 )
 from accord.channels.email.policy import stable_id
-from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt
+from accord.channels.intake import CUSTOMER_PARTY, Inbound, Intake, Receipt, message_json
 from accord.channels.refs import CaseRef, subject_number, tagged
 from accord.core.errors import AccordError
 from accord.core.events import Event
@@ -207,6 +207,35 @@ class MailChannel:
                     receipt = self._poison(a.raw, a.recipients, exc)
                 results.append(receipt)
         return results
+
+    def log(
+        self,
+        *,
+        status: str | None = None,
+        direction: str | None = None,
+        case_id: str | None = None,
+        before: int | None = None,
+        limit: int | None = 50,
+        oldest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The mail log: email messages in and out with their status, newest first (a
+        case's conversation oldest first); the one query behind the API and the CLI.
+        ``before`` pages back by message id."""
+        query = sa.select(channel_messages).where(channel_messages.c.channel == "email")
+        if status:
+            query = query.where(channel_messages.c.status == status)
+        if direction:
+            query = query.where(channel_messages.c.direction == direction)
+        if case_id:
+            query = query.where(channel_messages.c.case_id == case_id)
+        if before:
+            query = query.where(channel_messages.c.id < before)
+        order = channel_messages.c.id if oldest_first else channel_messages.c.id.desc()
+        query = query.order_by(order)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.db.read() as conn:
+            return [message_json(r) for r in conn.execute(query)]
 
     def _poison(self, raw: bytes, recipients: Sequence[str], exc: Exception) -> Receipt:
         log.exception("a mail could not be handled; kept as failed for a member")
