@@ -26,6 +26,13 @@ for ``inbox_open`` (``GET /?view=open``: tab counts and the all-open list), ``in
 ``route_ms`` / ``direct_ms``: choosing where a read goes (``read_replica()`` around
 ``SELECT 1``: the primary's position and the member's mark, then the replica's) against
 ``read()`` around the same statement, the cost of the rule on its own.
+
+What each page still asks of the primary, per request, with and without the replica
+(``primary_work``): the buffers it touched (``blks_hit + blks_read``), the rows it
+returned or fetched and its transactions, from ``pg_stat_database`` for the benchmark's
+database alone (other databases of the server do not count), over ``--work-requests``
+requests of each node one after the other, each read once the server's backends have
+flushed their statistics (``STATS_FLUSH_S`` after going idle). No timing in it.
 """
 
 from __future__ import annotations
@@ -62,6 +69,11 @@ from accord.node import Node
 from accord.store.database import Database
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+STATS_FLUSH_S = 11.0  # PostgreSQL 15+: an idle backend flushes its statistics within 10 s
+_WORK = sa.text(
+    "SELECT blks_hit + blks_read, tup_returned + tup_fetched, xact_commit + xact_rollback "
+    "FROM pg_stat_database WHERE datname = :name"
+)
 console = Console(stderr=True)
 
 
@@ -148,6 +160,44 @@ def alternate(
     }
 
 
+class PrimaryWork:
+    """What the primary did for one database, from its statistics (``_WORK``)."""
+
+    def __init__(self, admin: sa.Engine, url: str) -> None:
+        self.admin, self.name = admin, sa.make_url(url).database
+
+    def now(self) -> tuple[int, int, int]:
+        time.sleep(STATS_FLUSH_S)  # let every backend of the pools flush what it did
+        with self.admin.connect() as conn:
+            blocks, rows, xacts = conn.execute(_WORK, {"name": self.name}).one()
+        return int(blocks), int(rows), int(xacts)
+
+    def per_request(self, client: TestClient, path: str, requests: int) -> dict[str, float]:
+        before = self.now()
+        for _ in range(requests):
+            once(client, path)
+        after = self.now()
+        keys = ("buffers", "rows", "transactions")
+        return {
+            k: round((a - b) / requests, 1) for k, a, b in zip(keys, after, before, strict=True)
+        }
+
+
+def primary_work(
+    work: PrimaryWork, primary: TestClient, replicated: TestClient, path: str, requests: int
+) -> dict[str, Any]:
+    """Per request of ``path``: the primary's work without the replica and with it."""
+    alone = work.per_request(primary, path, requests)
+    helped = work.per_request(replicated, path, requests)
+    return {
+        "without_replica": alone,
+        "with_replica": helped,
+        "buffers_ratio": round(helped["buffers"] / alone["buffers"], 3)
+        if alone["buffers"]
+        else None,
+    }
+
+
 def route_cost(db: Database, reps: int) -> dict[str, float]:
     """``read_replica()`` against ``read()``, each around ``SELECT 1``."""
 
@@ -164,7 +214,9 @@ def route_cost(db: Database, reps: int) -> dict[str, float]:
     return {"route_ms": timed(db.read_replica), "direct_ms": timed(db.read)}
 
 
-def measure_inbox(url: str, replica: Replica, n: int, reps: int, now: datetime) -> dict[str, Any]:
+def measure_inbox(
+    url: str, replica: Replica, n: int, reps: int, now: datetime, work: PrimaryWork | None
+) -> dict[str, Any]:
     with two_nodes(url, replica.url_for(url), now) as (primary, replicated):
         t0 = time.perf_counter()
         inbox_bench.seed(primary, n, now, random.Random(7))
@@ -184,6 +236,9 @@ def measure_inbox(url: str, replica: Replica, n: int, reps: int, now: datetime) 
         ):
             out[key] = alternate(p, r, counted, path, reps)
             console.print(f"{key:>12}: {out[key]}")
+            if work is not None:
+                out[key]["primary_work"] = primary_work(work, p, r, path, 5)
+                console.print(f"{'':>12}  primary's work: {out[key]['primary_work']}")
         out.update(route_cost(replicated.db, reps))
         p_app.state.services.close()
         r_app.state.services.close()
@@ -191,7 +246,7 @@ def measure_inbox(url: str, replica: Replica, n: int, reps: int, now: datetime) 
 
 
 def measure_dashboard(
-    url: str, replica: Replica, n: int, reps: int, now: datetime
+    url: str, replica: Replica, n: int, reps: int, now: datetime, work: PrimaryWork | None
 ) -> dict[str, Any]:
     with two_nodes(url, replica.url_for(url), now) as (primary, replicated):
         t0 = time.perf_counter()
@@ -204,6 +259,9 @@ def measure_dashboard(
         replica.catch_up()
         out["dashboard"] = alternate(p, r, counted, "/dashboard", reps)
         console.print(f"{'dashboard':>12}: {out['dashboard']}")
+        if work is not None:
+            out["dashboard"]["primary_work"] = primary_work(work, p, r, "/dashboard", 5)
+            console.print(f"{'':>12}  primary's work: {out['dashboard']['primary_work']}")
         p_app.state.services.close()
         r_app.state.services.close()
         return out
@@ -216,6 +274,9 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--postgres-url", default=DEFAULT_PG, help="an admin URL of the primary")
     parser.add_argument("--replica-url", help="a standby of that server (else one is started)")
+    parser.add_argument(
+        "--no-work", action="store_true", help="skip the primary's work (about 2 minutes)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     n = args.cases or (5_000 if args.quick else 20_000)
@@ -232,6 +293,7 @@ def main() -> int:
         return sa.make_url(args.postgres_url).set(database=name).render_as_string(False)
 
     started = None
+    machine = common.machine(backend="postgresql")  # the load average at the start
     try:
         if args.replica_url:
             replica = Replica(primary_url=args.postgres_url, url=args.replica_url)
@@ -239,9 +301,13 @@ def main() -> int:
             console.print("starting a hot standby of the primary (pg_basebackup -R)…")
             replica = started = start_replica(args.postgres_url)
         console.print(f"the inbox over {n:,} cases, primary against replica…")
-        inbox = measure_inbox(fresh("inbox"), replica, n, args.reps, now)
+        url = fresh("inbox")
+        work = None if args.no_work else PrimaryWork(admin, url)
+        inbox = measure_inbox(url, replica, n, args.reps, now, work)
         console.print(f"the dashboard over {n:,} cases, primary against replica…")
-        board = measure_dashboard(fresh("dash"), replica, n, args.reps, now)
+        url = fresh("dash")
+        work = None if args.no_work else PrimaryWork(admin, url)
+        board = measure_dashboard(url, replica, n, args.reps, now, work)
     finally:
         with admin.connect() as conn:
             for name in made:
@@ -251,7 +317,8 @@ def main() -> int:
             stop_replica(started)
     result = {
         "benchmark": "replica",
-        **common.machine(backend="postgresql", replica="started" if started else "given"),
+        **machine,
+        "replica": "started" if started else "given",
         "inbox": inbox,
         "dashboard": board,
     }
