@@ -31,7 +31,8 @@ import sqlalchemy as sa
 
 from accord.store.database import Database
 
-CATCH_UP_SECONDS = 60.0
+CATCH_UP_SECONDS = 60.0  # the longest the replica may replay nothing while behind
+CATCH_UP_LIMIT = 600.0  # and the longest a catch-up may take in all (a loaded machine)
 SERVER_USER = "postgres"
 # Settings a hot standby needs at least as high as its primary's.
 AT_LEAST_PRIMARY = (
@@ -98,22 +99,65 @@ class Replica:
         return own.set(database=database).render_as_string(hide_password=False)
 
     def _scalar(self, url: str, sql: str) -> object:
+        return self._row(url, sql)[0]
+
+    def _row(self, url: str, sql: str) -> tuple[object, ...]:
         engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as conn:
-                return conn.exec_driver_sql(sql).scalar()
+                return tuple(conn.exec_driver_sql(sql).one())
         finally:
             engine.dispose()
 
     def catch_up(self) -> None:
         """Wait until the replica has replayed everything the primary wrote so far."""
         position = self._scalar(self.primary_url, "SELECT CAST(pg_current_wal_lsn() AS text)")
-        deadline = time.monotonic() + CATCH_UP_SECONDS
-        check = f"SELECT pg_last_wal_replay_lsn() >= CAST('{position}' AS pg_lsn)"
-        while not self._scalar(self.url, check):
-            if time.monotonic() > deadline:
-                _fail(f"the replica did not replay up to {position} in {CATCH_UP_SECONDS} s")
+        started = time.monotonic()
+        stalled, seen = started + CATCH_UP_SECONDS, None
+        check = (
+            f"SELECT pg_last_wal_replay_lsn() >= CAST('{position}' AS pg_lsn), "
+            "CAST(pg_last_wal_replay_lsn() AS text)"
+        )
+        while True:
+            done, at = self._row(self.url, check)
+            if done:
+                return
+            now = time.monotonic()
+            if at != seen:  # the whole cluster's WAL replays here, other tests' too: wait
+                stalled, seen = now + CATCH_UP_SECONDS, at
+            if now > stalled or now > started + CATCH_UP_LIMIT:
+                _fail(f"the replica did not replay up to {position}; it is at {self._state()}")
             time.sleep(0.02)
+
+    def _state(self) -> str:
+        """Where the replica stands and what holds it up, for a failure's message."""
+        found = [
+            str(
+                self._scalar(
+                    self.url,
+                    "SELECT concat_ws(' ', pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), "
+                    "pg_get_wal_replay_pause_state())",
+                )
+            )
+        ]
+        engine = sa.create_engine(
+            self.url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+        )
+        try:
+            with engine.connect() as conn:
+                found += [
+                    " ".join(map(str, row))
+                    for row in conn.exec_driver_sql(
+                        "SELECT pid, datname, state, wait_event_type, wait_event, "
+                        "left(query, 80) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                    )
+                ]
+        finally:
+            engine.dispose()
+        if self.directory is not None:
+            log = (self.directory / "server.log").read_text(errors="replace").splitlines()
+            found += ["server.log:", *log[-15:]]
+        return "\n".join(found)
 
     def pause(self) -> None:
         """Stop replaying (WAL still arrives): the replica stands still at what it has."""
