@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from accord.ops.config import ConfigError
+from accord.store import database
 from accord.store.database import (
     ENV_READ_MAX_LAG,
     ENV_READ_URL,
@@ -151,8 +152,12 @@ def test_reads_inside_a_write_stay_on_the_primary(replicated: Replicated, tracke
 
 
 def test_a_replica_out_of_reach_leaves_reads_on_the_primary(
-    replicated: Replicated, tracked: None, caplog: pytest.LogCaptureFixture
+    replicated: Replicated,
+    tracked: None,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(database, "REPLICA_RETRY", HOUR)  # however long the restart takes
     db = replicated_database(replicated, read_max_lag=HOUR)
     try:
         _set(db, "one")
