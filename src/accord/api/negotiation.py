@@ -105,7 +105,9 @@ def add_negotiation_routes(
     )
     def bundle(ctx: Context = Depends(read)) -> Response:
         n = ctx.negotiation
-        exported = n.cases.export(ctx.case_id)  # where a read replica may serve it
+        # where a read replica may serve it, for a member (who sees their own writes); a
+        # customer through the portal has no mark to wait for: the primary
+        exported = n.cases.export(ctx.case_id, replica=not ctx.actor.hosted)
         if exported is None:
             raise NotFound(f"no case {ctx.case_id} on this node")
         state, events = exported

@@ -471,11 +471,12 @@ class CaseStore:
             load_trusted(bytes(raw), sig, event_id) for _, raw, sig, event_id, _ in rows[1:]
         ]
 
-    def export(self, case_id: str) -> tuple[State, list[Event]] | None:
+    def export(self, case_id: str, *, replica: bool = True) -> tuple[State, list[Event]] | None:
         """The state and every event of a case, in (depth, id) order, read together (the
         state is the fold of exactly these events), for a bundle; read where a read
-        replica may serve it (``Database.read_replica``). None if the case is not held."""
-        with self.db.read_replica() as conn:
+        replica may serve it (``Database.read_replica``) unless ``replica`` is false. None
+        if the case is not held."""
+        with self.db.read_replica() if replica else self.db.read() as conn:
             rows = conn.execute(_EXPORT, {"case_id": case_id}).all()
         if not rows or rows[0][0] != 0:
             return None
