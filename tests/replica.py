@@ -91,6 +91,7 @@ class Replica:
     as_user: str | None = None
     config: Path | None = None
     running: bool = True
+    slot: str | None = None  # its replication slot on the primary (``start_replica``)
 
     def url_for(self, primary_database_url: str) -> str:
         """The URL of the same database on the replica."""
@@ -200,12 +201,73 @@ class Replica:
         self.running = True
 
 
-def _run(command: Sequence[str], as_user: str | None, *, what: str) -> None:
-    """Run ``command`` (as ``as_user`` when given); fail the test loudly if it fails."""
+def _run(command: Sequence[str], as_user: str | None, *, what: str, attempts: int = 1) -> None:
+    """Run ``command`` (as ``as_user`` when given), up to ``attempts`` times; fail the
+    test loudly if it never succeeds."""
     full = ["runuser", "-u", as_user, "--", *command] if as_user else list(command)
-    done = subprocess.run(full, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        _fail(f"{what} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+    for _ in range(attempts):
+        done = subprocess.run(full, capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            return
+    _fail(f"{what} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+
+
+SLOT_PREFIX = "accord_test_replica_"
+
+
+def _admin(primary_url: str, sql: str, **params: object) -> None:
+    engine = sa.create_engine(primary_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(sql), params)
+    finally:
+        engine.dispose()
+
+
+def _drop_stale_slots(primary_url: str) -> None:
+    """Drop the slots of test replicas whose test process is gone (a run that was killed
+    before it could drop its own): an unused slot keeps the primary's WAL forever."""
+    engine = sa.create_engine(primary_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(
+                sa.text(
+                    "SELECT slot_name FROM pg_replication_slots "
+                    "WHERE NOT active AND slot_name LIKE :prefix"
+                ),
+                {"prefix": SLOT_PREFIX + "%"},
+            ).scalars()
+            for name in list(names):
+                pid = int(name[len(SLOT_PREFIX) :].split("_")[0] or 0)
+                try:
+                    os.kill(pid, 0)
+                    continue  # its process still runs: its replica may only be stopped
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue
+                conn.execute(sa.text("SELECT pg_drop_replication_slot(:n)"), {"n": name})
+    finally:
+        engine.dispose()
+
+
+def _drop_slot(primary_url: str, slot: str) -> None:
+    """Drop ``slot`` once its replica has let go of it (a stopped standby's walsender may
+    take a moment to end)."""
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while True:
+        try:
+            _admin(
+                primary_url,
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = :slot",
+                slot=slot,
+            )
+            return
+        except sa.exc.OperationalError:  # still active
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _settings(primary_url: str) -> dict[str, str]:
@@ -235,6 +297,12 @@ def start_replica(primary_url: str) -> Replica:
         os.chown(directory, account.pw_uid, account.pw_gid)
     port = _free_port()
     config = directory / "replica.conf"
+    # A slot reserved before the copy: the primary keeps every WAL segment the replica has
+    # not received, however far behind it falls (other tests make WAL fast, and their
+    # checkpoints recycle it), and no checkpoint can remove what the copy still needs.
+    _drop_stale_slots(primary_url)
+    slot = f"{SLOT_PREFIX}{os.getpid()}_{port}"
+    _admin(primary_url, "SELECT pg_create_physical_replication_slot(:slot, true)", slot=slot)
     replica = Replica(
         primary_url=primary_url,
         url=primary.set(host="127.0.0.1", port=port, database="postgres").render_as_string(
@@ -245,54 +313,65 @@ def start_replica(primary_url: str) -> Replica:
         as_user=as_user,
         config=config,
         running=False,
+        slot=slot,
     )
-    _run(
-        [
-            str(bindir / "pg_basebackup"),
-            "-h",
-            primary.host or "127.0.0.1",
-            "-p",
-            str(primary.port or 5432),
-            "-U",
-            primary.username or SERVER_USER,
-            "-D",
-            str(data),
-            "-R",  # standby.signal and primary_conninfo: a streaming replica
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-        ],
-        as_user,
-        what=f"pg_basebackup from {primary.host}:{primary.port} (tools/test-services.sh "
-        "makes the local primary accept replication from loopback)",
-    )
-    lines = [
-        "listen_addresses = '127.0.0.1'",
-        f"port = {port}",
-        f"unix_socket_directories = '{directory}'",
-        "hot_standby = on",
-        "hot_standby_feedback = on",
-        "fsync = off",  # a test copy: nothing here needs to survive a power cut
-        f"hba_file = '{directory / 'pg_hba.conf'}'",
-        f"ident_file = '{directory / 'pg_ident.conf'}'",
-        *(f"{name} = '{settings[name]}'" for name in (*AT_LEAST_PRIMARY, *LIKE_PRIMARY)),
-    ]
-    config.write_text("\n".join(lines) + "\n")
-    (directory / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
-    (directory / "pg_ident.conf").write_text("")
-    for path in (config, directory / "pg_hba.conf", directory / "pg_ident.conf"):
-        if as_user:
-            account = pwd.getpwnam(as_user)
-            os.chown(path, account.pw_uid, account.pw_gid)
-    # The copy's own postgresql.conf (if the primary keeps one in its data directory)
-    # names the primary's port: this one replaces it.
-    (data / "postgresql.conf").unlink(missing_ok=True)
-    replica.start()
+    try:
+        _run(
+            [
+                str(bindir / "pg_basebackup"),
+                "-h",
+                primary.host or "127.0.0.1",
+                "-p",
+                str(primary.port or 5432),
+                "-U",
+                primary.username or SERVER_USER,
+                "-D",
+                str(data),
+                "-R",  # standby.signal, primary_conninfo and primary_slot_name: a replica
+                "-S",
+                slot,
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+            as_user,
+            what=f"pg_basebackup from {primary.host}:{primary.port} (tools/test-services.sh "
+            "makes the local primary accept replication from loopback)",
+            attempts=3,  # the server's other users may end its connections (a restart, a test)
+        )
+        lines = [
+            "listen_addresses = '127.0.0.1'",
+            f"port = {port}",
+            f"unix_socket_directories = '{directory}'",
+            "hot_standby = on",
+            "hot_standby_feedback = on",
+            "fsync = off",  # a test copy: nothing here needs to survive a power cut
+            f"hba_file = '{directory / 'pg_hba.conf'}'",
+            f"ident_file = '{directory / 'pg_ident.conf'}'",
+            *(f"{name} = '{settings[name]}'" for name in (*AT_LEAST_PRIMARY, *LIKE_PRIMARY)),
+        ]
+        config.write_text("\n".join(lines) + "\n")
+        (directory / "pg_hba.conf").write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+        )
+        (directory / "pg_ident.conf").write_text("")
+        for path in (config, directory / "pg_hba.conf", directory / "pg_ident.conf"):
+            if as_user:
+                account = pwd.getpwnam(as_user)
+                os.chown(path, account.pw_uid, account.pw_gid)
+        # The copy's own postgresql.conf (if the primary keeps one in its data directory)
+        # names the primary's port: this one replaces it.
+        (data / "postgresql.conf").unlink(missing_ok=True)
+        replica.start()
+    except BaseException:
+        stop_replica(replica)  # its files, and the slot, which would keep WAL forever
+        raise
     return replica
 
 
 def stop_replica(replica: Replica) -> None:
+    """Stop a replica ``start_replica`` made, remove its files and drop its slot."""
     if replica.directory is None:
         return
     try:
@@ -300,6 +379,8 @@ def stop_replica(replica: Replica) -> None:
             replica._ctl("-m", "immediate", "-w", "stop")
     finally:
         shutil.rmtree(replica.directory, ignore_errors=True)
+        if replica.slot is not None:
+            _drop_slot(replica.primary_url, replica.slot)
 
 
 @pytest.fixture(scope="session")
