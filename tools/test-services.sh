@@ -83,9 +83,11 @@ need_postgres() {
 
 # -- Replication (the read-replica tests) ----------------------------------------------
 # tests/replica.py starts, per test process, a hot standby of the primary on a free
-# loopback port (pg_basebackup -R, then pg_ctl as the server's user). Here: the primary
-# streams WAL to loopback (wal_level, max_wal_senders, a pg_hba "replication" line), and
-# the server programs of its major version are installed.
+# loopback port (pg_basebackup -R through a replication slot, then pg_ctl as the server's
+# user). Here: the primary streams WAL to loopback (wal_level, max_wal_senders, a pg_hba
+# "replication" line), a slot left by a killed run cannot keep more than 10 GB of WAL
+# (max_slot_wal_keep_size; the next run drops it), and the server programs of its major
+# version are installed.
 # (the suite's user 'postgres', trusted on loopback like the tests' own connections)
 psql_admin() { psql -X -q -At -h 127.0.0.1 -p 5432 -U postgres -d postgres "$@"; }
 
@@ -125,6 +127,15 @@ need_replication() {
         chmod --reference="${hba}" "${hba}.new"
         mv "${hba}.new" "${hba}"
         [ "${restart}" -eq 1 ] || psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+    fi
+    if [ "$(psql_admin -c 'SHOW max_slot_wal_keep_size')" = "-1" ]; then
+        if is_root; then
+            say "replication: max_slot_wal_keep_size = 10GB"
+            psql_admin -c "ALTER SYSTEM SET max_slot_wal_keep_size = '10GB'" \
+                -c "SELECT pg_reload_conf()" >/dev/null
+        else  # a safety net only: the tests drop their slots
+            say "replication: note: a slot left by a killed run keeps WAL until the next run drops it (ALTER SYSTEM SET max_slot_wal_keep_size = '10GB' bounds it)"
+        fi
     fi
     if [ "${restart}" -eq 1 ]; then
         pg_ctlcluster --skip-systemctl-redirect "${major}" main restart
