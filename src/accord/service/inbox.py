@@ -16,12 +16,21 @@ whichever process wrote the case, so the inbox is exact without any listener. Th
 recomputation reads and writes the primary; the lists and counts are then read where a
 read replica may serve them (``Database.read_replica``): the member's own writes at once,
 anyone else's within the replica's bound.
+
+When many rows lag on PostgreSQL (the first inbox after an upgrade that derives every
+row again, a restored database) they are recomputed in one transaction under the lock:
+the lagging rows read in one scan (a server-side cursor), then in chunks of
+``BULK_CHUNK`` cases each chunk's last messages and case numbers in one statement apiece
+(the ids as one text parameter, not a bind parameter per case) and its new rows loaded
+with ``COPY``. In batches of 500 it took 26 to 90 s for 100,000 cases, most of it round
+trips, IN lists of 500 parameters and per-letter token draws. A process killed mid-way
+leaves the rows as they were; the next inbox finds them lagging still.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +39,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import sqlalchemy as sa
 
+from accord import faults
 from accord.channels.refs import TOKEN_ALPHABET
 from accord.core.activities import activity_open
 from accord.core.state import State
@@ -39,6 +49,7 @@ from accord.service.errors import Invalid, NotFound
 from accord.service.ownership import SYSTEM_MEMBER
 from accord.store.cases import CaseStore
 from accord.store.changes import Unchanged, latest_change
+from accord.store.database import unbounded
 from accord.store.search import Search
 from accord.store.tables import (
     UNFINISHED_JOB,
@@ -116,6 +127,43 @@ _UPDATE = (
     )
 )
 REFRESH_BATCH = 500
+BULK_MIN = 5_000  # lagging rows from which PostgreSQL recomputes them in one transaction
+BULK_CHUNK = 5_000  # cases per round of statements inside it
+_SEP = "\x1f"  # joins ids into one text parameter (psycopg's list dumping: 2 s a 100,000)
+# every lagging row in one scan (read in chunks from a server-side cursor); a chunk's
+# ids in an IN list made the server scan the cases table once per chunk
+_LAGGING_ROWS_ALL = sa.select(*_LAGGING_ROWS.selected_columns).select_from(_JOINED).where(_STALE)
+# PostgreSQL: each case's last message, by (case, event) pairs given as two arrays
+_LAST_PG = sa.text(
+    "SELECT e.case_id, e.event_id, e.raw, e.party FROM events e "
+    f"JOIN unnest(string_to_array(:cases, '{_SEP}'), string_to_array(:events, '{_SEP}')) "
+    "AS w(case_id, event_id) "
+    "ON e.case_id = w.case_id AND e.event_id = w.event_id"
+)
+# PostgreSQL: numbers for the cases of a chunk that have none, in their order (the ids and
+# fresh tokens as two arrays; the filter before the insert, so a known case uses no number)
+_NUMBER_PG = sa.text(
+    "INSERT INTO case_refs (case_id, token, created_at) "
+    "SELECT f.case_id, f.token, :at FROM unnest(string_to_array(:cases, :sep), "
+    "string_to_array(:tokens, :sep)) WITH ORDINALITY AS f(case_id, token, n) "
+    "WHERE NOT EXISTS (SELECT 1 FROM case_refs r WHERE r.case_id = f.case_id) "
+    "ORDER BY f.n ON CONFLICT DO NOTHING"
+)
+_COPY_COLUMNS = (
+    "case_id",
+    "event_count",
+    "next_due",
+    "waiting",
+    "last_message_at",
+    "last_reply_at",
+    "needs_reply",
+    "messages",
+    "last_in_at",
+    "preview",
+    "preview_ours",
+    "party_name",
+    "via",
+)
 
 
 @dataclass(frozen=True)
@@ -254,43 +302,59 @@ class Inbox:
         so two processes never write the same row twice."""
         with self.db.read() as conn:
             ids = [r[0] for r in conn.execute(_LAGGING)]
+        if not self.db.is_sqlite and len(ids) >= BULK_MIN:
+            # one transaction; a refresh that waits for it waits without the lock timeout
+            with self.db.write() as conn, unbounded(conn):
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+                found = conn.execute(_LAGGING_ROWS_ALL, execution_options={"yield_per": BULK_CHUNK})
+                done = 0
+                for chunk in found.partitions():
+                    self._recompute(conn, chunk, bulk=True)
+                    done += len(chunk)
+                faults.point("inbox.bulk-refresh.written")
+            return done
         for start in range(0, len(ids), REFRESH_BATCH):
             with self.db.write() as conn:
                 if not self.db.is_sqlite:
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-                lagging = conn.execute(
-                    _LAGGING_ROWS, {"ids": ids[start : start + REFRESH_BATCH]}
-                ).all()
-                states = [(r[0], orjson.loads(r[1]), r[2], r[3], r[4], r[5]) for r in lagging]
-                ours = {s[0]: self._ours(s[1]) for s in states}
-                lasts = self._last_words(conn, states, ours)
-                # a notice of ours last (an acknowledgement): who spoke before it?
-                noticed = [c for c, w in lasts.items() if not w.by_person and not w.by_other]
-                answered = self._spoken(conn, noticed, ours)
-                updates: list[dict[str, Any]] = []
-                inserts: list[dict[str, Any]] = []
-                for case_id, state, previous, known, last_in, via in states:
-                    before = {"last_reply_at": previous, "last_in_at": last_in, "via": via}
-                    row = {
-                        "b_case_id": case_id,
-                        **_derive(
-                            state,
-                            ours[case_id],
-                            before,
-                            lasts.get(case_id),
-                            answered.get(case_id),
-                        ),
-                    }
-                    (updates if known else inserts).append(row)
-                self._number(conn, [r["b_case_id"] for r in inserts])
-                if updates:
-                    conn.execute(_UPDATE, updates)
-                if inserts:
-                    conn.execute(
-                        case_inbox.insert(),
-                        [{"case_id": r.pop("b_case_id"), **r} for r in inserts],
-                    )
+                lagging = conn.execute(_LAGGING_ROWS, {"ids": ids[start : start + REFRESH_BATCH]})
+                self._recompute(conn, lagging.all(), bulk=False)
         return len(ids)
+
+    def _recompute(self, conn: Any, lagging: Sequence[Any], *, bulk: bool) -> None:
+        """Recompute these lagging rows (read under the lock); ``bulk``: PostgreSQL,
+        ``COPY`` for the new rows."""
+        states = [(r[0], orjson.loads(r[1]), r[2], r[3], r[4], r[5]) for r in lagging]
+        ours = {s[0]: self._ours(s[1]) for s in states}
+        lasts = self._last_words(conn, states, ours)
+        # a notice of ours last (an acknowledgement): who spoke before it?
+        noticed = [c for c, w in lasts.items() if not w.by_person and not w.by_other]
+        answered = self._spoken(conn, noticed, ours)
+        updates: list[dict[str, Any]] = []
+        inserts: list[dict[str, Any]] = []
+        for case_id, state, previous, known, last_in, via in states:
+            before = {"last_reply_at": previous, "last_in_at": last_in, "via": via}
+            row = {
+                "b_case_id": case_id,
+                **_derive(state, ours[case_id], before, lasts.get(case_id), answered.get(case_id)),
+            }
+            (updates if known else inserts).append(row)
+        self._number(conn, [r["b_case_id"] for r in inserts])
+        if updates:
+            conn.execute(_UPDATE, updates)
+        if inserts and bulk:
+            raw: Any = conn.connection.dbapi_connection
+            with (
+                raw.cursor() as cursor,
+                cursor.copy(f"COPY case_inbox ({', '.join(_COPY_COLUMNS)}) FROM STDIN") as copy,
+            ):
+                for r in inserts:
+                    r["case_id"] = r["b_case_id"]
+                    copy.write_row([r[c] for c in _COPY_COLUMNS])
+        elif inserts:
+            conn.execute(
+                case_inbox.insert(), [{"case_id": r.pop("b_case_id"), **r} for r in inserts]
+            )
 
     def _last_words(
         self, conn: Any, states: list[tuple[Any, ...]], ours: dict[str, str | None]
@@ -299,6 +363,15 @@ class Inbox:
         wanted = {s[1]["last_message"]["event"]: s[0] for s in states if s[1].get("last_message")}
         if not wanted:
             return {}
+        if not self.db.is_sqlite:  # the pairs as two arrays: no bind parameter per case
+            rows = conn.execute(
+                _LAST_PG, {"cases": _joined(wanted.values()), "events": _joined(wanted)}
+            ).all()  # fetched at once: row by row cost a call a row
+            return {
+                case_id: _words(raw, party, ours[case_id])
+                for case_id, event_id, raw, party in rows
+                if wanted.get(event_id) == case_id
+            }
         rows = conn.execute(
             sa.select(events.c.case_id, events.c.event_id, events.c.raw, events.c.party).where(
                 events.c.case_id.in_(set(wanted.values())),
@@ -319,9 +392,14 @@ class Inbox:
         found: dict[str, LastWords] = {}
         if not case_ids:
             return found
+        among = (
+            events.c.case_id.in_(case_ids)
+            if self.db.is_sqlite
+            else events.c.case_id == sa.any_(sa.func.string_to_array(_joined(case_ids), _SEP))
+        )
         rows = conn.execute(
             sa.select(events.c.case_id, events.c.raw, events.c.party)
-            .where(events.c.case_id.in_(case_ids), events.c.type == "message.posted")
+            .where(among, events.c.type == "message.posted")
             .order_by(events.c.case_id, events.c.depth.desc(), events.c.event_id.desc())
         )
         for case_id, raw, party in rows:
@@ -337,6 +415,18 @@ class Inbox:
         mail subjects), so the pages can address it as ``/cases/12``."""
         if not case_ids:
             return
+        at = self.now()
+        if not self.db.is_sqlite:  # one statement; a known case takes no number
+            conn.execute(
+                _NUMBER_PG,
+                {
+                    "cases": _joined(case_ids),
+                    "tokens": _joined(_token() for _ in case_ids),
+                    "at": at,
+                    "sep": _SEP,
+                },
+            )
+            return
         known = set(
             conn.execute(
                 sa.select(case_refs.c.case_id).where(case_refs.c.case_id.in_(case_ids))
@@ -344,7 +434,6 @@ class Inbox:
         )
         fresh = [c for c in case_ids if c not in known]
         if fresh:
-            at = self.now()
             conn.execute(
                 self.db.insert_or_ignore(case_refs),
                 [{"case_id": c, "token": _token(), "created_at": at} for c in fresh],
@@ -693,9 +782,21 @@ class Inbox:
         return f"{updated.isoformat() if updated else '-'}:{last_note or 0}"
 
 
+def _joined(ids: Iterable[str]) -> str:
+    """Ids as one text parameter for ``string_to_array(…, _SEP)`` (PostgreSQL)."""
+    listed = list(ids)
+    text = _SEP.join(listed)
+    if text.count(_SEP) != len(listed) - 1:
+        raise ValueError("an id holds the separator")
+    return text
+
+
 def _token() -> str:
-    """A direct-line token for a case's reference row (``accord.channels.refs``)."""
-    return "".join(secrets.choice(TOKEN_ALPHABET) for _ in range(12))
+    """A direct-line token for a case's reference row (``accord.channels.refs``): twelve
+    random bytes, each taken modulo the alphabet's 32 letters (uniform, since 32 divides
+    256; ``secrets.choice`` a letter at a time cost 12 s for 100,000 cases)."""
+    assert len(TOKEN_ALPHABET) == 32
+    return "".join(TOKEN_ALPHABET[b & 31] for b in secrets.token_bytes(12))
 
 
 def _stamp(moment: datetime) -> str:
