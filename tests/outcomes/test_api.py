@@ -109,6 +109,13 @@ def test_templates_are_versioned_and_cases_record_their_version(desk: Desk) -> N
     assert opened.status_code == 201, opened.text
     body = opened.json()
     assert (body["template"], body["version"], body["owner"]) == ("billing", 1, "Tom Baker")
+    for version in (0, 2**63):  # refused as the request's mistake, never a 500 (schemathesis)
+        beyond = desk.client.post(
+            "/api/v1/templates/billing/cases",
+            headers=desk.as_("tom"),
+            json={"title": "Bill too high", "version": version},
+        )
+        assert beyond.status_code == 422, beyond.text
     case = body["case"]
     outcomes = desk.client.app.state.outcomes  # type: ignore[attr-defined]
     # the outcome-facts follower recomputed them when the case opened; later changes

@@ -47,7 +47,10 @@ class ProposalIn(Body):
         max_length=200,
     )
     base: int | None = Field(
-        None, ge=0, description="Agreement version it builds on (default: the current one)."
+        None,
+        ge=0,
+        le=2**53 - 1,
+        description="Agreement version it builds on (default: the current one).",
     )
     note: str | None = Field(None, max_length=10_000)
 

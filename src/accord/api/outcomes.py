@@ -65,7 +65,9 @@ class TemplateIn(Model):
 class FromTemplateIn(Model):
     title: str = Field(max_length=300)
     customer: CustomerIn | None = Field(None, description="A customer this node hosts.")
-    version: int | None = Field(None, ge=1, description="A version (default: the latest).")
+    version: int | None = Field(
+        None, ge=1, le=999_999, description="A version (default: the latest)."
+    )
 
 
 class MarkIn(Model):
