@@ -104,11 +104,11 @@ def serve(
     """Start the HTTP server, periodic pulls, the mail listener and IMAP polling if asked,
     and, on the embedded default, the timer worker.
 
-    The port answers at once: ``/health`` while the node starts, every request once
-    ``/ready`` says so (requests that come earlier wait for it).
+    The port answers at once: /health while the node starts, every request once /ready
+    says so (requests that come earlier wait for it).
 
-    Settings come from the command line, then ``ACCORD_*`` environment variables, then the
-    ``\\[serve]`` table of ``accord.toml`` in the data directory (docs/operations.md)."""
+    Settings come from the command line, then ACCORD_* environment variables, then the
+    \\[serve] table of accord.toml in the data directory (docs/operations.md)."""
     from accord.ops.config import ConfigError, default_data_dir
     from accord.ops.serve import StartFailed
     from accord.ops.serve import serve as run
