@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from accord.store.tables import jobs
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import ARGS, CHROMIUM, reload_live
 from tests.web.conftest import PASSWORD, Desk
 from tests.web.test_browser import ARTEFACTS, check_page, served
 
@@ -113,7 +113,7 @@ def test_the_broadband_story_from_both_sides(served: tuple[str, Desk], tmp_path:
             expect(priya.get_by_role("article", name="Your earlier suggestion")).to_have_count(0)
 
             # Tom sees it again, on version 1, and accepts: version 2 holds £15.00
-            tom.reload()
+            reload_live(tom)  # his case page also reloads itself on her change
             again = tom.get_by_role("article", name=re.compile("Proposal by Priya")).filter(
                 has_text="15.00"
             )
@@ -163,7 +163,7 @@ def test_the_broadband_story_from_both_sides(served: tuple[str, Desk], tmp_path:
             tom_id = desk.services.members.by_username("tom").id
             told = [n["text"] for n in desk.services.ownership.notifications_for(tom_id)]
             assert any("open again" in text for text in told), told
-            tom.reload()
+            reload_live(tom)  # his case page also reloads itself on her change
             expect(tom.locator("#agreement")).not_to_contain_text("Resolved")
 
             # her signed copy: a readable page, and a PDF whose text says what was agreed

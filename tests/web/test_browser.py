@@ -160,10 +160,10 @@ def test_member_and_customer_journey(served: tuple[str, Desk], tmp_path: Path) -
             )
             check_page(them, "portal", shots)
 
-            # the member accepts the counter: version 1 is agreed
-            page.reload()
+            # the member's open case page shows the counter by itself (it reloads on a
+            # change; a reload of our own here would race it), and accepts: version 1
             counter = page.get_by_role("article", name=re.compile("Proposal by"))
-            expect(counter).to_contain_text("Counter-proposal")
+            expect(counter).to_contain_text("Counter-proposal", timeout=15_000)
             counter.get_by_role("button", name="Accept").click()
             expect(page.locator("#agreement")).to_contain_text("Version 1")
             expect(page.locator("#agreement")).to_contain_text("Credit")
