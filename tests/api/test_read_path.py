@@ -123,3 +123,38 @@ def test_a_kept_grant_expires_with_its_token(api: Api) -> None:
     assert api.client.get(f"/api/v1/cases/{case_id}", headers=headers).status_code == 200
     api.clock.at += timedelta(minutes=5)
     assert api.client.get(f"/api/v1/cases/{case_id}", headers=headers).status_code == 401
+
+
+def test_the_case_read_admits_as_strictly_in_one_hop(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Authentication and the read share one hop to the thread pool (a sync dependency
+    would add one: a third of a worker's time under wrk), and it refuses as before."""
+    import starlette.concurrency
+
+    import accord.api.negotiation as negotiation
+
+    case_id = open_case(api)
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    tom = services.members.by_username("tom")
+    notes_only = services.tokens.create(tom.id, "notes", ["notes:read"]).token
+    hops: list[str] = []
+    real = starlette.concurrency.run_in_threadpool
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(func, "__name__", "?"))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(negotiation, "run_in_threadpool", counted)
+    monkeypatch.setattr("fastapi.routing.run_in_threadpool", counted)
+    monkeypatch.setattr("fastapi.dependencies.utils.run_in_threadpool", counted)
+    assert api.client.get(f"/api/v1/cases/{case_id}", headers=api.reader).status_code == 200
+    assert hops == ["answer"]
+    refused = api.client.get(
+        f"/api/v1/cases/{case_id}", headers={"Authorization": f"Bearer {notes_only}"}
+    )
+    assert refused.status_code == 403
+    assert "cases:read" in refused.text
+    anonymous = api.client.get(f"/api/v1/cases/{case_id}")
+    assert anonymous.status_code == 401
+    assert "case" not in anonymous.json()

@@ -17,7 +17,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import JSONResponse
 
 from accord import __version__
-from accord.api.auth import SESSION_COOKIE, Principal, portal_grant, principal, require
+from accord.api.auth import (
+    SESSION_COOKIE,
+    Principal,
+    admit,
+    portal_grant,
+    principal,
+    require,
+)
 from accord.api.bodylimit import BodyLimit
 from accord.api.bodylimit import configure as body_limit
 from accord.api.connectors import connector_routes
@@ -26,7 +33,7 @@ from accord.api.docs import install_docs
 from accord.api.inbound import inbound_routes
 from accord.api.mail import MAX_RAW, mail_routes
 from accord.api.models import CaseIn, InviteIn, LoginIn, NoteIn, PortalLinkIn
-from accord.api.negotiation import Context, add_negotiation_routes, changed
+from accord.api.negotiation import Context, Contexts, add_negotiation_routes, changed
 from accord.api.outbound import outbound_routes
 from accord.api.outcomes import install as install_outcomes
 from accord.api.ownership import assignment_json, ownership_routes
@@ -332,8 +339,23 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
 
         return context
 
+    def reading_now(request: Request) -> Context:
+        who = admit(request, "cases:read")
+        return Context(_member_actor(who), request.path_params["case_id"], services.negotiation)
+
+    async def case_params(case_id: str) -> None:
+        """Declares the mount's ``{case_id}`` for endpoints that read it themselves."""
+
     case = APIRouter()
-    add_negotiation_routes(case, member_context("cases:read"), member_context("cases:write"))
+    add_negotiation_routes(
+        case,
+        Contexts(
+            read=member_context("cases:read"),
+            write=member_context("cases:write"),
+            now=reading_now,
+            params=case_params,
+        ),
+    )
 
     @case.get(
         "/notes",
@@ -404,6 +426,9 @@ def _portal_routes(services: Services) -> APIRouter:
     router = APIRouter()
 
     def context(grant: PortalGrant = Depends(portal_grant)) -> Context:
+        return acting(grant)
+
+    def acting(grant: PortalGrant) -> Context:
         # The shared log names the party and references the verified session; the
         # customer's email or phone stays on this node (DESIGN: hosted parties).
         state = services.negotiation.state(grant.case_id)
@@ -415,7 +440,18 @@ def _portal_routes(services: Services) -> APIRouter:
         )
         return Context(actor, grant.case_id, services.negotiation)
 
-    add_negotiation_routes(router, context, context)
+    async def no_params() -> None:
+        """The case link names the case: the mount has no path parameters."""
+
+    add_negotiation_routes(
+        router,
+        Contexts(
+            read=context,
+            write=context,
+            now=lambda request: acting(portal_grant(request)),
+            params=no_params,
+        ),
+    )
     return router
 
 

@@ -65,7 +65,12 @@ class BodyLimit:
         path = scope.get("path", "")
         limit = self.limit_for(path)
         where = (scope.get("client") or ("?",))[0]
-        length = dict(scope.get("headers") or ()).get(b"content-length")
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length")
+        if length is None and b"transfer-encoding" not in headers:
+            # no body at all in HTTP/1.1 (most reads): nothing to count, no wrappers
+            await self.app(scope, receive, send)
+            return
         if length is not None:
             try:
                 declared = int(length)

@@ -2,7 +2,11 @@
 
 Members reach them at ``/api/v1/cases/{case_id}/…`` (token or session, with scopes);
 a customer with a magic link reaches the same ones at ``/api/v1/portal/…``, acting as
-their hosted party. Only the ``Context`` dependency differs: who acts, on which case.
+their hosted party. Only the ``Context`` differs: who acts, on which case.
+
+The case itself (the hottest read) takes the context from ``Contexts.now`` inside its own
+one hop to the thread pool, authentication and read together; the other endpoints depend
+on ``read`` and ``write``.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from accord.api.models import (
     CommitIn,
@@ -58,6 +63,23 @@ def _state_and_timeline(ctx: Context, limit: int) -> tuple[State, list[Event]]:
     return found
 
 
+@dataclass(frozen=True)
+class Contexts:
+    """Where a mount's endpoints get their ``Context``.
+
+    ``read`` and ``write`` are FastAPI dependencies. ``now`` builds the read context
+    synchronously from the request, for an ``async`` endpoint that authenticates and
+    reads in one hop to the thread pool: FastAPI gives each synchronous dependency and
+    endpoint a hop of its own, and the profile of case reads put a third of a worker's
+    time in those hops (benchmarks/RESULTS.md). ``params`` declares the mount's path
+    parameters for such an endpoint, which depends on nothing else."""
+
+    read: Callable[..., Context | Awaitable[Context]]
+    write: Callable[..., Context | Awaitable[Context]]
+    now: Callable[[Request], Context]
+    params: Callable[..., Awaitable[None]]
+
+
 def changed(outcome: Outcome) -> dict[str, Any]:
     return {"case": outcome.case_id, "events": outcome.event_ids}
 
@@ -65,26 +87,28 @@ def changed(outcome: Outcome) -> dict[str, Any]:
 CHANGED = {"description": "The case and the ids of the events this change signed."}
 
 
-def add_negotiation_routes(
-    router: APIRouter,
-    read: Callable[..., Context | Awaitable[Context]],
-    write: Callable[..., Context | Awaitable[Context]],
-) -> None:
+def add_negotiation_routes(router: APIRouter, contexts: Contexts) -> None:
     """Register every negotiation endpoint on ``router`` with the given contexts."""
+    read, write = contexts.read, contexts.write
 
     @router.get(
         "",
         summary="The case: agreement, open proposals, activities, timeline",
         responses={200: {"model": CaseView, "description": "The case."}},
     )
-    def show(
-        ctx: Context = Depends(read),
+    async def show(
+        request: Request,
+        _params: None = Depends(contexts.params),
         limit: int = Query(50, ge=1, le=500, description="Timeline length."),
     ) -> Any:
-        # The state and the timeline in one statement, the answer encoded by orjson
-        # straight from the view (the hottest read: benchmarks/case_reads.py).
-        state, timeline = _state_and_timeline(ctx, limit)
-        return Response(orjson.dumps(case_view(state, timeline)), media_type="application/json")
+        # The hottest read (benchmarks/case_reads.py): who asks and the case in one hop to
+        # the thread pool, the state and the timeline in one statement, the answer
+        # encoded by orjson straight from the view.
+        def answer() -> bytes:
+            state, timeline = _state_and_timeline(contexts.now(request), limit)
+            return orjson.dumps(case_view(state, timeline))
+
+        return Response(await run_in_threadpool(answer), media_type="application/json")
 
     @router.get(
         "/events",
