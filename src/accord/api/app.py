@@ -354,6 +354,7 @@ def _case_routes(services: Services, top_level: APIRouter, replied: APIRouter) -
             write=member_context("cases:write"),
             now=reading_now,
             params=case_params,
+            db=services.node.db,
         ),
     )
 
@@ -450,6 +451,7 @@ def _portal_routes(services: Services) -> APIRouter:
             write=context,
             now=lambda request: acting(portal_grant(request)),
             params=no_params,
+            db=services.node.db,
         ),
     )
     return router

@@ -42,6 +42,7 @@ from accord.core.state import State
 from accord.service.errors import NotFound
 from accord.service.negotiation import Actor, Negotiation, Outcome
 from accord.service.views import case_view, event_summary
+from accord.store.database import Database
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,14 @@ class Contexts:
     reads in one hop to the thread pool: FastAPI gives each synchronous dependency and
     endpoint a hop of its own, and the profile of case reads put a third of a worker's
     time in those hops (benchmarks/RESULTS.md). ``params`` declares the mount's path
-    parameters for such an endpoint, which depends on nothing else."""
+    parameters for such an endpoint, which depends on nothing else; ``db`` is where it
+    reads."""
 
     read: Callable[..., Context | Awaitable[Context]]
     write: Callable[..., Context | Awaitable[Context]]
     now: Callable[[Request], Context]
     params: Callable[..., Awaitable[None]]
+    db: Database
 
 
 def changed(outcome: Outcome) -> dict[str, Any]:
@@ -105,7 +108,8 @@ def add_negotiation_routes(router: APIRouter, contexts: Contexts) -> None:
         # the thread pool, the state and the timeline in one statement, the answer
         # encoded by orjson straight from the view.
         def answer() -> bytes:
-            state, timeline = _state_and_timeline(contexts.now(request), limit)
+            with contexts.db.reading():  # the grant's check and the case: one connection
+                state, timeline = _state_and_timeline(contexts.now(request), limit)
             return orjson.dumps(case_view(state, timeline))
 
         return Response(await run_in_threadpool(answer), media_type="application/json")

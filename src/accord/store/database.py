@@ -169,6 +169,7 @@ class _Batch:
 
 
 _batch: ContextVar[_Batch | None] = ContextVar("accord_batch", default=None)
+_held: ContextVar[tuple[Database, Connection] | None] = ContextVar("accord_held", default=None)
 
 
 def resolve_url(data_dir: Path, explicit: str | None = None) -> str:
@@ -319,8 +320,40 @@ class Database:
         if batch is not None:
             yield batch.conn
             return
+        held = _held.get()
+        if held is not None and held[0] is self:
+            yield held[1]
+            return
         with self.reader.connect() as conn:
             yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Every ``read`` on the primary made in this context (this thread, this
+        database) shares one connection: one checkout from the pool, one transaction.
+
+        For a request made of several small reads, such as a case read (the token's grant
+        version, then the case): on PostgreSQL each ``read`` of its own costs a pool
+        checkout with its ping, a ``BEGIN`` and a ``ROLLBACK``, more than a primary-key
+        read itself. Each statement still sees what was committed before it began (READ
+        COMMITTED), as separate reads did; writes are untouched (their own connection). A
+        ``reading`` inside a ``batch`` or another ``reading`` joins it. On SQLite it
+        changes nothing: a checkout there is cheap, and a held connection would keep one
+        snapshot, hiding this thread's own writes from its next read."""
+        held = _held.get()
+        if (
+            self.reader.dialect.name != "postgresql"
+            or self._batch() is not None
+            or (held is not None and held[0] is self)
+        ):
+            yield
+            return
+        with self.reader.connect() as conn:
+            token = _held.set((self, conn))
+            try:
+                yield
+            finally:
+                _held.reset(token)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
