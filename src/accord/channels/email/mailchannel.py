@@ -60,7 +60,6 @@ log = logging.getLogger("accord.channels.email")
 TRANSIENT: tuple[type[Exception], ...] = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 """Failures that may pass (the database unreachable, locked or restarting, the disk): the
 sender is asked to try again later. Any other error is the mail's own (poison)."""
-PASSED_ON: tuple[type[Exception], ...] = (*TRANSIENT, MailParseError, Invalid)
 PORTAL_TTL = timedelta(days=30)
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8640"
 """Where case links point when the node has no public URL (``accord init --url``)."""
@@ -170,13 +169,14 @@ class MailChannel:
         and never a case or an acknowledgement. A mail whose handling raises on every
         attempt (poison) is kept as ``failed`` and the desk told, so the sender gets its
         250 instead of a 451 forever; only what may pass (the database unreachable or
-        locked, the disk) raises for a try later."""
-        try:
-            return self._receive(raw, recipients, mailbox, envelope_sender)
-        except PASSED_ON:
-            raise  # may pass, or the sender's mistake: answered as such (452/451, 554, 55x)
-        except Exception as exc:
-            return self._poison(raw, recipients, exc)
+        locked, the disk) raises for a try later, and the sender's own mistake (not a
+        mail, too large, no mailbox for it) raises to be answered as such (554, 55x).
+
+        A burst of one (``receive_many``): one path, one transaction, for every mail."""
+        [result] = self.receive_many([Arrival(raw, recipients, mailbox, envelope_sender)])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def receive_many(self, arrivals: Sequence[Arrival]) -> list[Receipt | Exception]:
         """A burst of mails stored in one transaction (``Database.batch``): one commit,
@@ -279,13 +279,11 @@ class MailChannel:
         recipients: Sequence[str],
         mailbox: Mailbox | None,
         envelope_sender: str | None,
-        boxes: Sequence[Mailbox] | None = None,
-        trusted: tuple[str, ...] | None = None,
+        boxes: Sequence[Mailbox],
+        trusted: tuple[str, ...],
     ) -> Receipt:
-        """``boxes`` (our mailboxes) and ``trusted`` (the authserv-ids whose verdicts count)
-        when the caller has read them already (a burst); read here otherwise."""
-        if boxes is None:
-            boxes = self.mailboxes.all()
+        """One mail of a burst: ``boxes`` (our mailboxes) and ``trusted`` (the authserv-ids
+        whose verdicts count) are read once for the burst."""
         mailbox = mailbox or self._mailbox_for(recipients, boxes)
         if len(raw) > mailbox.max_message_bytes:
             log.info(
@@ -325,8 +323,6 @@ class MailChannel:
         if moved is not None:
             return moved
         message = self._forward_of_case(message, parsed)
-        if trusted is None:
-            trusted = settings.mail_policy(self.db).authserv_ids
         message = self._screened(message, parsed, raw, trusted)
         return self.intake.receive(
             message, then=lambda conn, r: self._acknowledge(conn, r, parsed, mailbox, address)
