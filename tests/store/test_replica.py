@@ -10,6 +10,7 @@ one out of reach, one that is not a standby, and reads inside a write.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -234,3 +235,65 @@ def test_a_wrong_read_setting_is_refused(tmp_path: Path, monkeypatch: pytest.Mon
         resolve_read_max_lag(tmp_path)
     with pytest.raises(ConfigError, match="PostgreSQL"):
         Database(f"sqlite:///{tmp_path / 'a.db'}", read_url="postgresql+psycopg://h/db")
+
+
+def test_the_replica_as_metrics_show_it(replicated: Replicated) -> None:
+    """``/metrics`` shows the replica's state, lag and WAL still to replay, by the same
+    rule that routes reads (``Database.replica_status``)."""
+    from accord.ops.metrics import render
+
+    db = replicated_database(replicated, read_max_lag=HOUR)
+    try:
+        _set(db, "one")
+        replicated.replica.catch_up()
+        # other databases on the server write too: "caught up" may be a moment old
+        caught_up = db.replica_status()
+        assert caught_up is not None and caught_up.state == "serving"
+        assert caught_up.lag_seconds is not None and caught_up.behind_bytes is not None
+        replicated.replica.pause()
+        _set(db, "two")
+        behind = db.replica_status()
+        assert behind is not None
+        assert behind.state == "serving"  # behind, within the bound
+        assert behind.behind_bytes is not None and behind.behind_bytes > 0
+        assert behind.lag_seconds is not None and behind.lag_seconds >= 0
+        db.read_max_lag = 0
+        status = db.replica_status()
+        assert status is not None and status.state == "behind"
+        text = render(db).decode()
+        assert 'accord_replica_state{state="behind"} 1.0' in text
+        assert 'accord_replica_state{state="serving"} 0.0' in text
+        (shown,) = re.findall(r"^accord_replica_behind_bytes (\S+)$", text, re.M)
+        assert float(shown) > 0
+        assert "accord_replica_lag_seconds " in text
+        with db.read_replica() as conn:  # asking changed nothing: reads still judged anew
+            assert _seen(conn) == ("two", False)
+    finally:
+        db.dispose()
+
+
+def test_a_replica_out_of_reach_or_not_a_standby_as_metrics_show_it(
+    replicated: Replicated,
+) -> None:
+    from accord.ops.metrics import render
+    from tests.servers import free_port
+
+    closed = sa.make_url(replicated.url).set(host="127.0.0.1", port=free_port())
+    cases = {
+        "down": Database(replicated.url, read_url=closed.render_as_string(hide_password=False)),
+        "primary": Database(replicated.url, read_url=replicated.url),
+    }
+    try:
+        for state, db in cases.items():
+            assert db.replica_status() == database.ReplicaStatus(state)
+            text = render(db).decode()
+            assert f'accord_replica_state{{state="{state}"}} 1.0' in text
+            assert "accord_replica_lag_seconds" not in text
+            assert "accord_replica_behind_bytes" not in text
+        alone = Database(replicated.url)
+        assert alone.replica_status() is None
+        assert "accord_replica" not in render(alone).decode()
+        alone.dispose()
+    finally:
+        for db in cases.values():
+            db.dispose()

@@ -140,6 +140,40 @@ class WorkCollector(Collector):
             behind,
             failing,
         )
+        yield from _replica(self.db)
+
+
+REPLICA_STATES = ("serving", "behind", "primary", "down")
+
+
+def _replica(db: Database) -> Iterator[Metric]:
+    """The read replica's gauges, when the node has one (``Database.replica_status``)."""
+    status = db.replica_status()
+    if status is None:
+        return
+    state = GaugeMetricFamily(
+        "accord_replica_state",
+        "The read replica's state, 1 for the current one: serving (it may serve reads), "
+        "behind (beyond the lag bound: reads go to the primary), primary (not a standby), "
+        "down (out of reach)",
+        labels=["state"],
+    )
+    for name in REPLICA_STATES:
+        state.add_metric([name], 1 if status.state == name else 0)
+    yield state
+    if status.lag_seconds is not None:
+        yield GaugeMetricFamily(
+            "accord_replica_lag_seconds",
+            "0 when the replica has replayed all the primary wrote, else the age of the "
+            "last transaction it replayed",
+            value=status.lag_seconds,
+        )
+    if status.behind_bytes is not None:
+        yield GaugeMetricFamily(
+            "accord_replica_behind_bytes",
+            "Bytes of WAL the replica has yet to replay",
+            value=status.behind_bytes,
+        )
 
 
 def render(db: Database) -> bytes:

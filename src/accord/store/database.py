@@ -158,6 +158,21 @@ def acting_for(member: str) -> None:
 _writing: ContextVar[int] = ContextVar("accord_writing", default=0)
 
 
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """The read replica as a scrape of ``/metrics`` finds it (``Database.replica_status``).
+
+    ``state`` is ``serving`` (it may serve reads: a standby within ``read_max_lag``),
+    ``behind`` (further behind than that: reads go to the primary), ``primary`` (it is not
+    a standby) or ``down`` (out of reach). ``lag_seconds`` is 0 when it has replayed all
+    the primary has written, else how long ago the last transaction it replayed
+    committed; ``behind_bytes`` is the WAL it has yet to replay. Both None when unknown."""
+
+    state: str
+    lag_seconds: float | None = None
+    behind_bytes: int | None = None
+
+
 @dataclass
 class _Batch:
     """A group commit in progress (``Database.batch``): its connection and what waits for
@@ -439,13 +454,14 @@ class Database:
             self._replica_failed(exc)
             return None
         lag = None if age is None else max(0.0, float(age))
-        if not standby:
+        state = self._judge(standby, caught_up, lag)
+        if state == "primary":
             self._note(
                 "primary",
                 "the read replica %s is not a standby (pg_is_in_recovery() "
                 "is false): reading from the primary",
             )
-        elif not caught_up and (lag is None or lag > self.read_max_lag):
+        elif state == "behind":
             self._note(
                 "behind",
                 "the read replica %s is more than %g s behind the primary: "
@@ -460,6 +476,41 @@ class Database:
             return replica
         replica.close()
         return None
+
+    def _judge(self, standby: bool, caught_up: bool, lag: float | None) -> str:
+        """Whether a replica may serve reads: the one rule for routing and for metrics."""
+        if not standby:
+            return "primary"
+        if not caught_up and (lag is None or lag > self.read_max_lag):
+            return "behind"
+        return "serving"
+
+    def replica_status(self) -> ReplicaStatus | None:
+        """The replica's state now, for ``/metrics`` (None when the node has none).
+
+        Asked afresh (the primary's position, then the replica's), whether or not a read
+        went to it lately, except while a failed replica is left alone (``down``, without
+        waiting for a connection to time out at every scrape); asking changes no
+        routing."""
+        if self.replica is None:
+            return None
+        if time.monotonic() < self._replica_down_until:
+            return ReplicaStatus("down")
+        with self.read() as conn:
+            position = conn.execute(_PRIMARY_POSITION, {"name": ""}).one()[0]
+        try:
+            with self.replica.connect() as replica:
+                standby, caught_up, age, behind = replica.execute(
+                    _REPLICA_STATUS, {"position": position}
+                ).one()
+        except sa.exc.SQLAlchemyError:
+            return ReplicaStatus("down")
+        lag = 0.0 if caught_up else (None if age is None else max(0.0, float(age)))
+        return ReplicaStatus(
+            self._judge(bool(standby), bool(caught_up), lag),
+            lag_seconds=lag if standby else None,
+            behind_bytes=None if behind is None or not standby else max(0, int(behind)),
+        )
 
     def _replica_failed(self, exc: Exception) -> None:
         self._replica_down_until = time.monotonic() + REPLICA_RETRY
@@ -582,6 +633,14 @@ _REPLICA_POSITION = sa.text(
     "COALESCE(pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn), false), "
     "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())), "
     "(SELECT value FROM node_settings WHERE name = :name)"
+)
+
+# For /metrics: the same, and how many bytes of WAL it has yet to replay.
+_REPLICA_STATUS = sa.text(
+    "SELECT pg_is_in_recovery(), "
+    "COALESCE(pg_last_wal_replay_lsn() >= CAST(:position AS pg_lsn), false), "
+    "EXTRACT(EPOCH FROM (now() - pg_last_xact_replay_timestamp())), "
+    "pg_wal_lsn_diff(CAST(:position AS pg_lsn), pg_last_wal_replay_lsn())"
 )
 
 
