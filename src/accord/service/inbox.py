@@ -29,7 +29,6 @@ leaves the rows as they were; the next inbox finds them lagging still.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +39,7 @@ import orjson
 import sqlalchemy as sa
 
 from accord import faults
-from accord.channels.refs import TOKEN_ALPHABET
+from accord.channels.refs import new_token
 from accord.core.activities import activity_open
 from accord.core.state import State
 from accord.core.timefmt import parse_time
@@ -421,7 +420,7 @@ class Inbox:
                 _NUMBER_PG,
                 {
                     "cases": _joined(case_ids),
-                    "tokens": _joined(_token() for _ in case_ids),
+                    "tokens": _joined(new_token() for _ in case_ids),
                     "at": at,
                     "sep": _SEP,
                 },
@@ -436,7 +435,7 @@ class Inbox:
         if fresh:
             conn.execute(
                 self.db.insert_or_ignore(case_refs),
-                [{"case_id": c, "token": _token(), "created_at": at} for c in fresh],
+                [{"case_id": c, "token": new_token(), "created_at": at} for c in fresh],
             )
 
     def _ours(self, state: State) -> str | None:
@@ -785,18 +784,9 @@ class Inbox:
 def _joined(ids: Iterable[str]) -> str:
     """Ids as one text parameter for ``string_to_array(…, _SEP)`` (PostgreSQL)."""
     listed = list(ids)
-    text = _SEP.join(listed)
-    if text.count(_SEP) != len(listed) - 1:
+    if any(_SEP in i for i in listed):
         raise ValueError("an id holds the separator")
-    return text
-
-
-def _token() -> str:
-    """A direct-line token for a case's reference row (``accord.channels.refs``): twelve
-    random bytes, each taken modulo the alphabet's 32 letters (uniform, since 32 divides
-    256; ``secrets.choice`` a letter at a time cost 12 s for 100,000 cases)."""
-    assert len(TOKEN_ALPHABET) == 32
-    return "".join(TOKEN_ALPHABET[b & 31] for b in secrets.token_bytes(12))
+    return _SEP.join(listed)
 
 
 def _stamp(moment: datetime) -> str:

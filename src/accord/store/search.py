@@ -90,7 +90,6 @@ _COLD_EVENTS = (
     "WHERE e.type IN ('case.opened', 'message.posted') AND e.pos <= m.pos"
 )
 _COLD_NOTES = f"SELECT n.case_id, n.text FROM notes n JOIN {MARKS} m ON m.case_id = n.case_id"
-COPY_ROWS = 5_000  # documents per write to the COPY stream
 
 
 @dataclass(frozen=True)
@@ -179,8 +178,8 @@ class Search:
             with raw.cursor() as cursor:
                 sql = f"COPY {DOCS} (case_id, kind, body, folded) FROM STDIN"
                 with cursor.copy(sql) as copy:
-                    for start in range(0, len(texts), COPY_ROWS):
-                        copy.write(_copy_text(texts[start : start + COPY_ROWS]))
+                    for case_id, kind, body in texts:
+                        copy.write_row((case_id, kind, body, fold(body)))
             faults.point("search.cold-build.copied")
             for create in _INDEXES.values():
                 conn.exec_driver_sql(create)
@@ -426,24 +425,6 @@ class Search:
             if len(hits) >= limit:
                 break
         return list(hits.values())
-
-
-def _copy_text(rows: Sequence[tuple[str, str, str]]) -> bytes:
-    """Documents in COPY's text format: case id, kind, body and its folded form."""
-
-    def field(value: str) -> str:
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-
-    lines = [
-        f"{field(case_id)}\t{kind}\t{field(body)}\t{field(fold(body))}\n"
-        for case_id, kind, body in rows
-    ]
-    return "".join(lines).encode()
 
 
 def _fts_match(terms: list[str]) -> str:
